@@ -1,0 +1,4 @@
+from launch import LaunchDescription
+
+def generate_launch_description():
+    return LaunchDescription([])

