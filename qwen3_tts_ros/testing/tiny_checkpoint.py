@@ -1,0 +1,345 @@
+"""Tiny random Qwen3-TTS checkpoints that qwen-tts's own loader accepts (tests, CPU, seconds).
+
+`write_tiny_checkpoint(dir, kind)` writes a complete model directory with the layout of the released
+12 Hz models (config.json, generation_config.json, model.safetensors, byte-level Qwen2 tokenizer,
+preprocessor_config.json, speech_tokenizer/) but tiny widths and few layers. The architecture choices
+that matter for the engine are kept: GQA 2:1, interleaved M-RoPE, talker hidden != code-predictor
+hidden (so small_to_mtp_projection is a Linear, the 1.7B path), 16 code groups, control ids in the top
+1024 of the codec vocabulary, real codec up-sampling rates (1920 samples per frame at 24 kHz).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import torch
+
+KINDS = ("base", "custom_voice", "voice_design")
+
+# Text tokenizer: 256 byte tokens (ids 0..255), then these, in this order.
+SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<tts_pad>",
+    "<tts_text_bos>",
+    "<tts_text_eod>",
+    "<|audio_start|>",
+    "<|audio_end|>",
+    "<tts_text_bos_single>",
+    "<|audio_pad|>",
+)
+ASSISTANT_TOKEN = "assistant"  # a normal added token, so the role prefix is exactly 3 tokens
+TOKEN_ID = {tok: 256 + i for i, tok in enumerate((*SPECIAL_TOKENS, ASSISTANT_TOKEN))}
+TEXT_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS) + 1
+
+CODEBOOK_SIZE = 64
+CODEC_VOCAB_SIZE = CODEBOOK_SIZE + 1024  # control ids live in the top 1024
+CODEC_IDS = dict(  # same offsets from the control base as the released models (base 2048)
+    codec_pad_id=CODEBOOK_SIZE + 100,
+    codec_bos_id=CODEBOOK_SIZE + 101,
+    codec_eos_token_id=CODEBOOK_SIZE + 102,
+    codec_think_id=CODEBOOK_SIZE + 106,
+    codec_nothink_id=CODEBOOK_SIZE + 107,
+    codec_think_bos_id=CODEBOOK_SIZE + 108,
+    codec_think_eos_id=CODEBOOK_SIZE + 109,
+)
+LANGUAGES = {
+    "chinese": 7,
+    "english": 2,
+    "german": 5,
+    "spanish": 6,
+    "japanese": 10,
+    "korean": 16,
+    "french": 13,
+    "russian": 21,
+    "italian": 22,
+    "portuguese": 23,
+}
+DIALECTS = {"beijing_dialect": 26, "sichuan_dialect": 14}
+# custom_voice speakers: name -> (codec row offset from the control base, dialect or False)
+SPEAKERS = {
+    "vivian": (1017, False),
+    "ryan": (1013, False),
+    "eric": (827, "sichuan_dialect"),
+    "dylan": (830, "beijing_dialect"),
+}
+
+GENERATION_CONFIG = {
+    "do_sample": True,
+    "repetition_penalty": 1.05,
+    "temperature": 0.9,
+    "top_p": 1.0,
+    "top_k": 50,
+    "subtalker_dosample": True,
+    "subtalker_temperature": 0.9,
+    "subtalker_top_p": 1.0,
+    "subtalker_top_k": 50,
+    "max_new_tokens": 8192,
+}
+
+TALKER_HIDDEN = {"1b7": 48, "0b6": 32}  # "0b6": talker hidden == code-predictor hidden -> Identity projection
+CODE_PREDICTOR_HIDDEN = 32
+# Random init std. Larger than HF's 0.02 so that greedy decoding of a random model is not flat/degenerate.
+INIT_STD = 0.2
+
+
+def _model_config_dict(kind: str, model_size: str) -> dict:
+    from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSConfig
+
+    hidden = TALKER_HIDDEN[model_size]
+    control_base = CODEBOOK_SIZE
+    language_id = {name: control_base + off for name, off in LANGUAGES.items()}
+    spk_id: dict[str, int] = {}
+    spk_is_dialect: dict[str, str | bool] = {}
+    if kind == "custom_voice":
+        language_id.update({name: control_base + off for name, off in DIALECTS.items()})
+        for name, (off, dialect) in SPEAKERS.items():
+            spk_id[name] = control_base + off
+            spk_is_dialect[name] = dialect
+    code_predictor = dict(
+        vocab_size=CODEBOOK_SIZE,
+        hidden_size=CODE_PREDICTOR_HIDDEN,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        num_code_groups=16,
+        max_position_embeddings=65536,
+        rope_theta=1000000,
+        rms_norm_eps=1e-6,
+        initializer_range=INIT_STD,
+    )
+    talker = dict(
+        code_predictor_config=code_predictor,
+        vocab_size=CODEC_VOCAB_SIZE,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        text_vocab_size=TEXT_VOCAB_SIZE,
+        text_hidden_size=40,
+        num_code_groups=16,
+        max_position_embeddings=32768,
+        rope_theta=1000000,
+        rms_norm_eps=1e-6,
+        initializer_range=INIT_STD,
+        rope_scaling={"interleaved": True, "mrope_section": [4, 2, 2], "rope_type": "default"},
+        position_id_per_seconds=13,
+        codec_language_id=language_id,
+        spk_id=spk_id,
+        spk_is_dialect=spk_is_dialect,
+        **CODEC_IDS,
+    )
+    speaker_encoder = dict(
+        mel_dim=128,
+        enc_dim=hidden,
+        enc_channels=[16, 16, 16, 16, 48],
+        enc_kernel_sizes=[5, 3, 3, 3, 1],
+        enc_dilations=[1, 2, 3, 4, 1],
+        enc_attention_channels=16,
+        enc_res2net_scale=4,
+        enc_se_channels=16,
+        sample_rate=24000,
+    )
+    cfg = Qwen3TTSConfig(
+        talker_config=talker,
+        speaker_encoder_config=speaker_encoder,
+        tokenizer_type="qwen3_tts_tokenizer_12hz",
+        tts_model_size=model_size,
+        tts_model_type=kind,
+        im_start_token_id=TOKEN_ID["<|im_start|>"],
+        im_end_token_id=TOKEN_ID["<|im_end|>"],
+        tts_pad_token_id=TOKEN_ID["<tts_pad>"],
+        tts_bos_token_id=TOKEN_ID["<tts_text_bos>"],
+        tts_eos_token_id=TOKEN_ID["<tts_text_eod>"],
+    )
+    cfg.architectures = ["Qwen3TTSForConditionalGeneration"]
+    d = cfg.to_dict()
+    d["assistant_token_id"] = TOKEN_ID[ASSISTANT_TOKEN]
+    # Qwen3TTSSpeakerEncoderConfig takes no **kwargs: the "model_type" that to_dict adds breaks reload.
+    d["speaker_encoder_config"] = speaker_encoder
+    # text_vocab_size and head_dim are only read through kwargs; make sure they survive the dump.
+    d["talker_config"]["text_vocab_size"] = TEXT_VOCAB_SIZE
+    d["talker_config"]["head_dim"] = talker["head_dim"]
+    return d
+
+
+def _speech_tokenizer_config():
+    from qwen_tts.core.tokenizer_12hz.configuration_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Config
+
+    decoder = dict(
+        codebook_size=CODEBOOK_SIZE,
+        codebook_dim=16,
+        hidden_size=32,
+        latent_dim=32,
+        intermediate_size=64,
+        head_dim=8,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        num_hidden_layers=2,
+        num_quantizers=16,
+        sliding_window=72,
+        max_position_embeddings=8000,
+        upsample_rates=[8, 5, 4, 3],
+        upsampling_ratios=[2, 2],
+        decoder_dim=32,
+        vector_quantization_hidden_dimension=16,
+    )
+    encoder = dict(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        head_dim=8,
+        intermediate_size=64,
+        num_filters=4,
+        upsample_groups=32,
+        num_quantizers=16,
+        codebook_size=CODEBOOK_SIZE,
+        codebook_dim=16,
+        vector_quantization_hidden_dimension=16,
+        sampling_rate=24000,
+        frame_rate=12.5,
+        upsampling_ratios=[8, 6, 5, 4],
+    )
+    cfg = Qwen3TTSTokenizerV2Config(
+        encoder_config=encoder, decoder_config=decoder, encoder_valid_num_quantizers=16
+    )
+    cfg.architectures = ["Qwen3TTSTokenizerV2Model"]
+    return cfg
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2 / Qwen2 byte-level mapping (byte -> printable unicode char)."""
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+
+def _write_text_tokenizer(out: pathlib.Path) -> None:
+    byte_chars = _bytes_to_unicode()
+    vocab = {byte_chars[b]: b for b in range(256)}
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (out / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    added = {
+        str(TOKEN_ID[tok]): {
+            "content": tok,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": tok != ASSISTANT_TOKEN,
+        }
+        for tok in TOKEN_ID
+    }
+    tokenizer_config = {
+        "add_prefix_space": False,
+        "added_tokens_decoder": added,
+        "bos_token": None,
+        "clean_up_tokenization_spaces": False,
+        "eos_token": "<|im_end|>",
+        "errors": "replace",
+        "model_max_length": 131072,
+        "pad_token": "<|endoftext|>",
+        "split_special_tokens": False,
+        "tokenizer_class": "Qwen2Tokenizer",
+        "unk_token": None,
+        "processor_class": "Qwen3TTSProcessor",
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2), encoding="utf-8")
+    (out / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "padding_side": "left",
+                "padding_value": 0.0,
+                "processor_class": "Qwen3TTSProcessor",
+                "return_attention_mask": True,
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+
+
+def _random_init_(module: torch.nn.Module, generator: torch.Generator) -> None:
+    """Seeded init independent of HF's _init_weights: normal(INIT_STD) matrices, unit norms, zero biases."""
+    for name, p in module.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        with torch.no_grad():
+            if p.dim() == 1:
+                if "norm" in name or leaf in ("gamma", "alpha", "beta", "scale") or "layer_scale" in name:
+                    p.fill_(1.0)
+                else:
+                    p.zero_()
+            else:
+                fan_in = p[0].numel()
+                std = INIT_STD if "embed" in name else min(INIT_STD, 1.0 / fan_in**0.5) * 2.0
+                p.copy_(torch.randn(p.shape, generator=generator) * std)
+    for name, b in module.named_buffers():
+        if name.endswith(("embed_sum", "embedding_sum")):  # codec codebooks are buffers (zeros after init)
+            with torch.no_grad():
+                b.copy_(torch.randn(b.shape, generator=generator))
+
+
+def write_tiny_checkpoint(out_dir, kind: str, *, seed: int = 0, model_size: str = "1b7") -> pathlib.Path:
+    """Write a complete tiny random Qwen3-TTS model directory for `kind` and return its path."""
+    from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSConfig
+    from qwen_tts.core.models.modeling_qwen3_tts import Qwen3TTSForConditionalGeneration
+    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Model
+    from safetensors.torch import save_file
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if model_size not in TALKER_HIDDEN:
+        raise ValueError(f"model_size must be one of {tuple(TALKER_HIDDEN)}, got {model_size!r}")
+    out = pathlib.Path(out_dir)
+    (out / "speech_tokenizer").mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+
+    config = _model_config_dict(kind, model_size)
+    (out / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    (out / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2), encoding="utf-8")
+    model = Qwen3TTSForConditionalGeneration(Qwen3TTSConfig(**config))
+    _random_init_(model, generator)
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(out / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    _write_text_tokenizer(out)
+
+    codec = Qwen3TTSTokenizerV2Model(_speech_tokenizer_config())
+    _random_init_(codec, generator)
+    codec.save_pretrained(str(out / "speech_tokenizer"))
+    (out / "speech_tokenizer" / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "chunk_length_s": None,
+                "feature_extractor_type": "EncodecFeatureExtractor",
+                "feature_size": 1,
+                "overlap": None,
+                "padding_side": "right",
+                "padding_value": 0.0,
+                "return_attention_mask": True,
+                "sampling_rate": 24000,
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    return out

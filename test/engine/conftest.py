@@ -1,0 +1,65 @@
+"""Shared engine-test fixtures: tiny random Qwen3-TTS checkpoints (one per model kind) and loaded models.
+
+Session-scoped: each checkpoint is written once and loaded once (float32, CPU) through qwen-tts's real
+loader. Tests must not modify the loaded models.
+"""
+import pytest
+import torch
+
+from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
+
+
+def _load(path):
+    from qwen_tts import Qwen3TTSModel
+
+    return Qwen3TTSModel.from_pretrained(str(path), dtype=torch.float32, device_map="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory):
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny_base"), "base", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_custom_voice_dir(tmp_path_factory):
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny_custom_voice"), "custom_voice", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_voice_design_dir(tmp_path_factory):
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny_voice_design"), "voice_design", seed=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_base_tts(tiny_base_dir):
+    return _load(tiny_base_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_custom_voice_tts(tiny_custom_voice_dir):
+    return _load(tiny_custom_voice_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_voice_design_tts(tiny_voice_design_dir):
+    return _load(tiny_voice_design_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_tts_by_kind(tiny_base_tts, tiny_custom_voice_tts, tiny_voice_design_tts):
+    return {
+        "base": tiny_base_tts,
+        "custom_voice": tiny_custom_voice_tts,
+        "voice_design": tiny_voice_design_tts,
+    }
+
+
+@pytest.fixture(scope="session")
+def reference_audio():
+    """One second of deterministic noise-like audio at 24 kHz, as (np.ndarray float32, sr)."""
+    import numpy as np
+
+    t = np.arange(24000, dtype=np.float32) / 24000
+    rng = np.random.RandomState(0)
+    wav = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.randn(24000).astype(np.float32)
+    return wav.astype(np.float32), 24000
