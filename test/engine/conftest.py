@@ -3,6 +3,7 @@
 Session-scoped: each checkpoint is written once and loaded once (float32, CPU) through qwen-tts's real
 loader. Tests must not modify the loaded models.
 """
+
 import pytest
 import torch
 

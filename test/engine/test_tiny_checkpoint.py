@@ -1,4 +1,5 @@
 """The tiny checkpoints load through qwen-tts's real loader and synthesise audio on CPU."""
+
 import json
 
 import numpy as np
@@ -13,9 +14,18 @@ GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=40)
 
 def test_files_and_config_pitfalls(tiny_custom_voice_dir):
     d = tiny_custom_voice_dir
-    for name in ("config.json", "generation_config.json", "model.safetensors", "vocab.json", "merges.txt",
-                 "tokenizer_config.json", "preprocessor_config.json", "speech_tokenizer/config.json",
-                 "speech_tokenizer/model.safetensors", "speech_tokenizer/preprocessor_config.json"):
+    for name in (
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "vocab.json",
+        "merges.txt",
+        "tokenizer_config.json",
+        "preprocessor_config.json",
+        "speech_tokenizer/config.json",
+        "speech_tokenizer/model.safetensors",
+        "speech_tokenizer/preprocessor_config.json",
+    ):
         assert (d / name).is_file(), name
     cfg = json.loads((d / "config.json").read_text())
     talker = cfg["talker_config"]
@@ -39,8 +49,9 @@ def _frames(codes_len_samples):
 def test_custom_voice_generates(tiny_custom_voice_tts):
     tts = tiny_custom_voice_tts
     assert tts.model.tts_model_type == "custom_voice" and tts.model.tts_model_size == "1b7"
-    wavs, sr = tts.generate_custom_voice("Hello there.", speaker="vivian", language="english",
-                                         instruct="Speak softly.", **GREEDY)
+    wavs, sr = tts.generate_custom_voice(
+        "Hello there.", speaker="vivian", language="english", instruct="Speak softly.", **GREEDY
+    )
     assert sr == SAMPLE_RATE and wavs[0].dtype == np.float32
     assert 5 <= _frames(len(wavs[0])) <= GREEDY["max_new_tokens"] - 1
     assert np.abs(wavs[0]).max() > 0
@@ -67,10 +78,17 @@ def test_random_generation_is_not_degenerate(tiny_custom_voice_tts):
     model = tiny_custom_voice_tts.model
     proc = tiny_custom_voice_tts.processor
     for text in ("Hello world.", "Another, longer sentence for the tiny model.", "你好，世界"):
-        ids = proc(text=f"<|im_start|>assistant\n{text}<|im_end|>\n<|im_start|>assistant\n",
-                   return_tensors="pt")["input_ids"]
-        codes, _ = model.generate(input_ids=[ids], languages=["auto"], speakers=["ryan"], max_new_tokens=40,
-                                  do_sample=False, subtalker_dosample=False)
+        ids = proc(
+            text=f"<|im_start|>assistant\n{text}<|im_end|>\n<|im_start|>assistant\n", return_tensors="pt"
+        )["input_ids"]
+        codes, _ = model.generate(
+            input_ids=[ids],
+            languages=["auto"],
+            speakers=["ryan"],
+            max_new_tokens=40,
+            do_sample=False,
+            subtalker_dosample=False,
+        )
         c = codes[0]
         assert c.shape[0] >= 10, text
         assert len(torch.unique(c[:, 0])) > 3 and len(torch.unique(c[0])) > 3

@@ -1,0 +1,180 @@
+"""The talker's prompt (prefill) for one request: text track + codec track, summed per position.
+
+Mirrors `Qwen3TTSForConditionalGeneration.generate` of qwen-tts 0.1.1 at batch size 1 (no padding), so the
+same weights see the same inputs. Notation: T(ids) = text_projection(text_embedding(ids)) (text track),
+C(ids) = talker codec_embedding(ids) (codec track).
+
+Layout (positions):
+  [T(instruct)]                                     voice design / custom voice with instruct
+  T(<|im_start|>assistant\\n)                        3 text-only positions
+  [tts_pad]*(L-2) + tts_bos  +  C(codec prefix)[:-1]  codec prefix = think/lang tags, speaker, pad, bos
+  then the text:
+    streaming text (non_streaming_mode False): T(text[0]) + C(bos); the rest of the text (+ tts_eos) is
+      fed one token per generated frame through `trailing_text_hidden`
+    non-streaming: (T(text) ++ tts_eos) + C(pad), then tts_pad + C(bos); trailing = tts_pad
+    voice clone ICL: reference text + text against C(bos) ++ reference codes (see _icl_part)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .types import SpeechRequest
+
+# qwen-tts's default non_streaming_mode per generation method.
+DEFAULT_NON_STREAMING_MODE = {"voice_clone": False, "custom_voice": True, "voice_design": True}
+
+
+@dataclass
+class Prefill:
+    inputs_embeds: torch.Tensor  # (1, P, H) talker prompt
+    trailing_text_hidden: torch.Tensor  # (1, T, H) text fed one position per generated frame
+    tts_pad_embed: torch.Tensor  # (1, 1, H) text track once trailing_text_hidden is used up
+    ref_code: torch.Tensor | None  # (R, 16) ICL reference codes (the decode prefix), else None
+
+
+def assistant_text(text: str) -> str:
+    return f"<|im_start|>assistant\n{text}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def reference_text(text: str) -> str:
+    return f"<|im_start|>assistant\n{text}<|im_end|>\n"
+
+
+def instruct_text(instruct: str) -> str:
+    return f"<|im_start|>user\n{instruct}<|im_end|>\n"
+
+
+def _tokenize(processor, text: str, device) -> torch.Tensor:
+    ids = processor(text=text, return_tensors="pt", padding=True)["input_ids"]
+    return (ids.unsqueeze(0) if ids.dim() == 1 else ids).to(device)
+
+
+class _Tracks:
+    """Embedding helpers on the model's own modules."""
+
+    def __init__(self, model):
+        self.talker = model.talker
+        self.device = model.talker.device
+
+    def text(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.talker.text_projection(self.talker.get_text_embeddings()(ids))
+
+    def codec(self, ids: list[int]) -> torch.Tensor:
+        return self.talker.get_input_embeddings()(torch.tensor([ids], device=self.device, dtype=torch.long))
+
+    def frames(self, codes: torch.Tensor) -> torch.Tensor:
+        """(R, 16) codes -> (1, R, H): sum of the 16 codebook embeddings of each frame."""
+        tables = [self.talker.get_input_embeddings()] + list(
+            self.talker.code_predictor.get_input_embeddings()
+        )
+        per_book = [table(codes[:, k : k + 1]) for k, table in enumerate(tables)]
+        return torch.cat(per_book, dim=1).sum(1).unsqueeze(0)
+
+
+def _language_id(tc, language: str, speaker: str | None) -> int | None:
+    lang = language.lower()
+    language_id = None if lang == "auto" else tc.codec_language_id[lang]
+    # Dialect speakers speak their dialect when the language is Chinese or left to the model.
+    if lang in ("chinese", "auto") and speaker:
+        dialect = tc.spk_is_dialect[speaker.lower()]
+        if dialect is not False:
+            language_id = tc.codec_language_id[dialect]
+    return language_id
+
+
+def _icl_part(tracks, tc, text_ids, ref_ids, ref_code, tts_pad, tts_eos, non_streaming_mode):
+    """Voice clone in-context part: text = T(ref text ++ text) ++ tts_eos, codec = C(bos) ++ ref frames."""
+    text_embed = torch.cat([tracks.text(torch.cat([ref_ids, text_ids], dim=-1)), tts_eos], dim=1)
+    codec_embed = torch.cat([tracks.codec([tc.codec_bos_id]), tracks.frames(ref_code)], dim=1)
+    n_text, n_codec = text_embed.shape[1], codec_embed.shape[1]
+    if non_streaming_mode:
+        part = torch.cat(
+            [text_embed + tracks.codec([tc.codec_pad_id] * n_text), codec_embed + tts_pad], dim=1
+        )
+        return part, tts_pad
+    if n_text > n_codec:
+        return text_embed[:, :n_codec] + codec_embed, text_embed[:, n_codec:]
+    text_embed = torch.cat([text_embed] + [tts_pad] * (n_codec - n_text), dim=1)
+    return text_embed + codec_embed, tts_pad
+
+
+@torch.inference_mode()
+def build_prefill(model, processor, request: SpeechRequest) -> Prefill:
+    """Build the talker prompt for `request` (validated by the caller) on `model`'s device and dtype.
+
+    model: qwen-tts `Qwen3TTSForConditionalGeneration`; processor: its `Qwen3TTSProcessor`.
+    """
+    cfg, tc = model.config, model.config.talker_config
+    tracks = _Tracks(model)
+    device = tracks.device
+    mode = request.mode
+    non_streaming_mode = request.non_streaming_mode
+    if non_streaming_mode is None:
+        non_streaming_mode = DEFAULT_NON_STREAMING_MODE[mode]
+
+    input_ids = _tokenize(processor, assistant_text(request.text), device)
+    instruct = request.instruct if mode in ("custom_voice", "voice_design") else None
+    if mode == "custom_voice" and model.tts_model_size in "0b6":  # qwen-tts drops instruct for 0.6B
+        instruct = None
+
+    speaker = request.speaker if mode == "custom_voice" else None
+    speaker_embed = None
+    prompt = request.voice_prompt if mode == "voice_clone" else None
+    if speaker:
+        speaker_embed = tracks.codec([tc.spk_id[speaker.lower()]])
+    elif prompt is not None and (prompt.x_vector_only_mode or prompt.icl_mode):
+        speaker_embed = torch.as_tensor(prompt.spk_embedding).to(device).to(model.talker.dtype).view(1, 1, -1)
+
+    tts_bos, tts_eos, tts_pad = tracks.text(
+        torch.tensor([[cfg.tts_bos_token_id, cfg.tts_eos_token_id, cfg.tts_pad_token_id]], device=device)
+    ).chunk(3, dim=1)
+
+    language_id = _language_id(tc, request.language, speaker)
+    if language_id is None:
+        tags = [tc.codec_nothink_id, tc.codec_think_bos_id, tc.codec_think_eos_id]
+    else:
+        tags = [tc.codec_think_id, tc.codec_think_bos_id, language_id, tc.codec_think_eos_id]
+    codec_parts = [tracks.codec(tags)]
+    if speaker_embed is not None:
+        codec_parts.append(speaker_embed)
+    codec_parts.append(tracks.codec([tc.codec_pad_id, tc.codec_bos_id]))
+    codec_prefix = torch.cat(codec_parts, dim=1)
+
+    parts = []
+    if instruct:
+        parts.append(tracks.text(_tokenize(processor, instruct_text(instruct), device)))
+    parts.append(tracks.text(input_ids[:, :3]))
+    n_codec = codec_prefix.shape[1]
+    parts.append(torch.cat((tts_pad.expand(-1, n_codec - 2, -1), tts_bos), dim=1) + codec_prefix[:, :-1])
+
+    ref_code = None
+    if prompt is not None and prompt.ref_code is not None and prompt.icl_mode:
+        if not prompt.ref_text:
+            raise ValueError("voice clone ICL mode needs the reference text (ref_text)")
+        ref_ids = _tokenize(processor, reference_text(prompt.ref_text), device)
+        ref_code = torch.as_tensor(prompt.ref_code).to(device=device, dtype=torch.long)
+        icl, trailing = _icl_part(
+            tracks, tc, input_ids[:, 3:-5], ref_ids[:, 3:-2], ref_code, tts_pad, tts_eos, non_streaming_mode
+        )
+        parts.append(icl)
+    elif non_streaming_mode:
+        text = input_ids[:, 3:-5]
+        parts.append(
+            torch.cat((tracks.text(text), tts_eos), dim=1)
+            + tracks.codec([tc.codec_pad_id] * (text.shape[1] + 1))
+        )
+        parts.append(tts_pad + tracks.codec([tc.codec_bos_id]))
+        trailing = tts_pad
+    else:
+        parts.append(tracks.text(input_ids[:, 3:4]) + codec_prefix[:, -1:])
+        trailing = torch.cat((tracks.text(input_ids[:, 4:-5]), tts_eos), dim=1)
+
+    return Prefill(
+        inputs_embeds=torch.cat(parts, dim=1),
+        trailing_text_hidden=trailing,
+        tts_pad_embed=tts_pad,
+        ref_code=ref_code,
+    )
