@@ -1,0 +1,132 @@
+"""On-device token selection with qwen-tts's logits processing, settings held in device tensors.
+
+Talker (codebook 0), as transformers builds it for qwen-tts's `talker.generate`:
+  RepetitionPenalty(over the codebook-0 ids generated so far) -> MinNewTokens(EOS masked until
+  `min_new_tokens` ids were generated) -> SuppressTokens(top 1024 control ids except EOS)
+  -> greedy: argmax; sampling: Temperature -> TopK -> TopP -> sample.
+Code predictor (codebooks 1..15): greedy argmax of the raw logits, or Temperature -> TopK -> TopP -> sample
+with the subtalker_* settings.
+
+Every setting lives in a 0-d device tensor and the code has no data-dependent Python branches, so one
+captured CUDA graph serves any settings: call `set(...)` between generations. Sampling draws
+`argmax(probs / Exp(1) noise)`, which is a draw from `probs` (what torch.multinomial does for one sample)
+and is capturable.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .types import SamplingParams
+
+
+class _Divisor:
+    """A 0-d divisor tensor. transformers divides by a Python float; on CUDA torch then multiplies by the
+    float32 reciprocal, on CPU it divides. We do the same so the processed logits match bit for bit."""
+
+    def __init__(self, device):
+        self.value = torch.ones((), device=device, dtype=torch.float32)
+        self.reciprocal = torch.ones((), device=device, dtype=torch.float32)
+
+    def set(self, value: float) -> None:
+        v = torch.tensor(value, dtype=torch.float32)
+        self.value.fill_(v)
+        self.reciprocal.fill_(1.0 / v)
+
+    def divide(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.reciprocal if x.is_cuda else x / self.value
+
+
+class Warper:
+    """Temperature -> top-k -> top-p -> greedy or sampled choice, with settings in device tensors."""
+
+    def __init__(self, vocab_size: int, device):
+        self.vocab_size = vocab_size
+        self.do_sample = torch.ones((), device=device, dtype=torch.bool)
+        self.temperature = _Divisor(device)
+        self.top_k = torch.full((), vocab_size, device=device, dtype=torch.long)
+        self.one_minus_top_p = torch.zeros((), device=device, dtype=torch.float32)
+
+    def set(self, do_sample: bool, temperature: float, top_k: int, top_p: float) -> None:
+        self.do_sample.fill_(bool(do_sample))
+        self.temperature.set(temperature)
+        # transformers: top_k 0/None disables the filter; k > vocab keeps everything.
+        k = self.vocab_size if not top_k or top_k <= 0 else min(int(top_k), self.vocab_size)
+        self.top_k.fill_(k)
+        # computed in double like transformers' `1 - top_p`, then compared in float32
+        self.one_minus_top_p.fill_(1.0 - float(top_p))
+
+    def warp(self, scores: torch.Tensor) -> torch.Tensor:
+        """(1, V) float32 processed logits -> warped logits (-inf where filtered)."""
+        scores = self.temperature.divide(scores)
+        kth = scores.sort(dim=-1, descending=True).values.gather(-1, (self.top_k - 1).view(1, 1))
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+        sorted_scores, order = scores.sort(dim=-1)
+        remove = sorted_scores.softmax(dim=-1).cumsum(dim=-1) <= self.one_minus_top_p
+        remove[..., -1:] = False  # keep at least one token
+        return scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
+
+    def choose(self, scores: torch.Tensor) -> torch.Tensor:
+        """(1, V) processed logits -> (1,) int64 token: argmax, or a sample of the warped distribution."""
+        greedy = scores.argmax(dim=-1)
+        probs = self.warp(scores).softmax(dim=-1)
+        noise = torch.empty_like(probs).exponential_(1)
+        sampled = (probs / noise).argmax(dim=-1)
+        return torch.where(self.do_sample, sampled, greedy)
+
+
+class TalkerSampler:
+    """Codebook-0 selection with repetition penalty, min-new-tokens and control-id suppression."""
+
+    def __init__(self, vocab_size: int, eos_token_id: int, device):
+        self.warper = Warper(vocab_size, device)
+        ids = torch.arange(vocab_size, device=device)
+        self.eos_mask = (ids == eos_token_id)[None]
+        self.suppress_mask = ((ids >= vocab_size - 1024) & (ids != eos_token_id))[None]
+        self.penalty = _Divisor(device)
+        self.penalty_factor = torch.ones((), device=device, dtype=torch.float32)
+        self.min_new_tokens = torch.zeros((), device=device, dtype=torch.long)
+        self.seen = torch.zeros(1, vocab_size, device=device, dtype=torch.bool)  # generated ids so far
+        self.generated = torch.zeros((), device=device, dtype=torch.long)  # how many ids so far
+
+    def set(self, params: SamplingParams) -> None:
+        self.warper.set(params.do_sample, params.temperature, params.top_k, params.top_p)
+        self.penalty.set(params.repetition_penalty)
+        self.penalty_factor.fill_(float(params.repetition_penalty))
+        self.min_new_tokens.fill_(int(params.min_new_tokens))
+
+    def reset(self) -> None:
+        self.seen.zero_()
+        self.generated.zero_()
+
+    def process(self, scores: torch.Tensor) -> torch.Tensor:
+        """(1, V) float32 logits -> logits after repetition penalty, min-new-tokens and suppression."""
+        penalized = torch.where(scores < 0, scores * self.penalty_factor, self.penalty.divide(scores))
+        scores = torch.where(self.seen, penalized, scores)
+        scores = scores.masked_fill(self.eos_mask & (self.generated < self.min_new_tokens), float("-inf"))
+        return scores.masked_fill(self.suppress_mask, float("-inf"))
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        """(1, V) logits -> (1,) int64 token; records it for the repetition penalty."""
+        token = self.warper.choose(self.process(logits.to(torch.float32)))
+        self.seen.scatter_(1, token[:, None], True)
+        self.generated.add_(1)
+        return token
+
+
+class CodeSampler:
+    """Codebooks 1..15 selection with the subtalker_* settings (no penalty, no suppression)."""
+
+    def __init__(self, vocab_size: int, device):
+        self.warper = Warper(vocab_size, device)
+
+    def set(self, params: SamplingParams) -> None:
+        self.warper.set(
+            params.subtalker_dosample,
+            params.subtalker_temperature,
+            params.subtalker_top_k,
+            params.subtalker_top_p,
+        )
+
+    def __call__(self, step: int, logits: torch.Tensor) -> torch.Tensor:
+        return self.warper.choose(logits.to(torch.float32))

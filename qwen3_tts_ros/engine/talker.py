@@ -1,0 +1,37 @@
+"""The talker (28-layer decoder that predicts codebook 0) with a static K/V cache.
+
+Runs on the weights of qwen-tts's `Qwen3TTSTalkerForConditionalGeneration`: `prefill` over a prompt of P
+positions (0..P-1), `step` one position at a device position tensor (CUDA-graph capturable). Positions are
+plain 0..n: at batch size 1 without padding qwen-tts's M-RoPE positions are the same.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .layers import DecoderStack, causal_mask
+
+
+class Talker:
+    def __init__(self, talker, max_seq_len: int, device, dtype):
+        self.module = talker
+        self.max_seq_len = max_seq_len
+        self.stack = DecoderStack(talker.model, talker.config, max_seq_len, device, dtype)
+        self.codec_head = talker.codec_head
+        self.codec_embedding = talker.model.codec_embedding
+
+    def forward(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """embeds (1, S, H) at positions (S,) -> final hidden states (1, S, H); writes the cache."""
+        return self.stack(embeds, positions, causal_mask(positions, self.max_seq_len))
+
+    def prefill(self, embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt (1, P, H) -> (last hidden (1, 1, H), codebook-0 logits of the last position (1, V))."""
+        positions = torch.arange(embeds.shape[1], device=embeds.device)
+        hidden = self.forward(embeds, positions)
+        # codec_head over all positions (like qwen-tts), then the last one.
+        return hidden[:, -1:], self.codec_head(hidden)[:, -1]
+
+    def step(self, embed: torch.Tensor, position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One position: embed (1, 1, H), position (1,) -> (hidden (1, 1, H), logits (1, V))."""
+        hidden = self.forward(embed, position)
+        return hidden, self.codec_head(hidden)[:, -1]
