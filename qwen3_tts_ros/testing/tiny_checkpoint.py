@@ -83,6 +83,7 @@ TALKER_HIDDEN = {"1b7": 48, "0b6": 32}  # "0b6": talker hidden == code-predictor
 CODE_PREDICTOR_HIDDEN = 32
 # Random init std. Larger than HF's 0.02 so that greedy decoding of a random model is not flat/degenerate.
 INIT_STD = 0.2
+EOS_ROW_SCALE = 1.5
 
 
 def _model_config_dict(kind: str, model_size: str) -> dict:
@@ -316,6 +317,8 @@ def write_tiny_checkpoint(out_dir, kind: str, *, seed: int = 0, model_size: str 
     (out / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2), encoding="utf-8")
     model = Qwen3TTSForConditionalGeneration(Qwen3TTSConfig(**config))
     _random_init_(model, generator)
+    with torch.no_grad():  # a stronger EOS row: some texts end by EOS after tens of frames (greedy too)
+        model.talker.codec_head.weight[CODEC_IDS["codec_eos_token_id"]] *= EOS_ROW_SCALE
     save_file(
         {k: v.contiguous() for k, v in model.state_dict().items()},
         str(out / "model.safetensors"),

@@ -59,7 +59,7 @@ def test_custom_voice_generates(tiny_custom_voice_tts):
 
 def test_voice_design_generates(tiny_voice_design_tts):
     wavs, sr = tiny_voice_design_tts.generate_voice_design("Hello there.", instruct="A calm voice.", **GREEDY)
-    assert sr == SAMPLE_RATE and 5 <= _frames(len(wavs[0])) <= GREEDY["max_new_tokens"] - 1
+    assert sr == SAMPLE_RATE and 2 <= _frames(len(wavs[0])) <= GREEDY["max_new_tokens"] - 1
 
 
 def test_voice_clone_generates(tiny_base_tts, reference_audio):
