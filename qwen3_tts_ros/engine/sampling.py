@@ -30,8 +30,8 @@ class _Divisor:
 
     def set(self, value: float) -> None:
         v = torch.tensor(value, dtype=torch.float32)
-        self.value.fill_(v)
-        self.reciprocal.fill_(1.0 / v)
+        self.value.fill_(float(v))  # float32-exact Python floats: no cross-device tensor fill
+        self.reciprocal.fill_(float(1.0 / v))  # float32 reciprocal, as CUDA's div-by-scalar computes it
 
     def divide(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.reciprocal if x.is_cuda else x / self.value

@@ -86,7 +86,7 @@ INIT_STD = 0.2
 EOS_ROW_SCALE = 1.5
 
 
-def _model_config_dict(kind: str, model_size: str) -> dict:
+def tiny_config_dict(kind: str, model_size: str) -> dict:
     from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSConfig
 
     hidden = TALKER_HIDDEN[model_size]
@@ -312,7 +312,7 @@ def write_tiny_checkpoint(out_dir, kind: str, *, seed: int = 0, model_size: str 
     (out / "speech_tokenizer").mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(seed)
 
-    config = _model_config_dict(kind, model_size)
+    config = tiny_config_dict(kind, model_size)
     (out / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     (out / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2), encoding="utf-8")
     model = Qwen3TTSForConditionalGeneration(Qwen3TTSConfig(**config))
