@@ -1,0 +1,277 @@
+"""Every parameter of the qwen3_tts node: name, default, descriptor, validation.
+
+Two kinds of parameter:
+- load-time (`applied_at="configure"`): read when the node is configured (model, device, voice, output
+  format, topics' QoS...). Changing one needs cleanup + configure, so a change is refused while the node is
+  configured; while unconfigured it is accepted and used by the next configure.
+- per-utterance (`applied_at="utterance"`): sampling and chunking; a change applies from the next text on.
+
+No rclpy import at module level except the descriptor messages, so config tests can read the table cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+DEVICES_HELP = "'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'"
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+VOICE_MODES = ("", "voice_clone", "custom_voice", "voice_design")
+PCM_FORMATS = ("int16", "float32")
+QUEUE_POLICIES = ("queue", "interrupt")
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    default: Any
+    description: str
+    applied_at: str  # "configure" | "utterance"
+    int_range: tuple[int, int] | None = None
+    float_range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        types = {
+            bool: ParameterType.PARAMETER_BOOL,
+            int: ParameterType.PARAMETER_INTEGER,
+            float: ParameterType.PARAMETER_DOUBLE,
+            str: ParameterType.PARAMETER_STRING,
+        }
+        constraints = []
+        if self.choices is not None:
+            constraints.append("one of " + ", ".join(repr(c) for c in self.choices))
+        constraints.append(
+            "applied at configure; changes refused while configured (cleanup first)"
+            if self.applied_at == "configure"
+            else "applies from the next utterance"
+        )
+        d = ParameterDescriptor(
+            name=self.name,
+            type=types[type(self.default)],
+            description=self.description,
+            additional_constraints="; ".join(constraints),
+        )
+        if self.int_range is not None:
+            d.integer_range = [IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=1)]
+        if self.float_range is not None:
+            d.floating_point_range = [
+                FloatingPointRange(from_value=self.float_range[0], to_value=self.float_range[1], step=0.0)
+            ]
+        return d
+
+
+SPECS: tuple[Spec, ...] = (
+    # --- model
+    Spec(
+        "model",
+        "",
+        "Model directory or Hugging Face hub id. Empty: the built-in tiny RANDOM demo checkpoint "
+        "(written once to a cache dir; it produces noise, for demos/CI only).",
+        "configure",
+    ),
+    Spec(
+        "allow_download", False, "Allow hub downloads of the model and http(s) reference audio.", "configure"
+    ),
+    Spec("device", "auto", "Torch device: " + DEVICES_HELP + ".", "configure"),
+    Spec(
+        "dtype",
+        "auto",
+        "Weights dtype; 'auto' is bfloat16 on CUDA, float32 on CPU.",
+        "configure",
+        choices=DTYPES,
+    ),
+    Spec(
+        "max_seq_len",
+        2048,
+        "Static KV-cache length of the talker (prompt + generated frames).",
+        "configure",
+        int_range=(64, 32768),
+    ),
+    Spec("use_cuda_graphs", True, "Capture CUDA graphs at activate (ignored on CPU).", "configure"),
+    # --- voice
+    Spec(
+        "voice.mode",
+        "",
+        "'' picks the mode of the model (base: voice_clone, custom_voice, voice_design).",
+        "configure",
+        choices=VOICE_MODES,
+    ),
+    Spec("voice.language", "Auto", "Language name of the model ('Auto' lets the model decide).", "configure"),
+    Spec("voice.speaker", "", "custom_voice speaker; '' takes the model's first speaker.", "configure"),
+    Spec(
+        "voice.instruct",
+        "",
+        "Style instruction (voice_design: required description of the voice; custom_voice 1.7B: optional).",
+        "configure",
+    ),
+    Spec(
+        "voice.ref_audio",
+        "",
+        "voice_clone: reference audio file (local path; URLs only with allow_download). "
+        "Encoded once at configure.",
+        "configure",
+    ),
+    Spec("voice.ref_text", "", "voice_clone: transcript of ref_audio ('' with x_vector_only).", "configure"),
+    Spec(
+        "voice.x_vector_only",
+        False,
+        "voice_clone: use only the speaker embedding, no reference codes.",
+        "configure",
+    ),
+    # --- sampling (qwen-tts names; do_sample false + subtalker_dosample false = greedy, deterministic)
+    Spec("sampling.do_sample", True, "Sample the talker's first codebook (false: greedy).", "utterance"),
+    Spec("sampling.top_k", 50, "Talker top-k (0: off).", "utterance", int_range=(0, 100000)),
+    Spec("sampling.top_p", 1.0, "Talker top-p.", "utterance", float_range=(0.0, 1.0)),
+    Spec("sampling.temperature", 0.9, "Talker temperature.", "utterance", float_range=(0.0, 10.0)),
+    Spec(
+        "sampling.repetition_penalty",
+        1.05,
+        "Talker repetition penalty.",
+        "utterance",
+        float_range=(0.0, 10.0),
+    ),
+    Spec(
+        "sampling.subtalker_dosample",
+        True,
+        "Sample the code predictor's codebooks (false: greedy).",
+        "utterance",
+    ),
+    Spec(
+        "sampling.subtalker_top_k", 50, "Code-predictor top-k (0: off).", "utterance", int_range=(0, 100000)
+    ),
+    Spec("sampling.subtalker_top_p", 1.0, "Code-predictor top-p.", "utterance", float_range=(0.0, 1.0)),
+    Spec(
+        "sampling.subtalker_temperature",
+        0.9,
+        "Code-predictor temperature.",
+        "utterance",
+        float_range=(0.0, 10.0),
+    ),
+    Spec(
+        "sampling.max_new_tokens",
+        2048,
+        "Most codec frames per utterance (80 ms each).",
+        "utterance",
+        int_range=(1, 32768),
+    ),
+    # --- streaming
+    Spec(
+        "streaming.first_chunk_frames",
+        1,
+        "Frames in the first chunk (smaller: earlier first audio).",
+        "utterance",
+        int_range=(1, 64),
+    ),
+    Spec("streaming.chunk_frames", 4, "Frames per later chunk.", "utterance", int_range=(1, 64)),
+    Spec(
+        "streaming.left_context_frames",
+        25,
+        "Codec frames of left context re-decoded per chunk.",
+        "utterance",
+        int_range=(0, 256),
+    ),
+    Spec(
+        "text.split_sentences",
+        True,
+        "Split long text at sentence boundaries into back-to-back utterances.",
+        "utterance",
+    ),
+    # --- output
+    Spec(
+        "output.format",
+        "int16",
+        "PCM sample format of /tts/audio: int16 (S16LE) or float32 (F32LE).",
+        "configure",
+        choices=PCM_FORMATS,
+    ),
+    Spec(
+        "output.sample_rate",
+        24000,
+        "Output rate in Hz; other than 24000 resamples (for players that need it).",
+        "configure",
+        int_range=(8000, 192000),
+    ),
+    Spec(
+        "output.frame_id",
+        "",
+        "header.frame_id of AudioChunk messages (e.g. the speaker's frame).",
+        "configure",
+    ),
+    Spec(
+        "output.audio_depth",
+        100,
+        "Keep-last depth of the reliable /tts/audio publisher.",
+        "configure",
+        int_range=(1, 10000),
+    ),
+    Spec(
+        "output.audio_data_topic",
+        "",
+        "Also publish audio_common_msgs/AudioData here (e.g. 'audio/audio' for "
+        "ros-drivers audio_play); '' disables.",
+        "configure",
+    ),
+    # --- queueing
+    Spec(
+        "queue.policy",
+        "queue",
+        "'queue': play texts in order; 'interrupt': new text cancels the current utterance and the queue.",
+        "utterance",
+        choices=QUEUE_POLICIES,
+    ),
+    Spec(
+        "queue.max_size",
+        16,
+        "Most waiting utterances; when full the oldest is dropped and counted.",
+        "utterance",
+        int_range=(1, 10000),
+    ),
+    Spec(
+        "queue.keep_on_deactivate",
+        False,
+        "Keep waiting utterances across deactivate (else dropped).",
+        "utterance",
+    ),
+    # --- misc
+    Spec(
+        "diagnostics.period_s",
+        1.0,
+        "Period of /diagnostics in seconds (0 disables).",
+        "configure",
+        float_range=(0.0, 3600.0),
+    ),
+    Spec("warmup.text", "Hello.", "Text synthesised once at activate to warm up ('' skips).", "configure"),
+    Spec(
+        "autostart",
+        False,
+        "Configure and activate by itself at start-up (for ros2 run without launch).",
+        "configure",
+    ),
+)
+SPEC_BY_NAME = {s.name: s for s in SPECS}
+
+
+def validate(name: str, value: Any) -> str | None:
+    """Reason why `value` is not acceptable for `name` beyond type and range, or None."""
+    spec = SPEC_BY_NAME.get(name)
+    if spec is None:
+        return None
+    if spec.choices is not None and value not in spec.choices:
+        return f"{name} must be one of {spec.choices}, got {value!r}"
+    if name == "device":
+        v = str(value)
+        ok = v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())
+        if not ok:
+            return f"device must be {DEVICES_HELP}, got {value!r}"
+    return None
+
+
+def declare_all(node) -> None:
+    for spec in SPECS:
+        node.declare_parameter(spec.name, spec.default, spec.descriptor())
+
+
+def read_all(node) -> dict[str, Any]:
+    return {spec.name: node.get_parameter(spec.name).value for spec in SPECS}

@@ -1,0 +1,410 @@
+"""The `qwen3_tts` lifecycle node: text on tts/text in, streamed AudioChunk messages on tts/audio out.
+
+Threads: a MultiThreadedExecutor runs the lifecycle services (default, mutually exclusive group) and, in a
+separate reentrant group, the text subscription, the stop service and the diagnostics timer, so they keep
+being served while a transition waits. Every torch/CUDA call happens on the SynthesisWorker's thread;
+transitions hand it their heavy work (load, capture + warm-up, release) and wait for the result.
+
+Lifecycle (rclpy swallows exceptions raised in on_* callbacks, so each one catches, logs one line naming the
+cause and returns FAILURE):
+  configure  validate parameters, load the model, build the voice prompt, create topics/services
+  activate   capture CUDA graphs + warm up (once per configure), then accept text
+  deactivate stop the current utterance (it ends with a final chunk), drop or keep the queue
+  cleanup    destroy topics/services, release the model and GPU memory; shutdown and on_error do the same
+rclpy has no lifecycle subscriptions: the text subscription exists from configure on, gated by `_active`.
+Topic names are relative, so a namespace moves them all (defaults: /tts/...).
+"""
+
+from __future__ import annotations
+
+import array
+import socket
+import threading
+import time
+import traceback
+from typing import Any
+
+import rclpy
+from audio_common_msgs.msg import AudioData, AudioInfo
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger
+
+from qwen3_tts_ros.engine.types import SAMPLE_RATE, SamplingParams
+from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency
+from qwen3_tts_ros.node import params as P
+from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
+from qwen3_tts_ros.node.pcm import PcmEncoder
+from qwen3_tts_ros.node.text import split_sentences
+from qwen3_tts_ros.node.worker import ConfigError, LoadConfig, SynthesisWorker, Utterance, UtteranceSettings
+
+NODE_NAME = "qwen3_tts"
+TRANSITION_TIMEOUT_S = 600.0  # model load / CUDA-graph capture; generous for a first load on a Jetson
+DEACTIVATE_TIMEOUT_S = 30.0  # one chunk of the slowest configuration, with margin
+LOG_THROTTLE_S = 5.0
+LATCHED = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+class TtsNode(LifecycleNode):
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        super().__init__(node_name, **kwargs)
+        P.declare_all(self)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._io_group = ReentrantCallbackGroup()
+        self._counter_lock = threading.Lock()
+        self._counters = dict(received=0, empty=0, rejected=0)
+        self._configured = False
+        self._active = False
+        self._state_label = "unconfigured"
+        self._hardware_id = socket.gethostname()
+        self._entities: list = []  # (destroy function, entity) made by configure, destroyed by cleanup
+        self._pub_audio = self._pub_audio_data = self._pub_latency = None
+        self._pub_speaking = self._pub_info = self._pub_diag = None
+        self._audio_info: AudioInfo | None = None
+        self._frame_id = ""
+        self._worker = SynthesisWorker(sink=self, logger=self.get_logger())
+
+    # ------------------------------------------------------------------ parameters
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        for p in parameters:
+            spec = P.SPEC_BY_NAME.get(p.name)
+            if spec is None:
+                continue
+            if spec.applied_at == "configure" and self._configured:
+                return SetParametersResult(
+                    successful=False,
+                    reason=(f"{p.name} is applied at configure; cleanup the node before changing it"),
+                )
+            reason = P.validate(p.name, p.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    @staticmethod
+    def _utterance_settings(v: dict[str, Any]) -> UtteranceSettings:
+        sampling = SamplingParams(
+            **{name.split(".", 1)[1]: v[name] for name in v if name.startswith("sampling.")}
+        )
+        return UtteranceSettings(
+            sampling=sampling,
+            first_chunk_frames=v["streaming.first_chunk_frames"],
+            chunk_frames=v["streaming.chunk_frames"],
+            left_context_frames=v["streaming.left_context_frames"],
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._state_label = "configuring"
+        try:
+            v = P.read_all(self)
+            for name, value in v.items():
+                reason = P.validate(name, value)
+                if reason:
+                    raise ConfigError(f"invalid parameter: {reason}")
+            cfg = LoadConfig(
+                model=v["model"],
+                allow_download=v["allow_download"],
+                device=v["device"],
+                dtype=v["dtype"],
+                max_seq_len=v["max_seq_len"],
+                use_cuda_graphs=v["use_cuda_graphs"],
+                mode=v["voice.mode"],
+                language=v["voice.language"],
+                speaker=v["voice.speaker"],
+                instruct=v["voice.instruct"],
+                ref_audio=v["voice.ref_audio"],
+                ref_text=v["voice.ref_text"],
+                x_vector_only=v["voice.x_vector_only"],
+                pcm_format=v["output.format"],
+                sample_rate=v["output.sample_rate"],
+                warmup_text=v["warmup.text"],
+                warmup_settings=self._utterance_settings(v),
+            )
+            message = self._worker.load(cfg).result(TRANSITION_TIMEOUT_S)
+            self._create_entities(v)
+        except ConfigError as exc:
+            return self._fail("configure", str(exc))
+        except Exception as exc:  # noqa: BLE001 - rclpy would swallow it; log the cause, stay unconfigured
+            return self._fail("configure", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        self._configured = True
+        self._state_label = "inactive"
+        self.get_logger().info(f"configured: {message}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._state_label = "activating"
+        try:
+            message = self._worker.activate().result(TRANSITION_TIMEOUT_S)
+            result = super().on_activate(state)  # enables the lifecycle publishers
+        except Exception as exc:  # noqa: BLE001
+            self._state_label = "inactive"
+            self.get_logger().error(f"activate failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            return TransitionCallbackReturn.FAILURE
+        if result != TransitionCallbackReturn.SUCCESS:
+            self._state_label = "inactive"
+            return result
+        self._active = True
+        self._worker.set_accepting(True)
+        self._state_label = "active"
+        self.get_logger().info(f"active: {message}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._state_label = "deactivating"
+        try:
+            keep = self.get_parameter("queue.keep_on_deactivate").value
+            was_speaking, cleared = self._stop_speaking(clear_queue=not keep)
+            result = super().on_deactivate(state)
+        except Exception as exc:  # noqa: BLE001
+            self.get_logger().error(
+                f"deactivate failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            )
+            return TransitionCallbackReturn.FAILURE
+        self._state_label = "inactive"
+        self.get_logger().info(
+            f"deactivated: {'stopped the current utterance, ' if was_speaking else ''}"
+            f"{'kept' if keep else f'dropped {cleared}'} queued utterance(s)"
+        )
+        return result
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._release("cleanup")
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_speaking(clear_queue=True)
+        return self._release("shutdown", final_label="finalized")
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f"error while {state.label}: stopping and releasing the model")
+        self._stop_speaking(clear_queue=True)
+        return self._release("error recovery")  # SUCCESS -> unconfigured, re-configurable
+
+    def _fail(self, what: str, cause: str, details: str = "") -> TransitionCallbackReturn:
+        self.get_logger().error(f"{what} failed: {cause}" + (f"\n{details}" if details else ""))
+        try:
+            self._worker.release().result(TRANSITION_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001
+            self.get_logger().error(f"releasing after the failed {what} failed too: {exc}")
+        self._destroy_entities()
+        self._state_label = "unconfigured"
+        return TransitionCallbackReturn.FAILURE
+
+    def _stop_speaking(self, clear_queue: bool) -> tuple[bool, int]:
+        """Stop accepting text and end the current utterance (its final chunk is published before return)."""
+        self._active = False
+        self._worker.set_accepting(False)
+        was_speaking, cleared = self._worker.stop(clear_queue=clear_queue)
+        if not self._worker.wait_idle(DEACTIVATE_TIMEOUT_S):
+            self.get_logger().error(f"the current utterance did not stop within {DEACTIVATE_TIMEOUT_S:.0f} s")
+        return was_speaking, cleared
+
+    def _release(self, what: str, final_label: str = "unconfigured") -> TransitionCallbackReturn:
+        result = TransitionCallbackReturn.SUCCESS
+        try:
+            message = self._worker.release().result(TRANSITION_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001
+            self.get_logger().error(f"{what}: releasing the model failed: {type(exc).__name__}: {exc}")
+            message, result = "release failed", TransitionCallbackReturn.FAILURE
+        self._destroy_entities()
+        self._configured = False
+        self._state_label = final_label
+        self.get_logger().info(f"{what}: {message}")
+        return result
+
+    # ------------------------------------------------------------------ ROS entities
+    def _create_entities(self, v: dict[str, Any]) -> None:
+        audio_qos = QoSProfile(
+            depth=v["output.audio_depth"],
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+        lifecycle_pub = self.create_lifecycle_publisher
+        self._pub_audio = self._keep(
+            self.destroy_lifecycle_publisher, lifecycle_pub(AudioChunk, "tts/audio", audio_qos)
+        )
+        self._pub_latency = self._keep(
+            self.destroy_lifecycle_publisher, lifecycle_pub(UtteranceLatency, "tts/latency", 10)
+        )
+        self._pub_audio_data = None
+        if v["output.audio_data_topic"]:
+            self._pub_audio_data = self._keep(
+                self.destroy_lifecycle_publisher,
+                lifecycle_pub(AudioData, v["output.audio_data_topic"], audio_qos),
+            )
+        # Plain publishers: "not speaking" and the stream format hold in every state.
+        self._pub_speaking = self._keep(
+            self.destroy_publisher, self.create_publisher(Bool, "tts/speaking", LATCHED)
+        )
+        self._pub_info = self._keep(
+            self.destroy_publisher, self.create_publisher(AudioInfo, "tts/audio_info", LATCHED)
+        )
+        self._keep(
+            self.destroy_subscription,
+            self.create_subscription(String, "tts/text", self._on_text, 100, callback_group=self._io_group),
+        )
+        self._keep(
+            self.destroy_service,
+            self.create_service(Trigger, "~/stop", self._on_stop, callback_group=self._io_group),
+        )
+        encoder = PcmEncoder(v["output.format"], SAMPLE_RATE, v["output.sample_rate"])
+        self._audio_info = AudioInfo(
+            channels=1,
+            sample_rate=v["output.sample_rate"],
+            sample_format=encoder.sample_format,
+            bitrate=encoder.bitrate,
+            coding_format="wave",
+        )
+        self._frame_id = v["output.frame_id"]
+        self._pub_info.publish(self._audio_info)
+        self._pub_speaking.publish(Bool(data=False))
+        if v["diagnostics.period_s"] > 0:
+            self._pub_diag = self._keep(
+                self.destroy_publisher, self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            )
+            self._keep(
+                self.destroy_timer,
+                self.create_timer(
+                    v["diagnostics.period_s"], self._publish_diagnostics, callback_group=self._io_group
+                ),
+            )
+
+    def _keep(self, destroy, entity):
+        self._entities.append((destroy, entity))
+        return entity
+
+    def _destroy_entities(self) -> None:
+        self._pub_audio = self._pub_audio_data = self._pub_latency = None
+        self._pub_speaking = self._pub_info = self._pub_diag = None
+        while self._entities:
+            destroy, entity = self._entities.pop()
+            destroy(entity)
+
+    # ------------------------------------------------------------------ executor callbacks (cheap only)
+    def _count(self, name: str) -> None:
+        with self._counter_lock:
+            self._counters[name] += 1
+
+    def _on_text(self, msg: String) -> None:
+        received_at = time.monotonic()
+        self._count("received")
+        if not self._active:
+            self._count("rejected")
+            self.get_logger().warning(
+                f"text rejected: node is {self._state_label}, not active",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+            return
+        text = msg.data.strip()
+        if not text:
+            self._count("empty")
+            self.get_logger().warning("empty text ignored", throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        v = P.read_all(self)
+        segments = split_sentences(text) if v["text.split_sentences"] else [text]
+        settings = self._utterance_settings(v)
+        dropped = self._worker.enqueue(
+            [Utterance(text=s, settings=settings, received_at=received_at) for s in segments],
+            v["queue.policy"],
+            v["queue.max_size"],
+        )
+        if dropped:
+            self.get_logger().warning(
+                f"{v['queue.policy']}: dropped {dropped} waiting utterance(s)",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+
+    def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        was_speaking, cleared = self._worker.stop(clear_queue=True)
+        response.success = True
+        response.message = (
+            f"{'stopped the current utterance' if was_speaking else 'nothing was speaking'}; "
+            f"cleared {cleared} queued utterance(s)"
+        )
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        pub = self._pub_diag
+        if pub is None:
+            return
+        with self._counter_lock:
+            counters = dict(self._counters)
+        status = synthesis_status(
+            self.get_name(), self._state_label, self._worker.snapshot(), counters, self._hardware_id
+        )
+        pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
+
+    # ------------------------------------------------------------------ Sink (called on the worker thread)
+    def chunk(
+        self,
+        utterance_id: int,
+        sequence: int,
+        frame_start: int,
+        frame_count: int,
+        is_final: bool,
+        data: bytes,
+    ) -> None:
+        msg = AudioChunk(
+            utterance_id=utterance_id,
+            sequence=sequence,
+            is_final=is_final,
+            frame_start=frame_start,
+            frame_count=frame_count,
+            info=self._audio_info,
+        )
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self._frame_id
+        msg.audio.data = array.array("B", data)
+        self._pub_audio.publish(msg)
+        if self._pub_audio_data is not None and data:
+            self._pub_audio_data.publish(msg.audio)
+
+    def speaking(self, value: bool) -> None:
+        pub = self._pub_speaking
+        if pub is not None:
+            pub.publish(Bool(data=value))
+
+    def latency(self, record: dict[str, Any]) -> None:
+        msg = UtteranceLatency(**record)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._pub_latency.publish(msg)
+
+    # ------------------------------------------------------------------ process
+    def close(self) -> None:
+        """Process exit: stop synthesis, release the model on the worker thread, end the worker."""
+        self._active = False
+        self._worker.close()
+        self._destroy_entities()
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = TtsNode()
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    try:
+        if node.get_parameter("autostart").value:
+            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                node.trigger_activate()
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,577 @@
+"""The synthesis worker: one thread that owns the engine and does ALL torch/CUDA work.
+
+Model loading (configure), CUDA-graph capture and warm-up (activate), generation, decoding and release
+(cleanup) run on this thread only, so a CUDA-graph capture never sees another thread's CUDA work and torch
+never runs on an executor thread. Executor callbacks only call the cheap, lock-protected methods here
+(enqueue, stop, snapshot) and wait on futures for transitions. The worker publishes chunks itself through
+the `Sink` it was given (rclpy publishers are thread-safe), which keeps time to first audio free of executor
+hand-offs."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import gc
+import os
+import pathlib
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from qwen3_tts_ros.engine.types import MODE_OF_MODEL_TYPE, SAMPLE_RATE, SamplingParams, SpeechRequest
+from qwen3_tts_ros.node.pcm import PcmEncoder
+
+DEMO_KIND = "custom_voice"
+TTFA_WINDOW = 200  # utterances kept for the p50/p95 of time to first audio
+
+
+class ConfigError(Exception):
+    """A configuration the node cannot load; its message is the one log line naming the cause."""
+
+
+class Sink(Protocol):
+    def chunk(
+        self,
+        utterance_id: int,
+        sequence: int,
+        frame_start: int,
+        frame_count: int,
+        is_final: bool,
+        data: bytes,
+    ) -> None: ...
+
+    def speaking(self, value: bool) -> None: ...
+
+    def latency(self, record: dict[str, Any]) -> None: ...
+
+
+@dataclasses.dataclass
+class UtteranceSettings:
+    """Per-utterance parameters, snapshotted when the text arrives."""
+
+    sampling: SamplingParams
+    first_chunk_frames: int
+    chunk_frames: int
+    left_context_frames: int
+
+
+@dataclasses.dataclass
+class Utterance:
+    text: str
+    settings: UtteranceSettings
+    received_at: float  # time.monotonic() when the text message arrived
+    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+@dataclasses.dataclass
+class LoadConfig:
+    model: str
+    allow_download: bool
+    device: str
+    dtype: str
+    max_seq_len: int
+    use_cuda_graphs: bool
+    mode: str
+    language: str
+    speaker: str
+    instruct: str
+    ref_audio: str
+    ref_text: str
+    x_vector_only: bool
+    pcm_format: str
+    sample_rate: int
+    warmup_text: str
+    warmup_settings: UtteranceSettings
+
+
+def demo_checkpoint_dir() -> pathlib.Path:
+    home = os.environ.get("QWEN3_TTS_ROS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache", "qwen3_tts_ros"
+    )
+    return pathlib.Path(home) / "demo" / f"tiny_random_{DEMO_KIND}"
+
+
+def ensure_demo_checkpoint() -> pathlib.Path:
+    """The built-in tiny RANDOM checkpoint (noise; demos/CI), written once, atomically."""
+    final = demo_checkpoint_dir()
+    if (final / "config.json").is_file():
+        return final
+    from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=final.name + ".", dir=final.parent))
+    write_tiny_checkpoint(tmp, DEMO_KIND)
+    try:
+        os.rename(tmp, final)
+    except OSError:  # another process won the race; its copy is identical
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _is_url(s: str) -> bool:
+    return s.startswith(("http://", "https://"))
+
+
+def _percentile(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else 0.0
+
+
+class Logger(Protocol):  # what the worker needs of an rclpy logger
+    def info(self, message: str) -> Any: ...
+
+    def error(self, message: str) -> Any: ...
+
+
+class SynthesisWorker:
+    def __init__(self, sink: Sink, logger: Logger):
+        self._sink = sink
+        self._log = logger
+        self._cond = threading.Condition()
+        self._tasks: collections.deque[tuple[Callable[[], Any], concurrent.futures.Future]] = (
+            collections.deque()
+        )
+        self._queue: collections.deque[Utterance] = collections.deque()
+        self._accepting = False  # utterances are taken from the queue only while active
+        self._current: Utterance | None = None
+        self._closing = False
+        self._speaking = False
+        self._next_utterance_id = 0
+        # loaded state (worker thread only)
+        self._engine = None
+        self._cfg: LoadConfig | None = None
+        self._request_fields: dict[str, Any] = {}
+        self._encoder: PcmEncoder | None = None
+        self._captured = False
+        self._cuda_device = None
+        self._baseline_bytes = 0
+        # statistics (written by the worker under the lock, read by the diagnostics timer)
+        self._stats: dict[str, Any] = dict(
+            utterances=0,
+            interrupted=0,
+            errors=0,
+            dropped=0,
+            ttfa_ms=collections.deque(maxlen=TTFA_WINDOW),
+            last_rtf=0.0,
+            last_ms_per_frame=0.0,
+            capture_time_s=0.0,
+            cuda_graphs_captured=False,
+            gpu_memory_allocated_mb=0.0,
+            device="",
+            dtype="",
+            model="",
+            mode="",
+            last_error="",
+            last_failed=False,
+        )
+        self._thread = threading.Thread(target=self._run, name="qwen3_tts_worker", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ called from executor threads
+    def call(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
+        """Run `fn` on the worker thread (before any waiting utterance)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._cond:
+            if self._closing:
+                future.set_exception(RuntimeError("worker closed"))
+                return future
+            self._tasks.append((fn, future))
+            self._cond.notify_all()
+        return future
+
+    def load(self, cfg: LoadConfig) -> concurrent.futures.Future:
+        return self.call(lambda: self._load(cfg))
+
+    def activate(self) -> concurrent.futures.Future:
+        return self.call(self._activate)
+
+    def release(self) -> concurrent.futures.Future:
+        return self.call(self._release)
+
+    def enqueue(self, utterances: list[Utterance], policy: str, max_size: int) -> int:
+        """Queue utterances; returns how many waiting ones were dropped (queue full, or interrupt)."""
+        dropped = 0
+        with self._cond:
+            if policy == "interrupt":
+                dropped += len(self._queue)
+                self._queue.clear()
+                if self._current is not None:
+                    self._current.cancel.set()
+            for utt in utterances:
+                self._queue.append(utt)
+            while len(self._queue) > max_size:
+                self._queue.popleft()
+                dropped += 1
+            self._stats["dropped"] += dropped
+            self._cond.notify_all()
+        return dropped
+
+    def stop(self, clear_queue: bool = True) -> tuple[bool, int]:
+        """Cancel the current utterance (it ends with a final chunk); returns (was speaking, cleared)."""
+        with self._cond:
+            cleared = 0
+            if clear_queue:
+                cleared = len(self._queue)
+                self._queue.clear()
+            current = self._current
+            if current is not None:
+                current.cancel.set()
+            return current is not None, cleared
+
+    def set_accepting(self, accepting: bool) -> None:
+        with self._cond:
+            self._accepting = accepting
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no utterance is being synthesised (its final chunk has been published)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._current is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._cond:
+            s = dict(self._stats)
+            ttfa = list(s.pop("ttfa_ms"))
+            s.update(
+                queue_depth=len(self._queue),
+                speaking=self._current is not None,
+                ttfa_p50_ms=_percentile(ttfa, 50),
+                ttfa_p95_ms=_percentile(ttfa, 95),
+                ttfa_last_ms=ttfa[-1] if ttfa else 0.0,
+            )
+        return s
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop everything, release the engine on the worker thread, end the thread."""
+        self.stop()
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ worker thread
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._tasks and not (self._accepting and self._queue) and not self._closing:
+                    self._cond.wait()
+                if self._tasks:
+                    fn, future = self._tasks.popleft()
+                    utt = None
+                elif self._closing:
+                    break
+                else:
+                    utt = self._queue.popleft()
+                    self._current = utt
+            if utt is None:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn())
+                    except BaseException as exc:  # noqa: BLE001 - handed to the waiting transition
+                        future.set_exception(exc)
+                continue
+            try:
+                self._speak(utt)
+            finally:
+                with self._cond:
+                    self._current = None
+                    idle = not (self._accepting and self._queue)
+                    self._cond.notify_all()
+                if idle and self._speaking:
+                    self._speaking = False
+                    self._sink.speaking(False)
+        try:
+            self._release()
+        except Exception:  # noqa: BLE001 - shutting down; report and go on
+            self._log.error("release at shutdown failed: " + traceback.format_exc())
+        with self._cond:
+            for _, future in self._tasks:
+                future.cancel()
+
+    def _load(self, cfg: LoadConfig) -> str:
+        import torch
+
+        from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
+
+        self._release()
+        model = cfg.model
+        if not model:
+            model = str(ensure_demo_checkpoint())
+        elif not os.path.isdir(os.path.expanduser(model)):
+            if model.startswith(("/", ".", "~")):
+                raise ConfigError(f"model directory not found: {model}")
+            # Otherwise a hub id: without allow_download the engine resolves it from the local hub cache only.
+        else:
+            model = os.path.expanduser(model)
+        device = cfg.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but CUDA is not available")
+        dtype_name = (
+            cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
+        )
+        dtype = getattr(torch, dtype_name)
+        if cfg.ref_audio and _is_url(cfg.ref_audio) and not cfg.allow_download:
+            raise ConfigError(
+                f"voice.ref_audio is a URL ({cfg.ref_audio}); set allow_download: true or use a file"
+            )
+        if (
+            cfg.ref_audio
+            and not _is_url(cfg.ref_audio)
+            and not os.path.isfile(os.path.expanduser(cfg.ref_audio))
+        ):
+            raise ConfigError(f"voice.ref_audio not found: {cfg.ref_audio}")
+
+        cuda_device = torch.device(device) if device.startswith("cuda") else None
+        if cuda_device is not None:
+            torch.cuda.synchronize(cuda_device)
+            self._baseline_bytes = torch.cuda.memory_allocated(cuda_device)
+        t0 = time.monotonic()
+        try:
+            engine = Qwen3TTSCudaGraphs.from_pretrained(
+                model,
+                device=device,
+                dtype=dtype,
+                max_seq_len=cfg.max_seq_len,
+                use_cuda_graphs=cfg.use_cuda_graphs,
+                allow_download=cfg.allow_download,
+            )
+        except (FileNotFoundError, OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load model {model!r}: {type(exc).__name__}: {exc}") from exc
+        self._engine, self._cuda_device = engine, cuda_device
+        try:
+            self._request_fields = self._voice(engine, cfg)
+        except BaseException:
+            self._release()
+            raise
+        self._cfg = cfg
+        self._encoder = PcmEncoder(cfg.pcm_format, SAMPLE_RATE, cfg.sample_rate)
+        self._captured = False
+        with self._cond:
+            self._stats.update(
+                device=device,
+                dtype=dtype_name,
+                model=model,
+                mode=self._request_fields["mode"],
+                cuda_graphs_captured=False,
+                capture_time_s=0.0,
+            )
+        self._record_memory()
+        return (
+            f"loaded {model} ({engine.tts_model_type}, mode {self._request_fields['mode']}) on {device} "
+            f"{dtype_name} in {time.monotonic() - t0:.1f} s"
+        )
+
+    @staticmethod
+    def _voice(engine, cfg: LoadConfig) -> dict[str, Any]:
+        """Validate the voice settings against the loaded model; build (and cache) the voice prompt."""
+        model_mode = MODE_OF_MODEL_TYPE.get(engine.tts_model_type)
+        mode = cfg.mode or model_mode
+        if mode != model_mode:
+            raise ConfigError(
+                f"voice.mode {mode!r} needs a model of another type; this model is "
+                f"{engine.tts_model_type!r} (mode {model_mode!r})"
+            )
+        languages = [str(x) for x in (engine.get_supported_languages() or [])]
+        language = cfg.language or "Auto"
+        if (
+            language.lower() != "auto"
+            and languages
+            and language.lower() not in [x.lower() for x in languages]
+        ):
+            raise ConfigError(
+                f"voice.language {language!r} not supported by this model; supported: {languages}"
+            )
+        fields: dict[str, Any] = dict(mode=mode, language=language)
+        if mode == "custom_voice":
+            speakers = [str(x) for x in (engine.get_supported_speakers() or [])]
+            speaker = cfg.speaker or (speakers[0] if speakers else "")
+            if speakers and speaker.lower() not in [x.lower() for x in speakers]:
+                raise ConfigError(
+                    f"voice.speaker {speaker!r} not supported by this model; supported: {speakers}"
+                )
+            fields.update(speaker=speaker, instruct=cfg.instruct or None)
+        elif mode == "voice_design":
+            if not cfg.instruct.strip():
+                raise ConfigError(
+                    "voice.instruct (the description of the voice) is required in voice_design mode"
+                )
+            fields.update(instruct=cfg.instruct)
+        else:
+            if not cfg.ref_audio:
+                raise ConfigError("voice.ref_audio is required in voice_clone mode")
+            if not cfg.x_vector_only and not cfg.ref_text.strip():
+                raise ConfigError("voice.ref_text is required in voice_clone mode unless voice.x_vector_only")
+            ref = cfg.ref_audio if _is_url(cfg.ref_audio) else os.path.expanduser(cfg.ref_audio)
+            try:
+                fields["voice_prompt"] = engine.create_voice_prompt(
+                    ref, ref_text=cfg.ref_text or None, x_vector_only_mode=cfg.x_vector_only
+                )
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise ConfigError(
+                    f"cannot use voice.ref_audio {cfg.ref_audio!r}: {type(exc).__name__}: {exc}"
+                ) from exc
+        return fields
+
+    def _activate(self) -> str:
+        if self._engine is None:
+            raise ConfigError("not configured")
+        msg = "graphs kept from the previous activation"
+        if not self._captured:
+            capture_s = float(self._engine.capture() or 0.0)
+            self._captured = True
+            graphs = bool(self._cfg.use_cuda_graphs and self._cuda_device is not None)
+            with self._cond:
+                self._stats.update(capture_time_s=capture_s, cuda_graphs_captured=graphs)
+            msg = f"{'CUDA graphs captured' if graphs else 'no CUDA graphs (CPU)'} in {capture_s:.2f} s"
+            if self._cfg.warmup_text:
+                t0 = time.monotonic()
+                request = self._request(self._cfg.warmup_text, self._cfg.warmup_settings)
+                for _ in self._engine.stream(
+                    request, **self._stream_kwargs(self._cfg.warmup_settings, threading.Event())
+                ):
+                    pass
+                msg += f", warm-up {time.monotonic() - t0:.2f} s"
+        self._record_memory()
+        return msg
+
+    def _release(self) -> str:
+        if self._engine is None:
+            return "nothing loaded"
+        engine, self._engine = self._engine, None
+        self._request_fields, self._encoder, self._cfg, self._captured = {}, None, None, False
+        engine.close()
+        del engine
+        gc.collect()
+        msg = "model released"
+        if self._cuda_device is not None:
+            import torch
+
+            torch.cuda.synchronize(self._cuda_device)
+            torch.cuda.empty_cache()
+            now = torch.cuda.memory_allocated(self._cuda_device)
+            msg += (
+                f"; GPU memory allocated {now / 2**20:.1f} MiB "
+                f"(before configure {self._baseline_bytes / 2**20:.1f} MiB)"
+            )
+        self._record_memory()
+        self._cuda_device = None
+        with self._cond:
+            self._stats.update(cuda_graphs_captured=False, capture_time_s=0.0)
+        return msg
+
+    def _record_memory(self) -> None:
+        mb = 0.0
+        if self._cuda_device is not None:
+            import torch
+
+            mb = torch.cuda.memory_allocated(self._cuda_device) / 2**20
+        with self._cond:
+            self._stats["gpu_memory_allocated_mb"] = mb
+
+    def _request(self, text: str, settings: UtteranceSettings) -> SpeechRequest:
+        return SpeechRequest(text=text, sampling=settings.sampling, **self._request_fields)
+
+    def _stream_kwargs(self, s: UtteranceSettings, cancel: threading.Event) -> dict[str, Any]:
+        resampling = self._cfg.sample_rate != SAMPLE_RATE
+        pcm_format = "float32" if (resampling or self._cfg.pcm_format == "float32") else "int16"
+        return dict(
+            first_chunk_frames=s.first_chunk_frames,
+            chunk_frames=s.chunk_frames,
+            left_context_frames=s.left_context_frames,
+            pcm_format=pcm_format,
+            cancel=cancel,
+        )
+
+    def _speak(self, utt: Utterance) -> None:
+        utterance_id = self._next_utterance_id
+        self._next_utterance_id += 1
+        t_start = time.monotonic()
+        encoder = self._encoder
+        encoder.start()
+        sequence, frames_done, out_samples = 0, 0, 0
+        first_published = None
+        final_sent = False
+        error = ""
+        stats = None
+        try:
+            stream = self._engine.stream(
+                self._request(utt.text, utt.settings), **self._stream_kwargs(utt.settings, utt.cancel)
+            )
+            stats = stream.stats
+            for chunk in stream:
+                data = encoder.encode(chunk.pcm, chunk.is_final)
+                if not self._speaking:
+                    self._speaking = True
+                    self._sink.speaking(True)
+                self._sink.chunk(
+                    utterance_id, sequence, chunk.frame_start, chunk.frame_count, chunk.is_final, data
+                )
+                if first_published is None:
+                    first_published = time.monotonic()
+                sequence += 1
+                frames_done = chunk.frame_start + chunk.frame_count
+                out_samples += len(data) // (2 if encoder.pcm_format == "int16" else 4)
+                if chunk.is_final:
+                    final_sent = True
+                    break
+        except Exception as exc:  # noqa: BLE001 - one utterance failing must not kill the worker
+            error = f"{type(exc).__name__}: {exc}"
+            self._log.error(f"synthesis of utterance {utterance_id} failed: {traceback.format_exc()}")
+        if not final_sent:  # stopped or failed before the engine's final chunk: close the stream for players
+            self._sink.chunk(utterance_id, sequence, frames_done, 0, True, b"")
+        t_end = time.monotonic()
+        interrupted = (
+            utt.cancel.is_set() or bool(error) or (stats is not None and stats.stopped_by == "cancelled")
+        )
+        frame_ms = list(stats.frame_ms) if stats is not None else []
+        synthesis_s = t_end - t_start
+        audio_s = out_samples / self._cfg.sample_rate
+        record = dict(
+            utterance_id=utterance_id,
+            text_length=len(utt.text),
+            queue_wait_ms=(t_start - utt.received_at) * 1e3,
+            prefill_ms=stats.prefill_ms if stats is not None else 0.0,
+            time_to_first_audio_ms=((first_published - t_start) * 1e3) if first_published else 0.0,
+            end_to_end_first_audio_ms=((first_published - utt.received_at) * 1e3) if first_published else 0.0,
+            frames=frames_done,
+            audio_seconds=audio_s,
+            synthesis_seconds=synthesis_s,
+            real_time_factor=audio_s / synthesis_s if synthesis_s > 0 else 0.0,
+            frame_ms_mean=float(np.mean(frame_ms)) if frame_ms else 0.0,
+            frame_ms_p50=_percentile(frame_ms, 50),
+            frame_ms_p95=_percentile(frame_ms, 95),
+            frame_ms_max=float(max(frame_ms)) if frame_ms else 0.0,
+            decode_ms_total=stats.decode_ms_total if stats is not None else 0.0,
+            interrupted=interrupted,
+            error=error or ("stopped" if interrupted else ""),
+        )
+        self._sink.latency(record)
+        self._record_memory()
+        with self._cond:
+            st = self._stats
+            st["utterances"] += 1
+            st["interrupted"] += int(interrupted and not error)
+            st["errors"] += int(bool(error))
+            st["last_failed"] = bool(error) and not utt.cancel.is_set()
+            if error:
+                st["last_error"] = error
+            if first_published is not None:
+                st["ttfa_ms"].append(record["time_to_first_audio_ms"])
+            if frames_done:
+                st["last_rtf"] = record["real_time_factor"]
+                st["last_ms_per_frame"] = record["frame_ms_mean"]
