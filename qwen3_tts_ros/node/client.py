@@ -1,0 +1,214 @@
+"""A client of the qwen3_tts node over real ROS 2 interfaces: start the node process, drive its lifecycle
+through the standard services, send text, collect the audio stream.
+Used by scripts/say.py and the integration tests.
+
+It only uses what any other ROS node would: <ns>/<node>/change_state and get_state (lifecycle_msgs),
+<ns>/tts/text, <ns>/tts/audio, <ns>/tts/audio_info, <ns>/tts/speaking, <ns>/tts/latency, /diagnostics and
+<ns>/<node>/stop (<ns> is the node's namespace, "" by default).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+from audio_common_msgs.msg import AudioInfo
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger
+
+from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency
+
+TRANSITIONS = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
+               "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP,
+               "shutdown": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}
+LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def param_arg(name: str, value: Any) -> str:
+    """`-p` argument text for a parameter override (values are parsed as YAML by rcl)."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = "'" + value.replace("'", "''") + "'"
+    else:
+        text = repr(value)
+    return f"{name}:={text}"
+
+
+class NodeProcess:
+    """The node as a real OS process: `python -m qwen3_tts_ros.node.tts_node --ros-args ...`."""
+
+    def __init__(self, params_file: str | None = None, overrides: dict[str, Any] | None = None,
+                 namespace: str = "", log_path: str | None = None, extra_ros_args: list[str] | None = None):
+        cmd = [sys.executable, "-m", "qwen3_tts_ros.node.tts_node", "--ros-args"]
+        if namespace:
+            cmd += ["-r", f"__ns:={namespace}"]
+        if params_file:
+            cmd += ["--params-file", params_file]
+        for name, value in (overrides or {}).items():
+            cmd += ["-p", param_arg(name, value)]
+        cmd += extra_ros_args or []
+        self.cmd = cmd
+        self.log_path = log_path
+        self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
+        # Own process group: the ROS wheels may re-execute the interpreter; signals must reach whatever runs.
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ),
+                                     start_new_session=True)
+
+    def log_text(self) -> str:
+        if not self.log_path:
+            return ""
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5.0)
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()
+        return self.proc.returncode
+
+
+@dataclasses.dataclass
+class Received:
+    msg: Any
+    at: float  # time.monotonic() on arrival
+
+
+class TtsClient:
+    """Publishes text and records everything the node publishes; spins its own executor in a thread."""
+
+    def __init__(self, namespace: str = "", node_name: str = "qwen3_tts",
+                 client_name: str = "qwen3_tts_client"):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(client_name, context=self.context)
+        ns = namespace.rstrip("/")
+        self.node_path = f"{ns}/{node_name}"
+        self._lock = threading.Condition()
+        self.chunks: list[Received] = []
+        self.speaking: list[Received] = []
+        self.latency: list[Received] = []
+        self.diagnostics: list[Received] = []
+        self.audio_info: list[Received] = []
+        n = self.node
+        audio_qos = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_LAST,
+                               reliability=ReliabilityPolicy.RELIABLE)
+        n.create_subscription(AudioChunk, f"{ns}/tts/audio", self._recorder(self.chunks), audio_qos)
+        n.create_subscription(Bool, f"{ns}/tts/speaking", self._recorder(self.speaking), LATCHED)
+        n.create_subscription(AudioInfo, f"{ns}/tts/audio_info", self._recorder(self.audio_info), LATCHED)
+        n.create_subscription(UtteranceLatency, f"{ns}/tts/latency", self._recorder(self.latency), 100)
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._recorder(self.diagnostics), 100)
+        self.text_pub = n.create_publisher(String, f"{ns}/tts/text", QoSProfile(depth=100,
+                                                                          reliability=ReliabilityPolicy.RELIABLE))
+        self._change = n.create_client(ChangeState, f"{self.node_path}/change_state")
+        self._get = n.create_client(GetState, f"{self.node_path}/get_state")
+        self._stop = n.create_client(Trigger, f"{self.node_path}/stop")
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(n)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 - context shut down under us
+                if self.context.ok():
+                    raise
+                return
+
+    def _recorder(self, into: list[Received]) -> Callable[[Any], None]:
+        def record(msg) -> None:
+            now = time.monotonic()
+            with self._lock:
+                into.append(Received(msg, now))
+                self._lock.notify_all()
+        return record
+
+    def close(self) -> None:
+        rclpy.shutdown(context=self.context)
+        self._thread.join(5.0)
+        self.node.destroy_node()
+
+    # ------------------------------------------------------------------ waiting
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(min(left, 0.1))
+        return True
+
+    def _call(self, client, request, timeout: float):
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s")
+        future = client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            raise TimeoutError(f"no answer from {client.srv_name} within {timeout:.0f} s")
+        return future.result()
+
+    # ------------------------------------------------------------------ lifecycle and services
+    def get_state(self, timeout: float = 30.0) -> str:
+        return self._call(self._get, GetState.Request(), timeout).current_state.label
+
+    def change_state(self, transition: str, timeout: float = 300.0) -> bool:
+        request = ChangeState.Request()
+        request.transition.id = TRANSITIONS[transition]
+        return bool(self._call(self._change, request, timeout).success)
+
+    def stop(self, timeout: float = 10.0) -> Trigger.Response:
+        return self._call(self._stop, Trigger.Request(), timeout)
+
+    # ------------------------------------------------------------------ text in, audio out
+    def wait_for_subscriber(self, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.text_pub.get_subscription_count() < 1:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def say(self, text: str) -> float:
+        """Publish one text; returns time.monotonic() just before publishing."""
+        t = time.monotonic()
+        self.text_pub.publish(String(data=text))
+        return t
+
+    def count(self, name: str) -> int:
+        with self._lock:
+            return len(getattr(self, name))
+
+    def finals(self, since: int = 0) -> list[AudioChunk]:
+        with self._lock:
+            return [r.msg for r in self.chunks[since:] if r.msg.is_final]
+
+    def utterances(self, since: int = 0) -> dict[int, list[Received]]:
+        """Received chunks (from index `since`) grouped by utterance_id, in arrival order."""
+        groups: dict[int, list[Received]] = {}
+        with self._lock:
+            for r in self.chunks[since:]:
+                groups.setdefault(r.msg.utterance_id, []).append(r)
+        return groups
