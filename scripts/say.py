@@ -102,19 +102,11 @@ def run(client, proc, text: str, out: pathlib.Path, timeout: float) -> int:
     if not client.wait_for_subscriber(timeout=timeout):
         raise TimeoutError("no subscriber on tts/text")
 
-    first_chunk, first_speaking = client.count("chunks"), client.count("speaking")
+    mark = client.mark()
     sent = client.say(text)
-
-    def done() -> bool:
-        speaking = [r.msg.data for r in client.speaking[first_speaking:]]
-        groups = client.utterances(first_chunk)
-        return (True in speaking and speaking[-1] is False and bool(groups)
-                and all(g[-1].msg.is_final for g in groups.values())
-                and len(client.latency) >= len(groups))
-
-    if not client.wait_for(done, timeout):
+    if not client.wait_done(mark, timeout):
         raise TimeoutError(f"the utterance did not complete within {timeout:.0f} s")
-    groups = client.utterances(first_chunk)
+    groups = client.utterances(mark["chunks"])
     pcm = b""
     for uid in sorted(groups):
         seqs = [r.msg.sequence for r in groups[uid]]
@@ -129,7 +121,7 @@ def run(client, proc, text: str, out: pathlib.Path, timeout: float) -> int:
     first_audio = next(r for r in chunks if len(r.msg.audio.data))
     e2e_ttfa_ms = (first_audio.at - sent) * 1e3
     e2e_s = chunks[-1].at - sent
-    lat = [r.msg for r in client.latency if r.msg.utterance_id in groups]
+    lat = [m for m in client.latencies(mark["latency"]) if m.utterance_id in groups]
     first = min(lat, key=lambda m: m.utterance_id)
     node_rtf = sum(m.audio_seconds for m in lat) / max(sum(m.synthesis_seconds for m in lat), 1e-9)
 

@@ -23,7 +23,9 @@ from audio_common_msgs.msg import AudioInfo
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
@@ -33,7 +35,8 @@ from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency
 TRANSITIONS = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
                "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP,
                "shutdown": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}
-LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+# Transient-local like the node's publishers; depth 10 so a quick true -> false is not collapsed into one.
+LATCHED = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
@@ -122,6 +125,7 @@ class TtsClient:
         self._change = n.create_client(ChangeState, f"{self.node_path}/change_state")
         self._get = n.create_client(GetState, f"{self.node_path}/get_state")
         self._stop = n.create_client(Trigger, f"{self.node_path}/stop")
+        self._set_params = n.create_client(SetParameters, f"{self.node_path}/set_parameters")
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(n)
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -182,6 +186,12 @@ class TtsClient:
     def stop(self, timeout: float = 10.0) -> Trigger.Response:
         return self._call(self._stop, Trigger.Request(), timeout)
 
+    def set_params(self, values: dict[str, Any], timeout: float = 10.0) -> list[tuple[bool, str]]:
+        """Set parameters through <node>/set_parameters; (successful, reason) per parameter."""
+        request = SetParameters.Request()
+        request.parameters = [Parameter(name, value=v).to_parameter_msg() for name, v in values.items()]
+        return [(r.successful, r.reason) for r in self._call(self._set_params, request, timeout).results]
+
     # ------------------------------------------------------------------ text in, audio out
     def wait_for_subscriber(self, timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -200,6 +210,29 @@ class TtsClient:
     def count(self, name: str) -> int:
         with self._lock:
             return len(getattr(self, name))
+
+    def mark(self) -> dict[str, int]:
+        """How much of each recording exists now; pass it to wait_done / utterances to look only after it."""
+        with self._lock:
+            return {n: len(getattr(self, n)) for n in ("chunks", "speaking", "latency", "diagnostics")}
+
+    def done_since(self, mark: dict[str, int]) -> bool:
+        """Since `mark`: speaking went true and is false again, every utterance seen ended with a final chunk,
+        and each has its latency message."""
+        with self._lock:
+            speaking = [r.msg.data for r in self.speaking[mark["speaking"]:]]
+            ids = {r.msg.utterance_id for r in self.chunks[mark["chunks"]:]}
+            finals = {r.msg.utterance_id for r in self.chunks[mark["chunks"]:] if r.msg.is_final}
+            latencies = {r.msg.utterance_id for r in self.latency[mark["latency"]:]}
+        return (True in speaking and speaking[-1] is False and bool(ids) and ids == finals
+                and ids <= latencies)
+
+    def wait_done(self, mark: dict[str, int], timeout: float) -> bool:
+        return self.wait_for(lambda: self.done_since(mark), timeout)
+
+    def latencies(self, since: int = 0) -> list:
+        with self._lock:
+            return [r.msg for r in self.latency[since:]]
 
     def finals(self, since: int = 0) -> list[AudioChunk]:
         with self._lock:

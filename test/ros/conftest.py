@@ -1,0 +1,124 @@
+"""Fixtures for the node integration tests: a tiny checkpoint, a real node process, a real client.
+
+Isolation: each test session picks its own ROS_DOMAIN_ID (unless one is set) and each node process its own
+namespace, so concurrent test runs on one machine never see each other's topics or /diagnostics.
+"""
+import os
+import pathlib
+import uuid
+
+import pytest
+
+os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
+
+# Every override the tests' node processes share: the tiny checkpoint on CPU, greedy decoding (deterministic,
+# comparable with the engine's own output), no warm-up (tests measure their own), fast diagnostics.
+BASE_OVERRIDES = {
+    "device": "cpu",
+    "dtype": "float32",
+    "warmup.text": "",
+    "sampling.do_sample": False,
+    "sampling.subtalker_dosample": False,
+    "diagnostics.period_s": 0.2,
+}
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def tiny_custom_voice_checkpoint(tmp_path_factory):
+    from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ros_tiny_custom_voice"), "custom_voice", seed=1)
+
+
+@pytest.fixture(scope="session")
+def long_text(tiny_custom_voice_checkpoint):
+    """A text the greedy tiny model speaks for over 100 frames (EOS does not end it first)."""
+    import torch
+
+    from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
+    from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest
+
+    engine = Qwen3TTSCudaGraphs.from_pretrained(str(tiny_custom_voice_checkpoint), device="cpu",
+                                                dtype=torch.float32, use_cuda_graphs=False)
+    try:
+        speaker = engine.get_supported_speakers()[0]
+        candidates = ("Good morning. " * 6,
+                      "Navigation goal reached, waiting for the next instruction please.",
+                      "One two three four five six seven eight nine ten eleven twelve.")
+        for text in candidates:
+            request = SpeechRequest(text=text, mode="custom_voice", speaker=speaker, sampling=SamplingParams(
+                do_sample=False, subtalker_dosample=False, max_new_tokens=100))
+            stream = engine.stream(request, first_chunk_frames=1, chunk_frames=25, left_context_frames=0)
+            for _ in stream:
+                pass
+            if stream.stats.stopped_by == "max_new_tokens":
+                return text
+    finally:
+        engine.close()
+    pytest.skip("no candidate text runs long enough on this tiny checkpoint")
+
+
+class RunningNode:
+    """A node process plus a client bound to its namespace; `log()` is the node's output so far."""
+
+    def __init__(self, tmp_dir: pathlib.Path, overrides: dict, params_file: str | None = None):
+        from qwen3_tts_ros.node.client import NodeProcess, TtsClient
+
+        self.namespace = f"/t{uuid.uuid4().hex[:8]}"
+        self.proc = NodeProcess(params_file=params_file, overrides=overrides, namespace=self.namespace,
+                                log_path=str(tmp_dir / "node.log"))
+        self.client = TtsClient(namespace=self.namespace)
+
+    def log(self, tail: int = 4000) -> str:
+        return self.proc.log_text()[-tail:]
+
+    def state(self, timeout: float = 60.0) -> str:
+        """Lifecycle state once the services answer (a fresh process needs a few seconds)."""
+        return self.client.get_state(timeout=timeout)
+
+    def set_params(self, **values) -> None:
+        """set_params(sampling__max_new_tokens=20): '__' stands for '.' in parameter names."""
+        results = self.client.set_params({k.replace("__", "."): v for k, v in values.items()})
+        assert all(ok for ok, _ in results), results
+
+    def speak(self, text: str, timeout: float = 120.0):
+        """Send one text, wait until the node is idle again; (mark, chunks by utterance id, latencies)."""
+        client = self.client
+        mark = client.mark()
+        client.say(text)
+        assert client.wait_done(mark, timeout), f"utterance did not complete\n{self.log()}"
+        return mark, client.utterances(mark["chunks"]), client.latencies(mark["latency"])
+
+    def status(self, after: int = -1, timeout: float = 10.0) -> dict:
+        """Key/values of the newest '<node>: synthesis' diagnostic status; with after=-1 (default) one the
+        node published after this call, so the statistics it reports are at least this recent."""
+        client = self.client
+        if after < 0:
+            after = client.count("diagnostics") + 1
+        assert client.wait_for(lambda: client.count("diagnostics") > after, timeout), "no /diagnostics"
+        for r in reversed(client.diagnostics):
+            for status in r.msg.status:
+                if status.name == "qwen3_tts: synthesis":
+                    return {kv.key: kv.value for kv in status.values} | {"_level": status.level}
+        raise AssertionError("no 'qwen3_tts: synthesis' status on /diagnostics")
+
+    def close(self) -> int:
+        self.client.close()
+        return self.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def base_overrides():
+    return dict(BASE_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def node_factory():
+    """start(log_dir, overrides, params_file=None) -> RunningNode (the caller closes it)."""
+
+    def start(log_dir: pathlib.Path, overrides: dict, params_file: str | None = None) -> RunningNode:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return RunningNode(log_dir, overrides, params_file)
+
+    return start
