@@ -1,0 +1,18 @@
+"""ROS-free Qwen3-TTS engine: qwen-tts's API on a CUDA-graph decode loop, plus streaming output."""
+
+from .model import Qwen3TTSCudaGraphs
+from .streaming import AudioStream
+from .types import PcmChunk, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
+from .voice_prompt import load_voice_prompt, save_voice_prompt
+
+__all__ = [
+    "AudioStream",
+    "PcmChunk",
+    "Qwen3TTSCudaGraphs",
+    "SamplingParams",
+    "SpeechRequest",
+    "StreamStats",
+    "VoicePrompt",
+    "load_voice_prompt",
+    "save_voice_prompt",
+]

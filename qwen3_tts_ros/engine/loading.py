@@ -1,0 +1,96 @@
+"""Loading a Qwen3-TTS checkpoint through qwen-tts, offline unless downloads are explicitly allowed.
+
+A local directory is checked for the files qwen-tts needs (so a missing file is named, not buried in a
+transformers traceback) and loaded as is: local directories never touch the network. A hub id is
+resolved to its snapshot in the local Hugging Face cache (`local_files_only`); only with
+allow_download=True is it fetched from the hub first.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import torch
+
+# What `Qwen3TTSModel.from_pretrained` reads from a model directory (see the reference, section 5).
+REQUIRED_FILES = (
+    "config.json",
+    "generation_config.json",
+    "speech_tokenizer/config.json",
+    "speech_tokenizer/preprocessor_config.json",
+)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+SPEECH_TOKENIZER_WEIGHT_FILES = ("speech_tokenizer/model.safetensors", "speech_tokenizer/pytorch_model.bin")
+TEXT_TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))
+
+
+def check_model_dir(path) -> pathlib.Path:
+    """Raise FileNotFoundError naming the first file a Qwen3-TTS model directory lacks."""
+    root = pathlib.Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"model directory not found: {path}")
+    for name in REQUIRED_FILES:
+        if not (root / name).is_file():
+            raise FileNotFoundError(f"model directory {root} is missing {name}")
+    for names in (WEIGHT_FILES, SPEECH_TOKENIZER_WEIGHT_FILES):
+        if not any((root / name).is_file() for name in names):
+            raise FileNotFoundError(f"model directory {root} is missing weights: none of {', '.join(names)}")
+    if not any(all((root / name).is_file() for name in group) for group in TEXT_TOKENIZER_FILES):
+        raise FileNotFoundError(
+            f"model directory {root} is missing the text tokenizer: vocab.json + merges.txt or tokenizer.json"
+        )
+    return root
+
+
+def resolve_model_dir(
+    model_name, *, allow_download: bool = False, cache_dir=None, revision=None
+) -> pathlib.Path:
+    """Local directory for `model_name` (a directory, or a hub id such as "Qwen/Qwen3-TTS-12Hz-0.6B-Base")."""
+    path = os.path.expanduser(os.fspath(model_name))
+    if os.path.isdir(path):
+        return check_model_dir(path)
+    if path.startswith(("/", ".", "~")) or path.count("/") > 1:  # a path, not an "org/name" hub id
+        raise FileNotFoundError(f"model directory not found: {model_name}")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        snapshot = snapshot_download(
+            path, cache_dir=cache_dir, revision=revision, local_files_only=not allow_download
+        )
+    except HFValidationError as exc:
+        raise FileNotFoundError(f"model directory not found and not a valid hub id: {model_name}") from exc
+    except LocalEntryNotFoundError as exc:
+        raise FileNotFoundError(
+            f"model {model_name!r} is not a local directory and not in the Hugging Face cache; "
+            "pass allow_download=True to download it (or give a local model directory)"
+        ) from exc
+    return check_model_dir(snapshot)
+
+
+def load_qwen_tts(
+    model_name,
+    *,
+    device: str | torch.device = "cuda",
+    dtype: torch.dtype = torch.bfloat16,
+    allow_download: bool = False,
+    cache_dir=None,
+    revision=None,
+    **kwargs,
+):
+    """Load `qwen_tts.Qwen3TTSModel` from a local directory or hub id (see module doc for network rules).
+
+    kwargs are forwarded to `Qwen3TTSModel.from_pretrained` (e.g. attn_implementation).
+    """
+    from qwen_tts import Qwen3TTSModel
+
+    model_dir = resolve_model_dir(
+        model_name, allow_download=allow_download, cache_dir=cache_dir, revision=revision
+    )
+    device = str(device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return Qwen3TTSModel.from_pretrained(
+        str(model_dir), device_map=device, dtype=dtype, local_files_only=True, **kwargs
+    )

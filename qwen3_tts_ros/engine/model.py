@@ -1,0 +1,567 @@
+"""`Qwen3TTSCudaGraphs`: qwen-tts's `Qwen3TTSModel` API on our CUDA-graph frame generator, plus streaming.
+
+Same generation methods, arguments, defaults and return values `(list of float32 waveforms, 24000)` as
+`qwen_tts.Qwen3TTSModel` (0.1.1). Differences, all deliberate:
+  - list inputs are generated one item after the other (batch size 1; the graphs are captured for it);
+  - text that does not fit `max_seq_len` is split at sentence boundaries and the pieces are generated in
+    order and concatenated (never cut);
+  - `**kwargs` accept only the sampling settings (a TypeError names the allowed ones);
+  - reference audio given as URL / base64 is refused unless allow_download=True.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import voice_prompt as vp
+from .codec import StreamingDecoder, decode_full
+from .frame_generator import FrameGenerator
+from .loading import load_qwen_tts
+from .prefill import DEFAULT_NON_STREAMING_MODE, build_prefill
+from .streaming import AudioStream, check_chunking, chunk_stream
+from .text_split import split_text
+from .types import MODE_OF_MODEL_TYPE, SAMPLE_RATE, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
+
+# Budget for splitting long text: each text token is expected to take at most this many codec frames of
+# speech (12.5 frames/s; one BPE token is ~0.1-0.3 s of speech); the frames share max_seq_len with the
+# prompt.
+FRAMES_PER_TEXT_TOKEN = 4
+METHOD_OF_MODE = {
+    "voice_clone": "generate_voice_clone",
+    "custom_voice": "generate_custom_voice",
+    "voice_design": "generate_voice_design",
+}
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _broadcast(name: str, values: list, n: int) -> list:
+    if len(values) == 1 and n > 1:
+        return values * n
+    if len(values) != n:
+        raise ValueError(f"Batch size mismatch: text={n}, {name}={len(values)}")
+    return values
+
+
+class Qwen3TTSCudaGraphs:
+    """Qwen3-TTS with a static-cache, CUDA-graph decode loop and streaming output (batch size 1).
+
+    Not thread-safe: use one instance from one thread at a time (one generation runs at a time).
+    """
+
+    def __init__(
+        self, tts, *, max_seq_len: int = 2048, use_cuda_graphs: bool = True, allow_download: bool = False
+    ):
+        """tts: a loaded `qwen_tts.Qwen3TTSModel` (its model, processor and generation defaults are used)."""
+        self.tts = tts
+        self.model = tts.model
+        self.processor = tts.processor
+        self.generate_defaults = dict(tts.generate_defaults or {})
+        self.max_seq_len = int(max_seq_len)
+        self.allow_download = allow_download
+        self.frame_generator = FrameGenerator(
+            self.model, max_seq_len=max_seq_len, use_cuda_graphs=use_cuda_graphs
+        )
+        self.device = self.frame_generator.device
+        self.dtype = self.frame_generator.dtype
+        self.sample_rate = SAMPLE_RATE
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_name,
+        device: str | torch.device = "cuda",
+        dtype: torch.dtype = torch.bfloat16,
+        max_seq_len: int = 2048,
+        use_cuda_graphs: bool = True,
+        allow_download: bool = False,
+        **kwargs,
+    ) -> Qwen3TTSCudaGraphs:
+        """Load a local model directory or hub id (hub ids only from the local cache unless allow_download).
+
+        kwargs go to `qwen_tts.Qwen3TTSModel.from_pretrained` (e.g. attn_implementation, cache_dir, revision).
+        """
+        tts = load_qwen_tts(model_name, device=device, dtype=dtype, allow_download=allow_download, **kwargs)
+        return cls(
+            tts, max_seq_len=max_seq_len, use_cuda_graphs=use_cuda_graphs, allow_download=allow_download
+        )
+
+    # -- model facts --------------------------------------------------------------------------------------
+    @property
+    def tts_model_type(self) -> str:
+        return self.model.tts_model_type
+
+    @property
+    def tts_model_size(self) -> str:
+        return self.model.tts_model_size
+
+    @property
+    def mode(self) -> str:
+        """The generation mode this model supports: voice_clone, custom_voice or voice_design."""
+        return MODE_OF_MODEL_TYPE[self.tts_model_type]
+
+    def get_supported_speakers(self) -> list[str] | None:
+        return self.tts.get_supported_speakers()
+
+    def get_supported_languages(self) -> list[str] | None:
+        return self.tts.get_supported_languages()
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def capture(self) -> float:
+        """Capture the CUDA graphs on the calling thread (no-op on CPU); returns seconds spent."""
+        return self.frame_generator.capture()
+
+    def warmup(self, text: str = "Hello.", *, max_frames: int = 4) -> float:
+        """Capture if needed, then run one short real generation + streaming decode; returns seconds spent."""
+        start = time.perf_counter()
+        self.capture()
+        fields: dict[str, Any] = {}
+        if self.mode == "custom_voice":
+            fields["speaker"] = sorted(self.get_supported_speakers())[0]
+        elif self.mode == "voice_design":
+            fields["instruct"] = "A calm voice."
+        else:  # any speaker embedding will do to exercise the path
+            enc_dim = self.model.config.speaker_encoder_config.enc_dim
+            fields["voice_prompt"] = VoicePrompt(None, torch.zeros(enc_dim), True, False)
+        request = SpeechRequest(
+            text=text, mode=self.mode, sampling=SamplingParams(max_new_tokens=max_frames + 1), **fields
+        )
+        for _ in self.stream(request, first_chunk_frames=1, chunk_frames=2):
+            pass
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        """Release the model and the graphs (and the CUDA cache). The instance is unusable afterwards."""
+        on_cuda = self.device.type == "cuda"
+        self.frame_generator = None
+        self.model = None
+        self.tts = None
+        self.processor = None
+        import gc
+
+        gc.collect()
+        if on_cuda:
+            torch.cuda.empty_cache()
+
+    # -- validation -----------------------------------------------------------------------------------------
+    def _check_mode(self, mode: str, method: str) -> None:
+        if self.model is None:
+            raise RuntimeError("this Qwen3TTSCudaGraphs was closed")
+        if self.mode != mode:
+            raise ValueError(
+                f"{method} needs a {mode!r} model; the loaded model has "
+                f"tts_model_type={self.tts_model_type!r} "
+                f"(size {self.tts_model_size}), which supports only {METHOD_OF_MODE[self.mode]}"
+            )
+
+    def _check_language(self, language) -> str:
+        language = "Auto" if language is None else language
+        supported = self.get_supported_languages()
+        if supported is not None and str(language).lower() not in supported:
+            raise ValueError(f"Unsupported language {language!r}. Supported: {sorted(supported)}")
+        return str(language)
+
+    def _check_speaker(self, speaker) -> str:
+        supported = self.get_supported_speakers() or []
+        if not speaker or str(speaker).lower() not in supported:
+            raise ValueError(f"Unsupported speaker {speaker!r}. Supported: {sorted(supported)}")
+        return str(speaker)
+
+    def _sampling(self, kwargs: dict[str, Any]) -> SamplingParams:
+        return SamplingParams.merged(self.generate_defaults, **kwargs)
+
+    # -- voice prompts --------------------------------------------------------------------------------------
+    def create_voice_clone_prompt(self, ref_audio, ref_text=None, x_vector_only_mode=False) -> list:
+        """As qwen-tts: -> list of `qwen_tts.VoiceClonePromptItem` (lists broadcast like qwen-tts)."""
+        self._check_mode("voice_clone", "create_voice_clone_prompt")
+        audios = _as_list(ref_audio)
+        if isinstance(ref_audio, tuple):  # (array, sr) is one item, not a list
+            audios = [ref_audio]
+        texts = ref_text if isinstance(ref_text, list) else [ref_text] * len(audios)
+        modes = (
+            x_vector_only_mode if isinstance(x_vector_only_mode, list) else [x_vector_only_mode] * len(audios)
+        )
+        if len(texts) != len(audios) or len(modes) != len(audios):
+            raise ValueError(
+                f"Batch size mismatch: ref_audio={len(audios)}, ref_text={len(texts)}, "
+                f"x_vector_only_mode={len(modes)}"
+            )
+        loaded = [vp.load_reference_audio(a, allow_download=self.allow_download) for a in audios]
+        return self.tts.create_voice_clone_prompt(ref_audio=loaded, ref_text=texts, x_vector_only_mode=modes)
+
+    def create_voice_prompt(
+        self, ref_audio, ref_text: str | None = None, x_vector_only_mode: bool = False
+    ) -> VoicePrompt:
+        """Encode one reference once -> reusable VoicePrompt (see save_voice_prompt / load_voice_prompt)."""
+        if isinstance(ref_audio, list):
+            raise TypeError(
+                "create_voice_prompt takes one reference audio; use create_voice_clone_prompt for lists"
+            )
+        return vp.from_prompt_item(self.create_voice_clone_prompt(ref_audio, ref_text, x_vector_only_mode)[0])
+
+    @staticmethod
+    def save_voice_prompt(prompt: VoicePrompt, path) -> None:
+        vp.save_voice_prompt(vp.from_prompt_item(prompt), path)
+
+    @staticmethod
+    def load_voice_prompt(path) -> VoicePrompt:
+        return vp.load_voice_prompt(path)
+
+    def _voice_prompts(
+        self, n, ref_audio, ref_text, x_vector_only_mode, voice_clone_prompt
+    ) -> list[VoicePrompt]:
+        if voice_clone_prompt is None:
+            if ref_audio is None:
+                raise ValueError("Either `voice_clone_prompt` or `ref_audio` must be provided.")
+            items = self.create_voice_clone_prompt(ref_audio, ref_text, x_vector_only_mode)
+        elif isinstance(voice_clone_prompt, dict):  # qwen-tts's low-level dict form (lists per field)
+            items = [
+                VoicePrompt(code, spk, bool(x), bool(icl), None)
+                for code, spk, x, icl in zip(
+                    voice_clone_prompt["ref_code"],
+                    voice_clone_prompt["ref_spk_embedding"],
+                    voice_clone_prompt["x_vector_only_mode"],
+                    voice_clone_prompt["icl_mode"],
+                )
+            ]
+        else:
+            items = _as_list(voice_clone_prompt)
+        return _broadcast("prompt", [vp.from_prompt_item(item) for item in items], n)
+
+    # -- requests -------------------------------------------------------------------------------------------
+    def voice_clone_requests(
+        self,
+        text,
+        language=None,
+        ref_audio=None,
+        ref_text=None,
+        x_vector_only_mode=False,
+        voice_clone_prompt=None,
+        non_streaming_mode=False,
+        **kwargs,
+    ) -> list[SpeechRequest]:
+        self._check_mode("voice_clone", "generate_voice_clone")
+        texts = _as_list(text)
+        languages = [self._check_language(x) for x in _broadcast("language", _as_list(language), len(texts))]
+        prompts = self._voice_prompts(len(texts), ref_audio, ref_text, x_vector_only_mode, voice_clone_prompt)
+        sampling = self._sampling(kwargs)
+        return [
+            SpeechRequest(
+                text=t,
+                mode="voice_clone",
+                language=lang,
+                voice_prompt=p,
+                non_streaming_mode=non_streaming_mode,
+                sampling=sampling,
+            )
+            for t, lang, p in zip(texts, languages, prompts)
+        ]
+
+    def custom_voice_requests(
+        self, text, speaker, language=None, instruct=None, non_streaming_mode=True, **kwargs
+    ) -> list[SpeechRequest]:
+        self._check_mode("custom_voice", "generate_custom_voice")
+        texts = _as_list(text)
+        languages = [self._check_language(x) for x in _broadcast("language", _as_list(language), len(texts))]
+        speakers = [self._check_speaker(x) for x in _broadcast("speaker", _as_list(speaker), len(texts))]
+        if self.tts_model_size in "0b6":  # qwen-tts: the 0.6B CustomVoice model takes no instruct
+            instruct = None
+        instructs = _broadcast("instruct", _as_list(instruct), len(texts))
+        sampling = self._sampling(kwargs)
+        return [
+            SpeechRequest(
+                text=t,
+                mode="custom_voice",
+                language=lang,
+                speaker=spk,
+                instruct=ins or None,
+                non_streaming_mode=non_streaming_mode,
+                sampling=sampling,
+            )
+            for t, lang, spk, ins in zip(texts, languages, speakers, instructs)
+        ]
+
+    def voice_design_requests(
+        self, text, instruct, language=None, non_streaming_mode=True, **kwargs
+    ) -> list[SpeechRequest]:
+        self._check_mode("voice_design", "generate_voice_design")
+        texts = _as_list(text)
+        languages = [self._check_language(x) for x in _broadcast("language", _as_list(language), len(texts))]
+        instructs = _broadcast("instruct", _as_list(instruct), len(texts))
+        sampling = self._sampling(kwargs)
+        return [
+            SpeechRequest(
+                text=t,
+                mode="voice_design",
+                language=lang,
+                instruct=ins or None,
+                non_streaming_mode=non_streaming_mode,
+                sampling=sampling,
+            )
+            for t, lang, ins in zip(texts, languages, instructs)
+        ]
+
+    def _check_request(self, request: SpeechRequest) -> SpeechRequest:
+        self._check_mode(request.mode, METHOD_OF_MODE.get(request.mode, request.mode))
+        language = self._check_language(request.language)
+        if request.mode == "custom_voice":
+            self._check_speaker(request.speaker)
+        if request.mode == "voice_clone":
+            if request.voice_prompt is None:
+                raise ValueError("a voice_clone request needs a voice_prompt (see create_voice_prompt)")
+            request = replace(request, voice_prompt=vp.from_prompt_item(request.voice_prompt))
+        if request.non_streaming_mode is None:
+            request = replace(request, non_streaming_mode=DEFAULT_NON_STREAMING_MODE[request.mode])
+        return replace(request, language=language)
+
+    # -- text that does not fit -----------------------------------------------------------------------------
+    def _count_tokens(self, text: str) -> int:
+        return len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def text_pieces(self, request: SpeechRequest) -> list[SpeechRequest]:
+        """The request itself if its text fits max_seq_len, else one request per piece of the split text."""
+        fixed = build_prefill(self.model, self.processor, replace(request, text=".")).inputs_embeds.shape[1]
+        budget = (self.max_seq_len - fixed) // (1 + FRAMES_PER_TEXT_TOKEN)
+        if budget < 1:
+            raise ValueError(
+                f"max_seq_len={self.max_seq_len} leaves no room for text: the prompt without text takes "
+                f"{fixed} positions (a voice-clone reference counts); use a larger max_seq_len"
+            )
+        if self._count_tokens(request.text) <= budget:
+            return [request]
+        return [
+            replace(request, text=piece) for piece in split_text(request.text, budget, self._count_tokens)
+        ]
+
+    # -- generation -----------------------------------------------------------------------------------------
+    def _piece_frames(self, request: SpeechRequest, cancel, stats: StreamStats):
+        """-> (prefill, iterator of (16,) frames) for one piece that fits."""
+        prefill = build_prefill(self.model, self.processor, request)
+        return prefill, self.frame_generator.generate(prefill, request.sampling, cancel=cancel, stats=stats)
+
+    def synthesize(self, request: SpeechRequest) -> np.ndarray:
+        """One request -> float32 waveform at 24 kHz, decoded exactly as qwen-tts decodes."""
+        request = self._check_request(request)
+        wavs = []
+        for piece in self.text_pieces(request):
+            prefill, frames = self._piece_frames(piece, None, StreamStats())
+            frame_list = list(frames)
+            codes = (
+                torch.stack(frame_list)
+                if frame_list
+                else torch.zeros(0, 16, dtype=torch.long, device=self.device)
+            )
+            if prefill.ref_code is None:
+                wavs.append(decode_full(self.model.speech_tokenizer, codes))
+                continue
+            # ICL: decode reference ++ generated and cut the reference's share, exactly as qwen-tts does.
+            ref_code = prefill.ref_code.to(codes.device)
+            full = torch.cat([ref_code, codes])
+            wav = decode_full(self.model.speech_tokenizer, full)
+            cut = int(ref_code.shape[0] / max(full.shape[0], 1) * wav.shape[0])
+            wavs.append(wav[cut:])
+        return np.concatenate(wavs) if wavs else np.zeros(0, dtype=np.float32)
+
+    @torch.no_grad()
+    def generate_voice_clone(
+        self,
+        text,
+        language=None,
+        ref_audio=None,
+        ref_text=None,
+        x_vector_only_mode=False,
+        voice_clone_prompt=None,
+        non_streaming_mode=False,
+        **kwargs,
+    ):
+        requests = self.voice_clone_requests(
+            text,
+            language,
+            ref_audio,
+            ref_text,
+            x_vector_only_mode,
+            voice_clone_prompt,
+            non_streaming_mode,
+            **kwargs,
+        )
+        return [self.synthesize(r) for r in requests], SAMPLE_RATE
+
+    @torch.no_grad()
+    def generate_custom_voice(
+        self, text, speaker, language=None, instruct=None, non_streaming_mode=True, **kwargs
+    ):
+        requests = self.custom_voice_requests(text, speaker, language, instruct, non_streaming_mode, **kwargs)
+        return [self.synthesize(r) for r in requests], SAMPLE_RATE
+
+    @torch.no_grad()
+    def generate_voice_design(self, text, instruct, language=None, non_streaming_mode=True, **kwargs):
+        requests = self.voice_design_requests(text, instruct, language, non_streaming_mode, **kwargs)
+        return [self.synthesize(r) for r in requests], SAMPLE_RATE
+
+    # -- streaming ------------------------------------------------------------------------------------------
+    def stream(
+        self,
+        request: SpeechRequest,
+        *,
+        first_chunk_frames: int = 1,
+        chunk_frames: int = 4,
+        left_context_frames: int = 25,
+        pcm_format: str = "int16",
+        cancel: threading.Event | None = None,
+        prefetch_chunks: int = 0,
+    ) -> AudioStream:
+        """Stream one request as PcmChunks (see streaming.py for chunking, the final chunk and prefetch).
+
+        Validation errors (ValueError) are raised here, before any chunk.
+        """
+        check_chunking(first_chunk_frames, chunk_frames, left_context_frames, pcm_format)
+        start = time.perf_counter()
+        request = self._check_request(request)
+        pieces = self.text_pieces(request)
+        cancel = cancel if cancel is not None else threading.Event()
+        stats = StreamStats(text_length=len(request.text))
+        holder: dict[str, StreamingDecoder] = {}
+
+        def frames() -> Iterator[torch.Tensor]:
+            for piece in pieces:
+                piece_stats = StreamStats()
+                prefill, piece_frames = self._piece_frames(piece, cancel, piece_stats)
+                if "decoder" not in holder:  # one decoder for the whole utterance: pieces join seamlessly
+                    holder["decoder"] = StreamingDecoder(
+                        self.model.speech_tokenizer,
+                        left_context_frames=left_context_frames,
+                        prefix=prefill.ref_code,
+                    )
+                try:
+                    for frame in piece_frames:
+                        stats.frames += 1
+                        stats.frame_ms.append(piece_stats.frame_ms[-1])
+                        yield frame
+                finally:
+                    stats.prefill_ms += piece_stats.prefill_ms
+                    stats.stopped_by = piece_stats.stopped_by
+                if cancel.is_set():
+                    return
+
+        chunks = chunk_stream(
+            frames(),
+            lambda codes: holder["decoder"].decode(codes),
+            first_chunk_frames=first_chunk_frames,
+            chunk_frames=chunk_frames,
+            pcm_format=pcm_format,
+            stats=stats,
+            start=start,
+            cancel=cancel,
+        )
+        return AudioStream(chunks, stats, cancel, prefetch_chunks=prefetch_chunks)
+
+    def _stream_one(self, requests: list[SpeechRequest], stream_kwargs) -> AudioStream:
+        if len(requests) != 1:
+            raise ValueError("streaming takes one text (a str), not a list")
+        return self.stream(requests[0], **stream_kwargs)
+
+    def stream_voice_clone(
+        self,
+        text: str,
+        language=None,
+        ref_audio=None,
+        ref_text=None,
+        x_vector_only_mode=False,
+        voice_clone_prompt=None,
+        non_streaming_mode=False,
+        *,
+        first_chunk_frames=1,
+        chunk_frames=4,
+        left_context_frames=25,
+        pcm_format="int16",
+        cancel=None,
+        prefetch_chunks=0,
+        **kwargs,
+    ) -> AudioStream:
+        requests = self.voice_clone_requests(
+            text,
+            language,
+            ref_audio,
+            ref_text,
+            x_vector_only_mode,
+            voice_clone_prompt,
+            non_streaming_mode,
+            **kwargs,
+        )
+        return self._stream_one(
+            requests,
+            dict(
+                first_chunk_frames=first_chunk_frames,
+                chunk_frames=chunk_frames,
+                left_context_frames=left_context_frames,
+                pcm_format=pcm_format,
+                cancel=cancel,
+                prefetch_chunks=prefetch_chunks,
+            ),
+        )
+
+    def stream_custom_voice(
+        self,
+        text: str,
+        speaker,
+        language=None,
+        instruct=None,
+        non_streaming_mode=True,
+        *,
+        first_chunk_frames=1,
+        chunk_frames=4,
+        left_context_frames=25,
+        pcm_format="int16",
+        cancel=None,
+        prefetch_chunks=0,
+        **kwargs,
+    ) -> AudioStream:
+        requests = self.custom_voice_requests(text, speaker, language, instruct, non_streaming_mode, **kwargs)
+        return self._stream_one(
+            requests,
+            dict(
+                first_chunk_frames=first_chunk_frames,
+                chunk_frames=chunk_frames,
+                left_context_frames=left_context_frames,
+                pcm_format=pcm_format,
+                cancel=cancel,
+                prefetch_chunks=prefetch_chunks,
+            ),
+        )
+
+    def stream_voice_design(
+        self,
+        text: str,
+        instruct,
+        language=None,
+        non_streaming_mode=True,
+        *,
+        first_chunk_frames=1,
+        chunk_frames=4,
+        left_context_frames=25,
+        pcm_format="int16",
+        cancel=None,
+        prefetch_chunks=0,
+        **kwargs,
+    ) -> AudioStream:
+        requests = self.voice_design_requests(text, instruct, language, non_streaming_mode, **kwargs)
+        return self._stream_one(
+            requests,
+            dict(
+                first_chunk_frames=first_chunk_frames,
+                chunk_frames=chunk_frames,
+                left_context_frames=left_context_frames,
+                pcm_format=pcm_format,
+                cancel=cancel,
+                prefetch_chunks=prefetch_chunks,
+            ),
+        )

@@ -1,0 +1,192 @@
+"""Streaming audio: frames -> PCM chunks as soon as they are decoded, optionally produced ahead of the reader.
+
+Chunking: the first chunk holds `first_chunk_frames` frames (1 frame = 80 ms of audio), later chunks
+`chunk_frames`. Every chunk has exactly frame_count * 1920 samples. The stream always ends with exactly one
+chunk with is_final=True; it holds the remaining frames, or is EMPTY (frame_count 0) when the frames ran
+out on a chunk boundary or the stream was cancelled. On cancel, frames generated but not yet decoded are
+dropped and the empty final chunk follows at once; `stats.stopped_by` is "cancelled".
+
+prefetch_chunks > 0 runs the production (CUDA work: generation and decoding) on a background thread that
+fills a queue of at most prefetch_chunks chunks, so a slow reader does not stall generation until the
+queue is full. With prefetch_chunks == 0 (what the ROS node uses) everything runs on the reading thread,
+lazily, one chunk per `next()`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .types import SAMPLE_RATE, SAMPLES_PER_FRAME, PcmChunk, StreamStats
+
+PCM_FORMATS = ("int16", "float32")
+
+
+def to_pcm(wav: np.ndarray, pcm_format: str) -> np.ndarray:
+    """float waveform in [-1, 1] -> int16 (full scale 32767) or float32 samples."""
+    if pcm_format == "float32":
+        return wav.astype(np.float32, copy=False)
+    return np.clip(np.round(wav * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def check_chunking(
+    first_chunk_frames: int, chunk_frames: int, left_context_frames: int, pcm_format: str
+) -> None:
+    if first_chunk_frames < 1 or chunk_frames < 1:
+        raise ValueError(
+            f"first_chunk_frames and chunk_frames must be >= 1, got {first_chunk_frames}, {chunk_frames}"
+        )
+    if left_context_frames < 0:
+        raise ValueError(f"left_context_frames must be >= 0, got {left_context_frames}")
+    if pcm_format not in PCM_FORMATS:
+        raise ValueError(f"pcm_format must be one of {PCM_FORMATS}, got {pcm_format!r}")
+
+
+def chunk_stream(
+    frames: Iterator[torch.Tensor],
+    decode: Callable[[torch.Tensor], np.ndarray],
+    *,
+    first_chunk_frames: int,
+    chunk_frames: int,
+    pcm_format: str,
+    stats: StreamStats,
+    start: float,
+    cancel: threading.Event | None,
+) -> Iterator[PcmChunk]:
+    """Group `frames` into chunks, decode each with `decode((n, 16) codes) -> n * 1920 samples`."""
+    pending: list[torch.Tensor] = []
+    emitted = 0
+    generated_at = 0.0
+
+    def make_chunk(is_final: bool) -> PcmChunk:
+        nonlocal emitted, pending
+        decode_start = time.perf_counter()
+        wav = decode(torch.stack(pending)) if pending else np.zeros(0, dtype=np.float32)
+        now = time.perf_counter()
+        stats.decode_ms_total += (now - decode_start) * 1000
+        if len(wav) != len(pending) * SAMPLES_PER_FRAME:
+            raise RuntimeError(f"decoder gave {len(wav)} samples for {len(pending)} frames")
+        chunk = PcmChunk(
+            pcm=to_pcm(wav, pcm_format),
+            sample_rate=SAMPLE_RATE,
+            frame_start=emitted,
+            frame_count=len(pending),
+            is_final=is_final,
+            generated_at_s=generated_at,
+            decoded_at_s=now - start,
+        )
+        if emitted == 0 and pending and not stats.time_to_first_audio_ms:
+            stats.time_to_first_audio_ms = (now - start) * 1000
+        emitted += len(pending)
+        stats.audio_seconds = emitted * SAMPLES_PER_FRAME / SAMPLE_RATE
+        pending = []
+        return chunk
+
+    for frame in frames:
+        pending.append(frame)
+        generated_at = time.perf_counter() - start
+        if len(pending) >= (first_chunk_frames if emitted == 0 else chunk_frames):
+            if cancel is not None and cancel.is_set():
+                break
+            yield make_chunk(is_final=False)
+    if cancel is not None and cancel.is_set():
+        pending = []
+        stats.stopped_by = "cancelled"
+    final = make_chunk(is_final=True)
+    stats.total_s = time.perf_counter() - start
+    yield final
+
+
+_END = object()
+
+
+class AudioStream:
+    """Iterable of PcmChunk for one utterance; `stats` (StreamStats) is complete after the final chunk.
+
+    `cancel()` stops generation at the next frame; `close()` also releases a prefetch thread (called
+    automatically when iteration finishes or the stream is garbage-collected while iterating).
+    """
+
+    def __init__(
+        self,
+        chunks: Iterator[PcmChunk],
+        stats: StreamStats,
+        cancel: threading.Event,
+        *,
+        prefetch_chunks: int = 0,
+    ):
+        if prefetch_chunks < 0:
+            raise ValueError(f"prefetch_chunks must be >= 0, got {prefetch_chunks}")
+        self.stats = stats
+        self._cancel = cancel
+        self._chunks = chunks
+        self._queue: queue.Queue | None = None
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        if prefetch_chunks > 0:
+            self._queue = queue.Queue(maxsize=prefetch_chunks)
+            self._thread = threading.Thread(target=self._produce, name="qwen3-tts-stream", daemon=True)
+            self._thread.start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _put(self, item) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for chunk in self._chunks:
+                if not self._put(chunk):
+                    self._cancel.set()  # reader gone: let generation stop at its next frame
+                    break
+        except BaseException as exc:  # handed to the reader, re-raised there
+            self._put(exc)
+            return
+        finally:
+            close = getattr(self._chunks, "close", None)
+            if close is not None and self._closed.is_set():
+                close()
+        self._put(_END)
+
+    def __iter__(self) -> Iterator[PcmChunk]:
+        if self._queue is None:
+            try:
+                yield from self._chunks
+            finally:
+                self.close()
+            return
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._thread is not None:
+            if self._thread.is_alive():
+                self._cancel.set()
+            self._thread.join()
+        else:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
