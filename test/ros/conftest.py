@@ -100,7 +100,9 @@ class RunningNode:
         for r in reversed(client.diagnostics):
             for status in r.msg.status:
                 if status.name == "qwen3_tts: synthesis":
-                    return {kv.key: kv.value for kv in status.values} | {"_level": status.level}
+                    level = status.level  # a `byte` field: bytes of length 1 in rclpy
+                    level = level[0] if isinstance(level, bytes) else int(level)
+                    return {kv.key: kv.value for kv in status.values} | {"_level": level}
         raise AssertionError("no 'qwen3_tts: synthesis' status on /diagnostics")
 
     def close(self) -> int:

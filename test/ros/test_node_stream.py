@@ -158,7 +158,7 @@ def dropped_now(node) -> int:
 
 def test_queue_policy_burst_drops_oldest(node):
     node.set_params(queue__policy="queue", queue__max_size=2, sampling__max_new_tokens=SHORT_FRAMES)
-    texts = [f"Burst message number {i} " + "x" * i for i in range(6)]  # distinct lengths identify them
+    texts = [f"Burst message number {i}" + "x" * i for i in range(6)]  # distinct lengths identify them
     dropped_before = dropped_now(node)
     client = node.client
     mark = client.mark()
