@@ -448,7 +448,7 @@ class Qwen3TTSCudaGraphs:
                         yield frame
                 finally:
                     stats.prefill_ms += piece_stats.prefill_ms
-                    stats.stopped_by = piece_stats.stopped_by
+                    stats.stopped_by = piece_stats.stopped_by or stats.stopped_by
                 if cancel.is_set():
                     return
 

@@ -94,6 +94,9 @@ def chunk_stream(
             if cancel is not None and cancel.is_set():
                 break
             yield make_chunk(is_final=False)
+    close_frames = getattr(frames, "close", None)
+    if close_frames is not None:  # stopped early on cancel: end generation now (frees the generator)
+        close_frames()
     if cancel is not None and cancel.is_set():
         pending = []
         stats.stopped_by = "cancelled"

@@ -64,3 +64,13 @@ def reference_audio():
     rng = np.random.RandomState(0)
     wav = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.randn(24000).astype(np.float32)
     return wav.astype(np.float32), 24000
+
+
+@pytest.fixture(scope="module")
+def torch_single_thread():
+    """One torch thread for a module: the tiny models run several times faster single-threaded on a
+    busy 2-core machine (thread oversubscription). Use with `pytest.mark.usefixtures`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,173 @@
+"""Qwen3TTSCudaGraphs.stream(): chunking, formats, equality with the non-streaming waveform, cancel, prefetch.
+
+Stated tolerance (see test_codec.py for the codec alone): with left_context_frames >= the frames generated
+(these short utterances) the streamed waveform equals the full decode up to float rounding of the
+chunk-wise convolutions: mean |diff| < 1e-4 and at most 0.1 % of samples differ by more than 1e-2 (the
+tiny random codec saturates at +-1 and amplifies rounding at a few samples).
+"""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from qwen3_tts_ros.engine import PcmChunk, Qwen3TTSCudaGraphs, SamplingParams, SpeechRequest, StreamStats
+from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME
+
+FRAMES = 11  # max_new_tokens - 1
+GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=FRAMES + 1)
+TEXT = "Hello world, this is a streaming test."
+
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_custom_voice_tts):
+    return Qwen3TTSCudaGraphs(tiny_custom_voice_tts, max_seq_len=256)
+
+
+@pytest.fixture(scope="module")
+def request_(engine):
+    # eos_token_id is never reached within FRAMES for this text (checked below via stats.stopped_by)
+    return engine.custom_voice_requests(TEXT, "vivian", "english", **GREEDY)[0]
+
+
+@pytest.fixture(scope="module")
+def full_wave(engine, request_):
+    return engine.synthesize(request_)
+
+
+def check_chunks(chunks: list[PcmChunk], dtype, first_chunk_frames: int, chunk_frames: int) -> int:
+    assert chunks and chunks[-1].is_final and not any(c.is_final for c in chunks[:-1])
+    frame = 0
+    for i, chunk in enumerate(chunks):
+        assert chunk.pcm.dtype == dtype and chunk.pcm.ndim == 1
+        assert chunk.sample_rate == 24000
+        assert chunk.frame_start == frame
+        assert len(chunk.pcm) == chunk.frame_count * SAMPLES_PER_FRAME
+        if not chunk.is_final:
+            assert chunk.frame_count == (first_chunk_frames if i == 0 else chunk_frames)
+        else:
+            assert chunk.frame_count <= (first_chunk_frames if i == 0 else chunk_frames)
+        frame += chunk.frame_count
+    return frame
+
+
+def assert_close_to_full(streamed: np.ndarray, full: np.ndarray):
+    assert streamed.shape == full.shape
+    diff = np.abs(streamed.astype(np.float64) - full)
+    assert diff.mean() < 1e-4, diff.mean()
+    assert (diff > 1e-2).mean() <= 1e-3, (diff > 1e-2).mean()
+
+
+@pytest.mark.parametrize("first_chunk_frames,chunk_frames", [(1, 4), (4, 4), (1, 3)])
+def test_stream_equals_non_streaming(engine, request_, full_wave, first_chunk_frames, chunk_frames):
+    stream = engine.stream(
+        request_, first_chunk_frames=first_chunk_frames, chunk_frames=chunk_frames, pcm_format="float32"
+    )
+    chunks = list(stream)
+    frames = check_chunks(chunks, np.float32, first_chunk_frames, chunk_frames)
+    assert frames == FRAMES == len(full_wave) // SAMPLES_PER_FRAME
+    assert_close_to_full(np.concatenate([c.pcm for c in chunks]), full_wave)
+    stats: StreamStats = stream.stats
+    assert stats.frames == FRAMES and len(stats.frame_ms) == FRAMES
+    assert stats.stopped_by == "max_new_tokens"
+    assert stats.audio_seconds == pytest.approx(FRAMES * 0.08)
+    assert 0 < stats.time_to_first_audio_ms <= stats.total_s * 1000
+    assert stats.prefill_ms > 0 and stats.decode_ms_total > 0
+    assert stats.text_length == len(TEXT)
+    assert chunks[0].decoded_at_s >= chunks[0].generated_at_s > 0
+
+
+def test_int16_is_scaled_float32(engine, request_, full_wave):
+    chunks = list(engine.stream(request_, first_chunk_frames=1, chunk_frames=4, pcm_format="int16"))
+    assert check_chunks(chunks, np.int16, 1, 4) == FRAMES
+    pcm = np.concatenate([c.pcm for c in chunks]).astype(np.float64) / 32767
+    diff = np.abs(pcm - full_wave)
+    assert (diff > 1e-2).mean() <= 1e-3 and diff.mean() < 1e-3
+
+
+def test_cancel_mid_stream_ends_with_final_chunk(engine, request_):
+    cancel = threading.Event()
+    chunks = []
+    stream = engine.stream(request_, first_chunk_frames=1, chunk_frames=2, cancel=cancel)
+    for chunk in stream:
+        chunks.append(chunk)
+        if len(chunks) == 2:
+            cancel.set()
+    assert chunks[-1].is_final and chunks[-1].frame_count == 0 and len(chunks[-1].pcm) == 0
+    assert chunks[-1].frame_start == sum(c.frame_count for c in chunks[:-1]) == 3
+    assert stream.stats.stopped_by == "cancelled"
+    # the engine is free again afterwards
+    assert len(list(engine.stream(request_, first_chunk_frames=4, chunk_frames=8))) >= 2
+
+
+def test_abandoned_stream_releases_generator(engine, request_):
+    stream = engine.stream(request_)
+    next(iter(stream))
+    stream.close()
+    assert sum(c.frame_count for c in engine.stream(request_, chunk_frames=16)) == FRAMES
+
+
+def test_prefetch_with_slow_consumer_gives_same_audio(engine, request_):
+    reference = np.concatenate([c.pcm for c in engine.stream(request_, pcm_format="float32")])
+    t0 = time.perf_counter()
+    stream = engine.stream(
+        request_, pcm_format="float32", first_chunk_frames=1, chunk_frames=2, prefetch_chunks=8
+    )
+    chunks, received_at = [], []
+    for chunk in stream:
+        received_at.append(time.perf_counter() - t0)
+        chunks.append(chunk)
+        time.sleep(0.4)  # a slow player; the producer thread keeps generating meanwhile
+    assert check_chunks(chunks, np.float32, 1, 2) == FRAMES
+    np.testing.assert_array_equal(np.concatenate([c.pcm for c in chunks]), reference)
+    # production ran ahead: the last chunk was ready before the reader even took the one before it
+    assert chunks[-1].decoded_at_s < received_at[-2]
+
+
+def test_prefetch_cancel_and_errors(engine, request_):
+    cancel = threading.Event()
+    stream = engine.stream(request_, first_chunk_frames=1, chunk_frames=1, prefetch_chunks=1, cancel=cancel)
+    chunks = []
+    for chunk in stream:
+        chunks.append(chunk)
+        cancel.set()
+    assert chunks[-1].is_final and stream.stats.stopped_by == "cancelled"
+    assert sum(c.frame_count for c in chunks) < FRAMES
+
+
+def test_stream_conveniences_and_argument_errors(
+    engine, tiny_voice_design_tts, tiny_base_tts, reference_audio
+):
+    chunks = list(engine.stream_custom_voice(TEXT, "vivian", "english", first_chunk_frames=4, **GREEDY))
+    assert check_chunks(chunks, np.int16, 4, 4) == FRAMES
+    design = Qwen3TTSCudaGraphs(tiny_voice_design_tts, max_seq_len=256)
+    assert sum(c.frame_count for c in design.stream_voice_design("Hi there.", "Calm.", max_new_tokens=4)) <= 3
+    base = Qwen3TTSCudaGraphs(tiny_base_tts, max_seq_len=256)
+    clone = base.stream_voice_clone(
+        "Hi.", ref_audio=reference_audio, x_vector_only_mode=True, max_new_tokens=4
+    )
+    assert sum(c.frame_count for c in clone) <= 3
+    with pytest.raises(ValueError, match="pcm_format"):
+        engine.stream(engine.custom_voice_requests("x", "vivian")[0], pcm_format="int8")
+    with pytest.raises(ValueError, match="chunk_frames"):
+        engine.stream(engine.custom_voice_requests("x", "vivian")[0], first_chunk_frames=0)
+    with pytest.raises(ValueError, match="vivian"):
+        engine.stream(SpeechRequest(text="x", mode="custom_voice", speaker="nobody"))
+    with pytest.raises(ValueError, match="generate_custom_voice"):
+        engine.stream(SpeechRequest(text="x", mode="voice_design", instruct="calm"))
+    with pytest.raises(ValueError, match="one text"):
+        engine.stream_custom_voice(["a", "b"], "vivian")
+    assert SamplingParams.merged(engine.generate_defaults).max_new_tokens == request_max(engine)
+
+
+def request_max(engine):
+    return engine.custom_voice_requests("x", "vivian")[0].sampling.max_new_tokens
+
+
+def test_warmup_and_capture_on_cpu(engine):
+    assert engine.capture() == 0.0  # no CUDA graphs on CPU
+    assert engine.warmup() > 0
