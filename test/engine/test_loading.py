@@ -1,0 +1,72 @@
+"""Offline loading: local dirs checked file by file; hub ids only from the cache unless allow_download."""
+
+import shutil
+import socket
+
+import pytest
+import torch
+
+from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
+from qwen3_tts_ros.engine.loading import check_model_dir, resolve_model_dir
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_loads_local_dir(tiny_voice_design_dir, no_network):
+    engine = Qwen3TTSCudaGraphs.from_pretrained(
+        tiny_voice_design_dir, device="cpu", dtype=torch.float32, max_seq_len=256
+    )
+    assert engine.tts_model_type == "voice_design"
+    assert engine.sample_rate == 24000
+    assert engine.dtype == torch.float32 and engine.device.type == "cpu"
+    engine.close()
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "vocab.json",
+        "speech_tokenizer/config.json",
+        "speech_tokenizer/model.safetensors",
+        "speech_tokenizer/preprocessor_config.json",
+    ],
+)
+def test_missing_file_is_named(tiny_custom_voice_dir, tmp_path, missing):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_custom_voice_dir, model_dir)
+    (model_dir / missing).unlink()
+    if (model_dir / "tokenizer.json").exists() and missing == "vocab.json":
+        (model_dir / "tokenizer.json").unlink()
+    with pytest.raises(FileNotFoundError, match=missing.split("/")[-1].replace(".", r"\.")):
+        Qwen3TTSCudaGraphs.from_pretrained(model_dir, device="cpu", dtype=torch.float32)
+
+
+def test_missing_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        resolve_model_dir(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        check_model_dir(tmp_path / "nope")
+
+
+def test_hub_id_without_allow_download_does_not_touch_the_network(tmp_path, no_network):
+    with pytest.raises(FileNotFoundError, match="allow_download=True"):
+        Qwen3TTSCudaGraphs.from_pretrained(
+            "Qwen/Qwen3-TTS-12Hz-0.6B-Base", device="cpu", cache_dir=str(tmp_path / "hub_cache")
+        )
+
+
+def test_cuda_device_without_cuda(tiny_voice_design_dir):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        Qwen3TTSCudaGraphs.from_pretrained(tiny_voice_design_dir, device="cuda")
