@@ -1,8 +1,9 @@
 """Decoder-layer building blocks over the weights of qwen-tts's modules, with static K/V caches.
 
 Written for CUDA-graph capture: fixed shapes, caches written in place at a position tensor, attention over
-the whole cache with an explicit boolean mask (keys at positions <= the query's). K/V heads are repeated
-explicitly for GQA (no `enable_gqa`, which needs torch >= 2.5). The numerics follow qwen-tts/transformers
+the whole cache with an explicit boolean mask (keys at positions <= the query's). GQA folds each group
+of query heads into the query length instead of repeating K/V (no K/V copy per step, and no
+`enable_gqa`, which needs torch >= 2.5). The numerics follow qwen-tts/transformers
 (RMSNorm in float32, RoPE tables computed in float32 then cast to the model dtype).
 """
 
@@ -24,7 +25,7 @@ def rope_tables(inv_freq: torch.Tensor, scaling: float, max_len: int, dtype: tor
     """(max_len, head_dim) cos/sin tables for positions 0..max_len-1, like the rotary modules compute them.
 
     The talker's interleaved M-RoPE gets three identical position rows (text only), which makes it exactly
-    1-D RoPE; test_layers checks this against the module.
+    1-D RoPE; test_layers.py checks this against the module.
     """
     positions = torch.arange(max_len, device=inv_freq.device, dtype=torch.float32)
     freqs = positions[:, None] * inv_freq.to(torch.float32)[None, :]
@@ -60,12 +61,21 @@ class KVCache:
         self.v.index_copy_(2, positions, v)
 
 
-def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
-    """(B, kv_heads, S, D) -> (B, kv_heads * n_rep, S, D), each KV head repeated for its query-head group."""
-    if n_rep == 1:
-        return x
-    b, kv, s, d = x.shape
-    return x[:, :, None].expand(b, kv, n_rep, s, d).reshape(b, kv * n_rep, s, d)
+def grouped_query_attention(q, k, v, mask, scale: float) -> torch.Tensor:
+    """GQA without copying K/V (and without `enable_gqa`).
+
+    q: (B, heads, S, D); k, v: (B, kv_heads, L, D); mask: (1, 1, S, L) bool -> (B, heads, S, D).
+    Query head h uses K/V head h // n_rep (transformers' repeat_kv order). The n_rep query heads of a
+    group are folded into the query length, so SDPA sees kv_heads heads of n_rep * S queries that all
+    read the same, un-repeated cache; the mask rows are tiled to match.
+    """
+    b, heads, s, d = q.shape
+    n_rep = heads // k.shape[1]
+    q = q.reshape(b, k.shape[1], n_rep * s, d)
+    if s > 1:
+        mask = mask.repeat(1, 1, n_rep, 1)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return out.reshape(b, heads, s, d)
 
 
 class Attention:
@@ -76,7 +86,6 @@ class Attention:
         self.cache = cache
         self.eps = eps
         self.head_dim = module.head_dim
-        self.n_rep = module.num_key_value_groups
         self.scale = module.scaling
 
     def __call__(self, x, cos, sin, positions, mask):
@@ -87,8 +96,7 @@ class Attention:
         v = self.m.v_proj(x).view(shape).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         self.cache.write(positions, k, v)
-        keys, values = repeat_kv(self.cache.k, self.n_rep), repeat_kv(self.cache.v, self.n_rep)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scale)
+        out = grouped_query_attention(q, self.cache.k, self.cache.v, mask, self.scale)
         return self.m.o_proj(out.transpose(1, 2).reshape(b, s, -1))
 
 

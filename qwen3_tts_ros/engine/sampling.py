@@ -70,7 +70,9 @@ class Warper:
         """(1, V) processed logits -> (1,) int64 token: argmax, or a sample of the warped distribution."""
         greedy = scores.argmax(dim=-1)
         probs = self.warp(scores).softmax(dim=-1)
-        noise = torch.empty_like(probs).exponential_(1)
+        # Exp(1) noise; the clamp keeps a (rare, backend-dependent) 0 draw from giving 0/0 = NaN, which
+        # argmax would pick even for a filtered (probability 0) token.
+        noise = torch.empty_like(probs).exponential_(1).clamp_min_(torch.finfo(probs.dtype).tiny)
         sampled = (probs / noise).argmax(dim=-1)
         return torch.where(self.do_sample, sampled, greedy)
 

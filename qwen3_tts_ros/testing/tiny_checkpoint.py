@@ -6,6 +6,11 @@ preprocessor_config.json, speech_tokenizer/) but tiny widths and few layers. The
 that matter for the engine are kept: GQA 2:1, interleaved M-RoPE, talker hidden != code-predictor
 hidden (so small_to_mtp_projection is a Linear, the 1.7B path), 16 code groups, control ids in the top
 1024 of the codec vocabulary, real codec up-sampling rates (1920 samples per frame at 24 kHz).
+
+Reusable pieces for full-size random checkpoints (GPU benchmarks): `write_text_tokenizer(dir)` with
+`TEXT_TOKEN_CONFIG` (the top-level config.json token ids that match it; its ids are < any real
+text_vocab_size), `speech_tokenizer_config("released")` / `write_speech_tokenizer(dir, size="released")`
+for the exact released codec architecture, and `GENERATION_CONFIG` (the released generation_config.json).
 """
 
 from __future__ import annotations
@@ -33,6 +38,15 @@ SPECIAL_TOKENS = (
 ASSISTANT_TOKEN = "assistant"  # a normal added token, so the role prefix is exactly 3 tokens
 TOKEN_ID = {tok: 256 + i for i, tok in enumerate((*SPECIAL_TOKENS, ASSISTANT_TOKEN))}
 TEXT_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS) + 1
+# Top-level config.json entries that must match this tokenizer's ids.
+TEXT_TOKEN_CONFIG = dict(
+    im_start_token_id=TOKEN_ID["<|im_start|>"],
+    im_end_token_id=TOKEN_ID["<|im_end|>"],
+    tts_pad_token_id=TOKEN_ID["<tts_pad>"],
+    tts_bos_token_id=TOKEN_ID["<tts_text_bos>"],
+    tts_eos_token_id=TOKEN_ID["<tts_text_eod>"],
+    assistant_token_id=TOKEN_ID[ASSISTANT_TOKEN],
+)
 
 CODEBOOK_SIZE = 64
 CODEC_VOCAB_SIZE = CODEBOOK_SIZE + 1024  # control ids live in the top 1024
@@ -153,15 +167,10 @@ def tiny_config_dict(kind: str, model_size: str) -> dict:
         tokenizer_type="qwen3_tts_tokenizer_12hz",
         tts_model_size=model_size,
         tts_model_type=kind,
-        im_start_token_id=TOKEN_ID["<|im_start|>"],
-        im_end_token_id=TOKEN_ID["<|im_end|>"],
-        tts_pad_token_id=TOKEN_ID["<tts_pad>"],
-        tts_bos_token_id=TOKEN_ID["<tts_text_bos>"],
-        tts_eos_token_id=TOKEN_ID["<tts_text_eod>"],
+        **TEXT_TOKEN_CONFIG,
     )
     cfg.architectures = ["Qwen3TTSForConditionalGeneration"]
     d = cfg.to_dict()
-    d["assistant_token_id"] = TOKEN_ID[ASSISTANT_TOKEN]
     # Qwen3TTSSpeakerEncoderConfig takes no **kwargs: the "model_type" that to_dict adds breaks reload.
     d["speaker_encoder_config"] = speaker_encoder
     # text_vocab_size and head_dim are only read through kwargs; make sure they survive the dump.
@@ -170,49 +179,114 @@ def tiny_config_dict(kind: str, model_size: str) -> dict:
     return d
 
 
-def _speech_tokenizer_config():
+# Decoder of the released Qwen3-TTS-Tokenizer-12Hz (speech_tokenizer/config.json); the encoder is
+# transformers' MimiConfig with its (Kyutai Mimi) defaults.
+RELEASED_SPEECH_DECODER = dict(
+    codebook_size=2048,
+    codebook_dim=512,
+    hidden_size=512,
+    latent_dim=1024,
+    intermediate_size=1024,
+    head_dim=64,
+    num_attention_heads=16,
+    num_key_value_heads=16,
+    num_hidden_layers=8,
+    num_quantizers=16,
+    num_semantic_quantizers=1,
+    semantic_codebook_size=4096,
+    sliding_window=72,
+    max_position_embeddings=8000,
+    rope_theta=10000,
+    rms_norm_eps=1e-5,
+    layer_scale_initial_scale=0.01,
+    upsample_rates=[8, 5, 4, 3],
+    upsampling_ratios=[2, 2],
+    decoder_dim=1536,
+    vector_quantization_hidden_dimension=512,
+)
+TINY_SPEECH_DECODER = dict(
+    codebook_size=CODEBOOK_SIZE,
+    codebook_dim=16,
+    hidden_size=32,
+    latent_dim=32,
+    intermediate_size=64,
+    head_dim=8,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    num_hidden_layers=2,
+    num_quantizers=16,
+    sliding_window=72,
+    max_position_embeddings=8000,
+    upsample_rates=[8, 5, 4, 3],  # the real rates: 2*2*8*5*4*3 = 1920 samples per frame
+    upsampling_ratios=[2, 2],
+    decoder_dim=32,
+    vector_quantization_hidden_dimension=16,
+)
+TINY_SPEECH_ENCODER = dict(
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    head_dim=8,
+    intermediate_size=64,
+    num_filters=4,
+    upsample_groups=32,
+    num_quantizers=16,
+    codebook_size=CODEBOOK_SIZE,
+    codebook_dim=16,
+    vector_quantization_hidden_dimension=16,
+    sampling_rate=24000,
+    frame_rate=12.5,
+    upsampling_ratios=[8, 6, 5, 4],
+)
+
+
+def speech_tokenizer_config(size: str = "tiny"):
+    """Qwen3TTSTokenizerV2Config of the 12 Hz codec: "tiny" (tests) or "released" (exact real architecture).
+
+    Both keep the real rates: 24 kHz, 1920 samples per codec frame, 16 code groups.
+    """
     from qwen_tts.core.tokenizer_12hz.configuration_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Config
 
-    decoder = dict(
-        codebook_size=CODEBOOK_SIZE,
-        codebook_dim=16,
-        hidden_size=32,
-        latent_dim=32,
-        intermediate_size=64,
-        head_dim=8,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        num_hidden_layers=2,
-        num_quantizers=16,
-        sliding_window=72,
-        max_position_embeddings=8000,
-        upsample_rates=[8, 5, 4, 3],
-        upsampling_ratios=[2, 2],
-        decoder_dim=32,
-        vector_quantization_hidden_dimension=16,
-    )
-    encoder = dict(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        head_dim=8,
-        intermediate_size=64,
-        num_filters=4,
-        upsample_groups=32,
-        num_quantizers=16,
-        codebook_size=CODEBOOK_SIZE,
-        codebook_dim=16,
-        vector_quantization_hidden_dimension=16,
-        sampling_rate=24000,
-        frame_rate=12.5,
-        upsampling_ratios=[8, 6, 5, 4],
-    )
+    if size == "tiny":
+        encoder, decoder = TINY_SPEECH_ENCODER, TINY_SPEECH_DECODER
+    elif size == "released":
+        encoder, decoder = {}, RELEASED_SPEECH_DECODER
+    else:
+        raise ValueError(f"size must be 'tiny' or 'released', got {size!r}")
     cfg = Qwen3TTSTokenizerV2Config(
-        encoder_config=encoder, decoder_config=decoder, encoder_valid_num_quantizers=16
+        encoder_config=dict(encoder), decoder_config=dict(decoder), encoder_valid_num_quantizers=16
     )
     cfg.architectures = ["Qwen3TTSTokenizerV2Model"]
     return cfg
+
+
+def write_speech_tokenizer(out_dir, *, size: str = "tiny", seed: int = 0) -> pathlib.Path:
+    """Write a random-init `speech_tokenizer/`-style directory (config, weights, feature-extractor config)."""
+    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Model
+
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    codec = Qwen3TTSTokenizerV2Model(speech_tokenizer_config(size))
+    _random_init_(codec, torch.Generator().manual_seed(seed))
+    codec.save_pretrained(str(out))
+    (out / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "chunk_length_s": None,
+                "feature_extractor_type": "EncodecFeatureExtractor",
+                "feature_size": 1,
+                "overlap": None,
+                "padding_side": "right",
+                "padding_value": 0.0,
+                "return_attention_mask": True,
+                "sampling_rate": 24000,
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    return out
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -232,7 +306,12 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs)))
 
 
-def _write_text_tokenizer(out: pathlib.Path) -> None:
+def write_text_tokenizer(out_dir) -> None:
+    """Write the byte-level Qwen2 tokenizer (vocab.json, merges.txt, tokenizer_config.json) and the
+    processor's preprocessor_config.json into `out_dir`. Its special-token ids are TOKEN_ID (see
+    TEXT_TOKEN_CONFIG for the matching top-level config.json entries)."""
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     byte_chars = _bytes_to_unicode()
     vocab = {byte_chars[b]: b for b in range(256)}
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
@@ -301,7 +380,6 @@ def write_tiny_checkpoint(out_dir, kind: str, *, seed: int = 0, model_size: str 
     """Write a complete tiny random Qwen3-TTS model directory for `kind` and return its path."""
     from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSConfig
     from qwen_tts.core.models.modeling_qwen3_tts import Qwen3TTSForConditionalGeneration
-    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Model
     from safetensors.torch import save_file
 
     if kind not in KINDS:
@@ -309,7 +387,7 @@ def write_tiny_checkpoint(out_dir, kind: str, *, seed: int = 0, model_size: str 
     if model_size not in TALKER_HIDDEN:
         raise ValueError(f"model_size must be one of {tuple(TALKER_HIDDEN)}, got {model_size!r}")
     out = pathlib.Path(out_dir)
-    (out / "speech_tokenizer").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(seed)
 
     config = tiny_config_dict(kind, model_size)
@@ -324,25 +402,6 @@ def write_tiny_checkpoint(out_dir, kind: str, *, seed: int = 0, model_size: str 
         str(out / "model.safetensors"),
         metadata={"format": "pt"},
     )
-    _write_text_tokenizer(out)
-
-    codec = Qwen3TTSTokenizerV2Model(_speech_tokenizer_config())
-    _random_init_(codec, generator)
-    codec.save_pretrained(str(out / "speech_tokenizer"))
-    (out / "speech_tokenizer" / "preprocessor_config.json").write_text(
-        json.dumps(
-            {
-                "chunk_length_s": None,
-                "feature_extractor_type": "EncodecFeatureExtractor",
-                "feature_size": 1,
-                "overlap": None,
-                "padding_side": "right",
-                "padding_value": 0.0,
-                "return_attention_mask": True,
-                "sampling_rate": 24000,
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
-    )
+    write_text_tokenizer(out)
+    write_speech_tokenizer(out / "speech_tokenizer", size="tiny", seed=seed + 1)
     return out
