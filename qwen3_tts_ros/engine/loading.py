@@ -89,6 +89,8 @@ def load_qwen_tts(
         model_name, allow_download=allow_download, cache_dir=cache_dir, revision=revision
     )
     device = str(device)
+    if isinstance(dtype, str):  # "bfloat16", "float16", "float32"
+        dtype = getattr(torch, dtype)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
     return Qwen3TTSModel.from_pretrained(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from qwen3_tts_ros.engine import PcmChunk, Qwen3TTSCudaGraphs, SamplingParams, SpeechRequest, StreamStats
-from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME
+from qwen3_tts_ros.engine.types import MODE_OF_MODEL_TYPE, SAMPLES_PER_FRAME
 
 FRAMES = 11  # max_new_tokens - 1
 GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=FRAMES + 1)
@@ -171,3 +171,30 @@ def request_max(engine):
 def test_warmup_and_capture_on_cpu(engine):
     assert engine.capture() == 0.0  # no CUDA graphs on CPU
     assert engine.warmup() > 0
+
+
+@pytest.mark.parametrize("non_streaming_mode", [False, True])
+def test_voice_clone_icl_stream_matches_non_streaming(tiny_base_tts, reference_audio, non_streaming_mode):
+    """ICL: the reference codes are decode history only; the streamed audio is the generated part."""
+    base = Qwen3TTSCudaGraphs(tiny_base_tts, max_seq_len=256)
+    prompt = base.create_voice_prompt(reference_audio, ref_text="Reference words.")
+    (request,) = base.voice_clone_requests(
+        "Cloned speech.", voice_clone_prompt=prompt, non_streaming_mode=non_streaming_mode, **GREEDY
+    )
+    full = base.synthesize(request)  # qwen-tts's proportional cut of ref ++ generated
+    chunks = list(base.stream(request, pcm_format="float32", first_chunk_frames=1, chunk_frames=4))
+    frames = sum(c.frame_count for c in chunks)
+    streamed = np.concatenate([c.pcm for c in chunks])
+    assert len(streamed) == frames * SAMPLES_PER_FRAME
+    # the proportional cut can keep one extra sample of the reference part (float rounding): align ends
+    assert 0 <= len(full) - len(streamed) <= 1
+    assert_close_to_full(streamed, full[len(full) - len(streamed) :])
+
+
+@pytest.mark.parametrize("kind", ["base", "custom_voice", "voice_design"])
+def test_warmup_every_kind_then_close(tiny_tts_by_kind, kind):
+    engine = Qwen3TTSCudaGraphs(tiny_tts_by_kind[kind], max_seq_len=128)
+    assert engine.warmup(max_frames=2) > 0
+    engine.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.stream(SpeechRequest(text="x", mode=MODE_OF_MODEL_TYPE[kind]))
