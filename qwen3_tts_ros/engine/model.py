@@ -429,22 +429,28 @@ class Qwen3TTSCudaGraphs:
         pieces = self.text_pieces(request)
         cancel = cancel if cancel is not None else threading.Event()
         stats = StreamStats(text_length=len(request.text))
-        holder: dict[str, StreamingDecoder] = {}
+        # Each piece of a split text is its own utterance for the talker, so it gets its own decoder (as
+        # synthesize() decodes each piece on its own); a chunk may span two pieces.
+        decoders: list[StreamingDecoder] = []
+        piece_of_frame: list[int] = []
+        decoded = 0
 
         def frames() -> Iterator[torch.Tensor]:
             for piece in pieces:
                 piece_stats = StreamStats()
                 prefill, piece_frames = self._piece_frames(piece, cancel, piece_stats)
-                if "decoder" not in holder:  # one decoder for the whole utterance: pieces join seamlessly
-                    holder["decoder"] = StreamingDecoder(
+                decoders.append(
+                    StreamingDecoder(
                         self.model.speech_tokenizer,
                         left_context_frames=left_context_frames,
                         prefix=prefill.ref_code,
                     )
+                )
                 try:
                     for frame in piece_frames:
                         stats.frames += 1
                         stats.frame_ms.append(piece_stats.frame_ms[-1])
+                        piece_of_frame.append(len(decoders) - 1)
                         yield frame
                 finally:
                     stats.prefill_ms += piece_stats.prefill_ms
@@ -452,9 +458,20 @@ class Qwen3TTSCudaGraphs:
                 if cancel.is_set():
                     return
 
+        def decode(codes: torch.Tensor) -> np.ndarray:
+            nonlocal decoded
+            owners = piece_of_frame[decoded : decoded + len(codes)]
+            decoded += len(codes)
+            wavs, begin = [], 0
+            for end in range(1, len(codes) + 1):
+                if end == len(codes) or owners[end] != owners[begin]:
+                    wavs.append(decoders[owners[begin]].decode(codes[begin:end]))
+                    begin = end
+            return np.concatenate(wavs)
+
         chunks = chunk_stream(
             frames(),
-            lambda codes: holder["decoder"].decode(codes),
+            decode,
             first_chunk_frames=first_chunk_frames,
             chunk_frames=chunk_frames,
             pcm_format=pcm_format,

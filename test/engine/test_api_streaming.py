@@ -198,3 +198,16 @@ def test_warmup_every_kind_then_close(tiny_tts_by_kind, kind):
     engine.close()
     with pytest.raises(RuntimeError, match="closed"):
         engine.stream(SpeechRequest(text="x", mode=MODE_OF_MODEL_TYPE[kind]))
+
+
+def test_split_text_stream_matches_non_streaming(tiny_custom_voice_tts):
+    """A text split for max_seq_len streams piece after piece, each decoded as its own utterance."""
+    small = Qwen3TTSCudaGraphs(tiny_custom_voice_tts, max_seq_len=96)
+    (request,) = small.custom_voice_requests(
+        "First part of it. Then the second part! And a third.", "vivian", "english", **GREEDY
+    )
+    assert len(small.text_pieces(request)) > 1
+    full = small.synthesize(request)
+    chunks = list(small.stream(request, pcm_format="float32", first_chunk_frames=1, chunk_frames=3))
+    check_chunks(chunks, np.float32, 1, 3)
+    assert_close_to_full(np.concatenate([c.pcm for c in chunks]), full)
