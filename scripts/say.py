@@ -82,9 +82,26 @@ def main(argv=None) -> int:
             proc.stop()
 
 
+def check_alive(proc) -> None:
+    if proc is not None and proc.proc.poll() is not None:
+        raise RuntimeError(f"the node process exited with code {proc.proc.returncode}")
+
+
+def wait_up(client, proc, timeout: float) -> str:
+    """The node's lifecycle state once its services answer; fails at once if the process died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        check_alive(proc)
+        try:
+            return client.get_state(timeout=2.0)
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+
+
 def run(client, proc, text: str, out: pathlib.Path, timeout: float) -> int:
     t0 = time.monotonic()
-    state = client.get_state(timeout=timeout)  # waits for the node's services
+    state = wait_up(client, proc, timeout)
     print(f"node is up ({state}) after {time.monotonic() - t0:.1f} s")
     if state == "unconfigured":
         t = time.monotonic()
@@ -104,8 +121,10 @@ def run(client, proc, text: str, out: pathlib.Path, timeout: float) -> int:
 
     mark = client.mark()
     sent = client.say(text)
-    if not client.wait_done(mark, timeout):
+    dead = proc is not None and (lambda: proc.proc.poll() is not None)
+    if not client.wait_for(lambda: client.done_since(mark) or (dead and dead()), timeout):
         raise TimeoutError(f"the utterance did not complete within {timeout:.0f} s")
+    check_alive(proc)
     groups = client.utterances(mark["chunks"])
     pcm = b""
     for uid in sorted(groups):

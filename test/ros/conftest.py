@@ -31,9 +31,13 @@ def tiny_custom_voice_checkpoint(tmp_path_factory):
     return write_tiny_checkpoint(tmp_path_factory.mktemp("ros_tiny_custom_voice"), "custom_voice", seed=1)
 
 
+LONG_CHECK_FRAMES = 30
+
+
 @pytest.fixture(scope="session")
 def long_text(tiny_custom_voice_checkpoint):
-    """A text the greedy tiny model speaks for over 100 frames (EOS does not end it first)."""
+    """A text the greedy tiny model speaks for more than LONG_CHECK_FRAMES frames (EOS does not end it
+    first), so a stop/deactivate/interrupt sent after its first chunk lands mid-utterance."""
     import torch
 
     from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
@@ -43,13 +47,13 @@ def long_text(tiny_custom_voice_checkpoint):
                                                 dtype=torch.float32, use_cuda_graphs=False)
     try:
         speaker = engine.get_supported_speakers()[0]
-        candidates = ("Good morning. " * 6,
-                      "Navigation goal reached, waiting for the next instruction please.",
-                      "One two three four five six seven eight nine ten eleven twelve.")
+        candidates = ("One two three four five six seven eight nine ten eleven twelve.",
+                      "Navigation goal reached, waiting for the next instruction please.")
         for text in candidates:
             request = SpeechRequest(text=text, mode="custom_voice", speaker=speaker, sampling=SamplingParams(
-                do_sample=False, subtalker_dosample=False, max_new_tokens=100))
-            stream = engine.stream(request, first_chunk_frames=1, chunk_frames=25, left_context_frames=0)
+                do_sample=False, subtalker_dosample=False, max_new_tokens=LONG_CHECK_FRAMES))
+            stream = engine.stream(request, first_chunk_frames=1, chunk_frames=LONG_CHECK_FRAMES,
+                                   left_context_frames=0)
             for _ in stream:
                 pass
             if stream.stats.stopped_by == "max_new_tokens":
