@@ -12,7 +12,7 @@ from qwen3_tts_ros.engine.frame_generator import FrameGenerator
 from qwen3_tts_ros.engine.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest, StreamStats, VoicePrompt
 
-MAX_NEW_TOKENS = 50
+MAX_NEW_TOKENS = 32
 GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=MAX_NEW_TOKENS)
 
 
@@ -52,10 +52,10 @@ def assert_same_codes(ours, stats, theirs):
 
 CUSTOM_VOICE_CASES = [
     # text, speaker, language, instruct, non_streaming_mode
-    ("Hello world, this is a test.", "vivian", "english", None, None),
-    ("Good morning, how are you today?", "vivian", "english", None, True),  # ends by EOS
+    ("Hello world, this is a test.", "vivian", "english", None, None),  # ends by EOS (8 frames)
+    ("Good morning, how are you today?", "vivian", "english", None, True),
     ("Short one.", "ryan", "Auto", "Speak with excitement.", False),
-    ("你好，今天天气很好。", "eric", "chinese", None, None),  # dialect speaker: sichuan dialect id
+    ("你好，今天天气很好。", "eric", "chinese", None, None),  # sichuan dialect id; ends by EOS
     ("Dialect with auto language.", "dylan", "Auto", "Slowly.", True),
     ("Dialect speaker but English.", "eric", "english", None, False),
 ]

@@ -15,7 +15,7 @@ GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_token
 @pytest.fixture(scope="module")
 def setup(tiny_custom_voice_tts):
     tts = tiny_custom_voice_tts
-    # greedy on the tiny custom-voice model: no EOS within 50 frames
+    # greedy on the tiny custom-voice model: no EOS within 50 frames (so max_new_tokens ends it)
     request = SpeechRequest(
         text="Short one.",
         mode="custom_voice",
