@@ -70,3 +70,17 @@ def test_cuda_device_without_cuda(tiny_voice_design_dir):
         pytest.skip("CUDA is available")
     with pytest.raises(ValueError, match="CUDA is not available"):
         Qwen3TTSCudaGraphs.from_pretrained(tiny_voice_design_dir, device="cuda")
+
+
+def test_hub_id_in_the_local_cache_loads_offline(tiny_voice_design_dir, tmp_path, no_network):
+    # The Hugging Face cache layout: models--<org>--<name>/refs/main -> snapshots/<commit>/<files>.
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub_cache" / "models--someone--tiny-voice-design"
+    shutil.copytree(tiny_voice_design_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    engine = Qwen3TTSCudaGraphs.from_pretrained(
+        "someone/tiny-voice-design", device="cpu", dtype=torch.float32, cache_dir=str(tmp_path / "hub_cache")
+    )
+    assert engine.tts_model_type == "voice_design"
+    engine.close()
