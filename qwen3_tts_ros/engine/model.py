@@ -7,6 +7,11 @@ Same generation methods, arguments, defaults and return values `(list of float32
     order and concatenated (never cut);
   - `**kwargs` accept only the sampling settings (a TypeError names the allowed ones);
   - reference audio given as URL / base64 is refused unless allow_download=True.
+
+Streaming (`stream*`) yields exactly 1920 samples per generated frame; it equals the non-streaming waveform
+within the codec's chunked-decode tolerance (test_api_codec.py). Voice-clone ICL: qwen-tts cuts the
+reference part proportionally (`int(ref/total * samples)`), which can keep one extra sample that the
+stream does not have.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ dropped and the empty final chunk follows at once; `stats.stopped_by` is "cancel
 
 prefetch_chunks > 0 runs the production (CUDA work: generation and decoding) on a background thread that
 fills a queue of at most prefetch_chunks chunks, so a slow reader does not stall generation until the
-queue is full. With prefetch_chunks == 0 (what the ROS node uses) everything runs on the reading thread,
-lazily, one chunk per `next()`.
+queue is full. Call `capture()` / `warmup()` on your own thread first, or the CUDA graphs get captured
+on that producer thread. With prefetch_chunks == 0 (what the ROS node uses) everything runs on the
+reading thread, lazily, one chunk per `next()`.
 """
 
 from __future__ import annotations
