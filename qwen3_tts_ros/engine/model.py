@@ -6,6 +6,7 @@ Same generation methods, arguments, defaults and return values `(list of float32
   - text that does not fit `max_seq_len` is split at sentence boundaries and the pieces are generated in
     order and concatenated (never cut);
   - `**kwargs` accept only the sampling settings (a TypeError names the allowed ones);
+  - a custom-voice speaker is required (qwen-tts lets None / "" through unvalidated);
   - reference audio given as URL / base64 is refused unless allow_download=True.
 
 Streaming (`stream*`) yields exactly 1920 samples per generated frame; it equals the non-streaming waveform
@@ -343,9 +344,10 @@ class Qwen3TTSCudaGraphs:
             )
         if self._count_tokens(request.text) <= budget:
             return [request]
-        return [
-            replace(request, text=piece) for piece in split_text(request.text, budget, self._count_tokens)
-        ]
+        pieces = split_text(request.text, budget, self._count_tokens)
+        if not pieces:  # only whitespace: generate it as given, like qwen-tts
+            return [request]
+        return [replace(request, text=piece) for piece in pieces]
 
     # -- generation -----------------------------------------------------------------------------------------
     def _piece_frames(self, request: SpeechRequest, cancel, stats: StreamStats):

@@ -109,11 +109,39 @@ def chunk_stream(
 _END = object()
 
 
+def _put_until_closed(out: queue.Queue, item, closed: threading.Event) -> bool:
+    while not closed.is_set():
+        try:
+            out.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _produce(chunks: Iterator[PcmChunk], out: queue.Queue, closed: threading.Event, cancel: threading.Event):
+    """Prefetch thread body. It does not reference the AudioStream, so a dropped stream can be collected."""
+    try:
+        for chunk in chunks:
+            if not _put_until_closed(out, chunk, closed):
+                cancel.set()  # reader gone: let generation stop at its next frame
+                break
+        else:
+            _put_until_closed(out, _END, closed)
+    except BaseException as exc:  # handed to the reader, re-raised there
+        _put_until_closed(out, exc, closed)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:  # ends generation (frees the frame generator) if it stopped early
+            close()
+
+
 class AudioStream:
     """Iterable of PcmChunk for one utterance; `stats` (StreamStats) is complete after the final chunk.
 
-    `cancel()` stops generation at the next frame; `close()` also releases a prefetch thread (called
-    automatically when iteration finishes or the stream is garbage-collected while iterating).
+    Iterate it once. `cancel()` stops generation at the next frame. `close()` ends the stream early and
+    frees the engine for the next one; it runs when iteration ends, on `with engine.stream(...) as s:` exit,
+    and (without joining) when an un-iterated stream is garbage-collected.
     """
 
     def __init__(
@@ -134,35 +162,16 @@ class AudioStream:
         self._thread: threading.Thread | None = None
         if prefetch_chunks > 0:
             self._queue = queue.Queue(maxsize=prefetch_chunks)
-            self._thread = threading.Thread(target=self._produce, name="qwen3-tts-stream", daemon=True)
+            self._thread = threading.Thread(
+                target=_produce,
+                args=(chunks, self._queue, self._closed, cancel),
+                name="qwen3-tts-stream",
+                daemon=True,
+            )
             self._thread.start()
 
     def cancel(self) -> None:
         self._cancel.set()
-
-    def _put(self, item) -> bool:
-        while not self._closed.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self) -> None:
-        try:
-            for chunk in self._chunks:
-                if not self._put(chunk):
-                    self._cancel.set()  # reader gone: let generation stop at its next frame
-                    break
-        except BaseException as exc:  # handed to the reader, re-raised there
-            self._put(exc)
-            return
-        finally:
-            close = getattr(self._chunks, "close", None)
-            if close is not None and self._closed.is_set():
-                close()
-        self._put(_END)
 
     def __iter__(self) -> Iterator[PcmChunk]:
         if self._queue is None:
@@ -182,15 +191,25 @@ class AudioStream:
         finally:
             self.close()
 
-    def close(self) -> None:
+    def __enter__(self) -> AudioStream:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self, *, wait: bool = True) -> None:
         if self._closed.is_set():
             return
         self._closed.set()
-        if self._thread is not None:
-            if self._thread.is_alive():
-                self._cancel.set()
-            self._thread.join()
-        else:
+        if self._thread is None:
             close = getattr(self._chunks, "close", None)
             if close is not None:
                 close()
+            return
+        if self._thread.is_alive():
+            self._cancel.set()
+            if wait and threading.current_thread() is not self._thread:
+                self._thread.join()
+
+    def __del__(self):
+        self.close(wait=False)

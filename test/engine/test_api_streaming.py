@@ -202,7 +202,24 @@ def test_split_text_stream_matches_non_streaming(tiny_custom_voice_tts):
         "First part of it. Then the second part! And a third.", "vivian", "english", **GREEDY
     )
     assert len(small.text_pieces(request)) > 1
+    blank = SpeechRequest(text=" " * 400, mode="custom_voice", speaker="vivian")
+    assert small.text_pieces(blank) == [blank]  # nothing to split at: generated as given
     full = small.synthesize(request)
     chunks = list(small.stream(request, pcm_format="float32", first_chunk_frames=1, chunk_frames=3))
     check_chunks(chunks, np.float32, 1, 3)
     assert_close_to_full(np.concatenate([c.pcm for c in chunks]), full)
+
+
+def test_dropped_or_closed_prefetch_stream_frees_the_engine(engine, request_):
+    import gc
+
+    with engine.stream(request_, prefetch_chunks=1) as stream:
+        next(iter(stream))  # producer is blocked on the full queue, holding the generator
+    assert sum(c.frame_count for c in engine.stream(request_, chunk_frames=16)) == FRAMES
+    stream = engine.stream(request_, prefetch_chunks=1)  # never iterated, then dropped
+    thread = stream._thread
+    del stream
+    gc.collect()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert sum(c.frame_count for c in engine.stream(request_, chunk_frames=16)) == FRAMES
