@@ -29,6 +29,7 @@ from qwen3_tts_ros.node.pcm import PcmEncoder
 
 DEMO_KIND = "custom_voice"
 TTFA_WINDOW = 200  # utterances kept for the p50/p95 of time to first audio
+WARMUP_FRAMES = 8
 
 
 class ConfigError(Exception):
@@ -439,11 +440,13 @@ class SynthesisWorker:
                 self._stats.update(capture_time_s=capture_s, cuda_graphs_captured=graphs)
             msg = f"{'CUDA graphs captured' if graphs else 'no CUDA graphs (CPU)'} in {capture_s:.2f} s"
             if self._cfg.warmup_text:
+                # The configured voice and chunking, a few frames only (a random model may never say EOS).
                 t0 = time.monotonic()
-                request = self._request(self._cfg.warmup_text, self._cfg.warmup_settings)
-                for _ in self._engine.stream(
-                    request, **self._stream_kwargs(self._cfg.warmup_settings, threading.Event())
-                ):
+                base = self._cfg.warmup_settings
+                sampling = dataclasses.replace(base.sampling, max_new_tokens=WARMUP_FRAMES)
+                settings = dataclasses.replace(base, sampling=sampling)
+                request = self._request(self._cfg.warmup_text, settings)
+                for _ in self._engine.stream(request, **self._stream_kwargs(settings, threading.Event())):
                     pass
                 msg += f", warm-up {time.monotonic() - t0:.2f} s"
         self._record_memory()
