@@ -295,7 +295,7 @@ class SynthesisWorker:
                     self._speaking = False
                     self._sink.speaking(False)
         try:
-            self._release()
+            self._log.info(f"worker stopped: {self._release()}")
         except Exception:  # noqa: BLE001 - shutting down; report and go on
             self._log.error("release at shutdown failed: " + traceback.format_exc())
         with self._cond:
@@ -465,6 +465,11 @@ class SynthesisWorker:
             import torch
 
             torch.cuda.synchronize(self._cuda_device)
+            # cuBLAS keeps per-stream workspaces in the caching allocator (counted as allocated); the model's
+            # streams are gone, so give them back too (torch has no public call for this).
+            clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+            if clear_workspaces is not None:
+                clear_workspaces()
             torch.cuda.empty_cache()
             now = torch.cuda.memory_allocated(self._cuda_device)
             msg += (
