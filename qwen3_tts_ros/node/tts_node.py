@@ -153,8 +153,8 @@ class TtsNode(LifecycleNode):
         if result != TransitionCallbackReturn.SUCCESS:
             self._state_label = "inactive"
             return result
-        self._active = True
         self._worker.set_accepting(True)
+        self._active = True
         self._state_label = "active"
         self.get_logger().info(f"active: {message}")
         return TransitionCallbackReturn.SUCCESS
@@ -318,6 +318,9 @@ class TtsNode(LifecycleNode):
             v["queue.policy"],
             v["queue.max_size"],
         )
+        if dropped is None:
+            self._count("rejected")
+            return
         if dropped:
             self.get_logger().warning(
                 f"{v['queue.policy']}: dropped {dropped} waiting utterance(s)",

@@ -196,10 +196,13 @@ class SynthesisWorker:
     def release(self) -> concurrent.futures.Future:
         return self.call(self._release)
 
-    def enqueue(self, utterances: list[Utterance], policy: str, max_size: int) -> int:
-        """Queue utterances; returns how many waiting ones were dropped (queue full, or interrupt)."""
+    def enqueue(self, utterances: list[Utterance], policy: str, max_size: int) -> int | None:
+        """Queue utterances; returns how many waiting ones were dropped (queue full, or interrupt), or None
+        when not accepting (a deactivate won the race against this text)."""
         dropped = 0
         with self._cond:
+            if not self._accepting:
+                return None
             if policy == "interrupt":
                 dropped += len(self._queue)
                 self._queue.clear()
