@@ -2,6 +2,8 @@
 # (Sourced by bash; no `set -e` here, it would leak into the caller's shell.)
 QWEN3_TTS_ROS_HOME="${QWEN3_TTS_ROS_HOME:-$HOME/.cache/qwen3_tts_ros}"
 _q3_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Callers may run with `set -u`; activate and colcon's setup.bash read unset variables (COLCON_TRACE, ...).
+case $- in *u*) _q3_nounset=1; set +u ;; *) _q3_nounset= ;; esac
 # shellcheck disable=SC1091
 source "$QWEN3_TTS_ROS_HOME/venv/bin/activate"
 AMENT_PREFIX_PATH="$QWEN3_TTS_ROS_HOME/venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
@@ -9,6 +11,7 @@ CMAKE_PREFIX_PATH="$QWEN3_TTS_ROS_HOME/venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_P
 export AMENT_PREFIX_PATH CMAKE_PREFIX_PATH
 # shellcheck disable=SC1091
 source "$QWEN3_TTS_ROS_HOME/ws/install/setup.bash"
+if [ -n "$_q3_nounset" ]; then set -u; fi
 # The source tree comes first, so tests import the code being tested; `qwen3_tts_ros.msg` is found in
 # the colcon install through the package's extend_path.
 export PYTHONPATH="$_q3_repo${PYTHONPATH:+:$PYTHONPATH}"
@@ -16,4 +19,4 @@ export QWEN3_TTS_ROS_HOME QWEN3_TTS_ROS_WS="$QWEN3_TTS_ROS_HOME/ws/install"
 export QWEN3_TTS_ROS_VENV_NUMPY1="$QWEN3_TTS_ROS_HOME/venv-numpy1"
 # Keep DDS traffic of tests on this machine and away from other ROS users.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
-unset _q3_repo
+unset _q3_repo _q3_nounset
