@@ -7,8 +7,8 @@ max_new_tokens = frames + 1 (transformers masks EOS until then; our sampler does
 produce exactly `frames` frames.
   float32: the codes must be identical.
   bfloat16: reports how many leading frames and what fraction of frames/tokens are identical (kernels
-            differ: qwen-tts uses SDPA with enable_gqa and no mask, we repeat K/V and mask a static cache,
-            so bf16 rounding differs and greedy paths may diverge).
+            differ: qwen-tts uses SDPA with enable_gqa and no mask, we fold query groups and mask a static
+            cache, so bf16 rounding differs and greedy paths may diverge).
 Also checks that CUDA-graph replay gives the same codes as our eager path on the same device.
 
     python bench/gpu_parity.py --sizes 0b6 1b7 --frames 100 --out parity.json          (GPU)
@@ -31,72 +31,14 @@ from qwen3_tts_ros.engine.frame_generator import FrameGenerator  # noqa: E402
 from qwen3_tts_ros.engine.prefill import Prefill  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, StreamStats  # noqa: E402
 
-LANGUAGES = {
-    "chinese": 2055,
-    "english": 2050,
-    "german": 2053,
-    "italian": 2070,
-    "portuguese": 2071,
-    "spanish": 2054,
-    "japanese": 2058,
-    "korean": 2064,
-    "french": 2061,
-    "russian": 2069,
-}
-
 
 def released_config(size: str):
-    """Qwen3TTSConfig of the released 12 Hz Base models (talker + code predictor as in config.json)."""
+    """Qwen3TTSConfig of the released 12 Hz Base model of `size` (as in its config.json)."""
     from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSConfig
 
-    hidden, intermediate = (1024, 3072) if size == "0b6" else (2048, 6144)
-    code_predictor = dict(
-        hidden_size=1024,
-        intermediate_size=3072,
-        num_hidden_layers=5,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-        vocab_size=2048,
-        num_code_groups=16,
-        max_position_embeddings=65536,
-        rope_theta=1000000,
-        rms_norm_eps=1e-6,
-    )
-    talker = dict(
-        hidden_size=hidden,
-        intermediate_size=intermediate,
-        num_hidden_layers=28,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-        vocab_size=3072,
-        text_vocab_size=151936,
-        text_hidden_size=2048,
-        num_code_groups=16,
-        max_position_embeddings=32768,
-        rope_theta=1000000,
-        rms_norm_eps=1e-6,
-        rope_scaling={"interleaved": True, "mrope_section": [24, 20, 20], "rope_type": "default"},
-        codec_bos_id=2149,
-        codec_eos_token_id=2150,
-        codec_pad_id=2148,
-        codec_think_id=2154,
-        codec_nothink_id=2155,
-        codec_think_bos_id=2156,
-        codec_think_eos_id=2157,
-        codec_language_id=LANGUAGES,
-        spk_id={},
-        spk_is_dialect={},
-        code_predictor_config=code_predictor,
-    )
-    return Qwen3TTSConfig(
-        talker_config=talker,
-        speaker_encoder_config=dict(enc_dim=hidden, sample_rate=24000),
-        tokenizer_type="qwen3_tts_tokenizer_12hz",
-        tts_model_size=size,
-        tts_model_type="base",
-    )
+    from bench.full_size_checkpoint import released_config_dict
+
+    return Qwen3TTSConfig(**released_config_dict(size, "base"))
 
 
 def tiny_config(size: str):
