@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from .layers import DecoderStack, causal_mask
+from .layers import EAGER, DecoderStack, LayerFunctions, causal_mask
 
 
 class CodePredictor:
-    def __init__(self, code_predictor, device, dtype):
+    def __init__(self, code_predictor, device, dtype, fns: LayerFunctions = EAGER):
         self.module = code_predictor
+        self.fns = fns
         self.num_groups = code_predictor.config.num_code_groups
         self.projection = code_predictor.small_to_mtp_projection
         self.lm_head = code_predictor.lm_head
@@ -38,7 +39,7 @@ class CodePredictor:
         for j in range(self.num_groups - 1):
             if j > 0:
                 x = self.codec_embedding[j - 1](codes[-1][:, None])
-            hidden = self.stack(self.projection(x), self.positions[j], self.masks[j])
+            hidden = self.stack(self.projection(x), self.positions[j], self.masks[j], self.fns)
             logits = self.lm_head[j](hidden)[:, -1]
             codes.append(sample(j, logits.to(torch.float32)))
         return codes

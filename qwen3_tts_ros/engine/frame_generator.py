@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import torch
 
 from .code_predictor import CodePredictor
+from .compile import compile_available, layer_functions
 from .prefill import Prefill
 from .sampling import CodeSampler, TalkerSampler
 from .talker import Talker
@@ -28,8 +29,14 @@ from .types import SamplingParams, StreamStats
 
 
 class FrameGenerator:
-    def __init__(self, model, *, max_seq_len: int = 2048, use_cuda_graphs: bool = True):
-        """model: qwen-tts `Qwen3TTSForConditionalGeneration` (device and dtype are taken from it)."""
+    def __init__(
+        self, model, *, max_seq_len: int = 2048, use_cuda_graphs: bool = True, compile: bool | None = None
+    ):
+        """model: qwen-tts `Qwen3TTSForConditionalGeneration` (device and dtype are taken from it).
+
+        compile: torch.compile the per-layer functions of the decode steps (compile.py); None = on where
+        available (CUDA with Triton). Fuses q/k/v and gate/up weights in place either way (layers.py).
+        """
         talker = model.talker
         weight = talker.codec_head.weight
         self.device, self.dtype = weight.device, weight.dtype
@@ -41,9 +48,11 @@ class FrameGenerator:
         self._busy = threading.Lock()
         self._graphs: tuple[torch.cuda.CUDAGraph, torch.cuda.CUDAGraph] | None = None
 
+        self.compiled = compile_available(self.device) if compile is None else bool(compile)
+        fns = layer_functions(self.compiled)
         with torch.no_grad():
-            self.talker = Talker(talker, max_seq_len, self.device, self.dtype)
-            self.code_predictor = CodePredictor(talker.code_predictor, self.device, self.dtype)
+            self.talker = Talker(talker, max_seq_len, self.device, self.dtype, fns)
+            self.code_predictor = CodePredictor(talker.code_predictor, self.device, self.dtype, fns)
             self.talker_sampler = TalkerSampler(tc.vocab_size, tc.codec_eos_token_id, self.device)
             self.code_sampler = CodeSampler(talker.code_predictor.config.vocab_size, self.device)
             # Static buffers the two capture units read and write.

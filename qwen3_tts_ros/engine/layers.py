@@ -9,6 +9,9 @@ of query heads into the query length instead of repeating K/V (no K/V copy per s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -50,15 +53,11 @@ def causal_mask(positions: torch.Tensor, cache_len: int) -> torch.Tensor:
 
 
 class KVCache:
-    """Static K/V buffers (1, kv_heads, max_len, head_dim) of one layer, written at a position tensor."""
+    """Static K/V buffers (1, kv_heads, max_len, head_dim) of one layer (decoder_layer writes them)."""
 
     def __init__(self, kv_heads: int, max_len: int, head_dim: int, device, dtype):
         self.k = torch.zeros(1, kv_heads, max_len, head_dim, device=device, dtype=dtype)
         self.v = torch.zeros(1, kv_heads, max_len, head_dim, device=device, dtype=dtype)
-
-    def write(self, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-        self.k.index_copy_(2, positions, k)
-        self.v.index_copy_(2, positions, v)
 
 
 def grouped_query_attention(q, k, v, mask, scale: float) -> torch.Tensor:
@@ -78,65 +77,98 @@ def grouped_query_attention(q, k, v, mask, scale: float) -> torch.Tensor:
     return out.reshape(b, heads, s, d)
 
 
-class Attention:
-    """GQA self-attention with per-head q/k RMSNorm and RoPE, on a qwen-tts attention module's weights."""
+def fuse_linears(linears) -> torch.Tensor:
+    """Concatenate bias-free Linear weights along the output dim and make each module's weight a view of it.
 
-    def __init__(self, module, cache: KVCache, eps: float):
-        self.m = module
-        self.cache = cache
-        self.eps = eps
-        self.head_dim = module.head_dim
-        self.scale = module.scaling
-
-    def __call__(self, x, cos, sin, positions, mask):
-        b, s, _ = x.shape
-        shape = (b, s, -1, self.head_dim)
-        q = rms_norm(self.m.q_proj(x).view(shape), self.m.q_norm.weight, self.eps).transpose(1, 2)
-        k = rms_norm(self.m.k_proj(x).view(shape), self.m.k_norm.weight, self.eps).transpose(1, 2)
-        v = self.m.v_proj(x).view(shape).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        self.cache.write(positions, k, v)
-        out = grouped_query_attention(q, self.cache.k, self.cache.v, mask, self.scale)
-        return self.m.o_proj(out.transpose(1, 2).reshape(b, s, -1))
+    One GEMM instead of several per step, and no extra memory: the modules (and qwen-tts's own forward)
+    keep working on views of the fused tensor.
+    """
+    if any(lin.bias is not None for lin in linears):
+        raise ValueError("fuse_linears expects bias-free projections")
+    fused = torch.cat([lin.weight.detach() for lin in linears], dim=0)
+    start = 0
+    for lin in linears:
+        n = lin.weight.shape[0]
+        lin.weight.data = fused[start : start + n]
+        start += n
+    return fused
 
 
-def swiglu(mlp, x: torch.Tensor) -> torch.Tensor:
-    return mlp.down_proj(F.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
+def attention_inputs(
+    x, input_norm, qkv_weight, q_norm, k_norm, cos, sin, eps: float, head_dim: int, kv_heads: int
+):
+    """Pre-attention half of a decoder layer: RMSNorm, fused QKV projection, q/k RMSNorm, RoPE.
+
+    x (B, S, H) -> q (B, heads, S, D), k and v (B, kv_heads, S, D). A pure function of tensors, so one
+    `torch.compile` of it serves every layer of a stack.
+    """
+    b, s, _ = x.shape
+    kv_size = kv_heads * head_dim
+    h = rms_norm(x, input_norm, eps)
+    q, k, v = F.linear(h, qkv_weight).split([qkv_weight.shape[0] - 2 * kv_size, kv_size, kv_size], dim=-1)
+    shape = (b, s, -1, head_dim)
+    q = rms_norm(q.reshape(shape), q_norm, eps).transpose(1, 2)
+    k = rms_norm(k.reshape(shape), k_norm, eps).transpose(1, 2)
+    return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v.reshape(shape).transpose(1, 2)
 
 
-class DecoderLayer:
-    """Pre-norm decoder layer (attention + SwiGLU MLP, residuals) on a qwen-tts decoder layer's weights."""
+def layer_output(x, attn, o_weight, post_norm, gate_up_weight, down_weight, eps: float):
+    """Post-attention half: output projection + residual, RMSNorm, fused SwiGLU MLP + residual."""
+    b, _, s, _ = attn.shape
+    h = x + F.linear(attn.transpose(1, 2).reshape(b, s, -1), o_weight)
+    gate, up = F.linear(rms_norm(h, post_norm, eps), gate_up_weight).chunk(2, dim=-1)
+    return h + F.linear(F.silu(gate) * up, down_weight)
 
-    def __init__(self, layer, cache: KVCache, eps: float):
-        self.layer = layer
-        self.eps = eps
-        self.attn = Attention(layer.self_attn, cache, eps)
 
-    def __call__(self, x, cos, sin, positions, mask):
-        h = x + self.attn(rms_norm(x, self.layer.input_layernorm.weight, self.eps), cos, sin, positions, mask)
-        return h + swiglu(self.layer.mlp, rms_norm(h, self.layer.post_attention_layernorm.weight, self.eps))
+def layer_weights(layer) -> tuple[torch.Tensor, ...]:
+    """(attention_inputs weights, layer_output weights) of a qwen-tts decoder layer (q/k/v, gate/up fused)."""
+    attn, mlp = layer.self_attn, layer.mlp
+    qkv = fuse_linears([attn.q_proj, attn.k_proj, attn.v_proj])
+    gate_up = fuse_linears([mlp.gate_proj, mlp.up_proj])
+    pre = (layer.input_layernorm.weight, qkv, attn.q_norm.weight, attn.k_norm.weight)
+    post = (attn.o_proj.weight, layer.post_attention_layernorm.weight, gate_up, mlp.down_proj.weight)
+    return pre, post
+
+
+class LayerFunctions(NamedTuple):
+    """The two pure halves of a decoder layer: eager, or compiled (compile.py)."""
+
+    attention_inputs: Callable = attention_inputs
+    layer_output: Callable = layer_output
+
+
+EAGER = LayerFunctions()
 
 
 class DecoderStack:
-    """N decoder layers + final norm with static caches of `max_len` positions."""
+    """N decoder layers + final norm with static caches of `max_len` positions.
+
+    Per layer: attention_inputs -> K/V written into the cache at `positions` -> attention over the whole
+    cache -> layer_output. The cache write and attention stay outside the (optionally compiled) halves,
+    so the cache is only ever mutated in place, never copied.
+    """
 
     def __init__(self, model, config, max_len: int, device, dtype):
         self.eps = config.rms_norm_eps
         self.max_len = max_len
         self.norm_weight = model.norm.weight
-        head_dim = model.layers[0].self_attn.head_dim
-        self.caches = [
-            KVCache(config.num_key_value_heads, max_len, head_dim, device, dtype) for _ in model.layers
-        ]
-        self.layers = [
-            DecoderLayer(layer, cache, self.eps) for layer, cache in zip(model.layers, self.caches)
-        ]
+        attn = model.layers[0].self_attn
+        self.head_dim, self.scale = attn.head_dim, attn.scaling
+        self.kv_heads = config.num_key_value_heads
+        self.caches = [KVCache(self.kv_heads, max_len, self.head_dim, device, dtype) for _ in model.layers]
+        self.weights = [layer_weights(layer) for layer in model.layers]
         rotary = model.rotary_emb
         self.cos, self.sin = rope_tables(rotary.inv_freq.to(device), rotary.attention_scaling, max_len, dtype)
 
-    def __call__(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, fns: LayerFunctions = EAGER
+    ) -> torch.Tensor:
         """x: (1, S, H) at `positions` (S,) -> final-normed hidden states (1, S, H)."""
         cos, sin = self.cos[positions], self.sin[positions]
-        for layer in self.layers:
-            x = layer(x, cos, sin, positions, mask)
+        for (pre, post), cache in zip(self.weights, self.caches):
+            q, k, v = fns.attention_inputs(x, *pre, cos, sin, self.eps, self.head_dim, self.kv_heads)
+            cache.k.index_copy_(2, positions, k)
+            cache.v.index_copy_(2, positions, v)
+            attn = grouped_query_attention(q, cache.k, cache.v, mask, self.scale)
+            x = fns.layer_output(x, attn, *post, self.eps)
         return rms_norm(x, self.norm_weight, self.eps)

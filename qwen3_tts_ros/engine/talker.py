@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import torch
 
-from .layers import DecoderStack, causal_mask
+from .layers import EAGER, DecoderStack, LayerFunctions, causal_mask
 
 
 class Talker:
-    def __init__(self, talker, max_seq_len: int, device, dtype):
+    def __init__(self, talker, max_seq_len: int, device, dtype, fns: LayerFunctions = EAGER):
+        """fns: the layer functions of `step` (possibly compiled); prefill is always eager."""
         self.module = talker
+        self.fns = fns
         self.max_seq_len = max_seq_len
         self.stack = DecoderStack(talker.model, talker.config, max_seq_len, device, dtype)
         self.codec_head = talker.codec_head
         self.codec_embedding = talker.model.codec_embedding
 
-    def forward(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, embeds: torch.Tensor, positions: torch.Tensor, fns: LayerFunctions = EAGER
+    ) -> torch.Tensor:
         """embeds (1, S, H) at positions (S,) -> final hidden states (1, S, H); writes the cache."""
-        return self.stack(embeds, positions, causal_mask(positions, self.max_seq_len))
+        return self.stack(embeds, positions, causal_mask(positions, self.max_seq_len), fns)
 
     def prefill(self, embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt (1, P, H) -> (last hidden (1, 1, H), codebook-0 logits of the last position (1, V))."""
@@ -33,5 +37,5 @@ class Talker:
 
     def step(self, embed: torch.Tensor, position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One position: embed (1, 1, H), position (1,) -> (hidden (1, 1, H), logits (1, V))."""
-        hidden = self.forward(embed, position)
+        hidden = self.forward(embed, position, self.fns)
         return hidden, self.codec_head(hidden)[:, -1]
