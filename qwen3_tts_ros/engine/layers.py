@@ -130,23 +130,37 @@ def layer_weights(layer) -> tuple[torch.Tensor, ...]:
     return pre, post
 
 
-class LayerFunctions(NamedTuple):
-    """The two pure halves of a decoder layer: eager, or compiled (compile.py)."""
+def stack_forward(
+    x, positions, mask, cos_table, sin_table, weights, k_caches, v_caches, norm_weight,
+    eps: float, head_dim: int, kv_heads: int, scale: float,
+):  # fmt: skip
+    """A whole decoder stack as one pure function of tensors (gpt-fast style), for one `torch.compile`.
 
-    attention_inputs: Callable = attention_inputs
-    layer_output: Callable = layer_output
+    Per layer: attention_inputs -> K/V stored into the static cache at `positions` (an in-place index_put,
+    which inductor keeps in place) -> attention over the whole cache -> layer_output; then the final norm.
+    Compiled as one graph, inductor also fuses across layer boundaries (residual add + next RMSNorm).
+    """
+    cos, sin = cos_table[positions], sin_table[positions]
+    for (pre, post), k_cache, v_cache in zip(weights, k_caches, v_caches):
+        q, k, v = attention_inputs(x, *pre, cos, sin, eps, head_dim, kv_heads)
+        k_cache[:, :, positions] = k
+        v_cache[:, :, positions] = v
+        attn = grouped_query_attention(q, k_cache, v_cache, mask, scale)
+        x = layer_output(x, attn, *post, eps)
+    return rms_norm(x, norm_weight, eps)
+
+
+class LayerFunctions(NamedTuple):
+    """How a decoder stack is run: eagerly, or compiled (compile.py)."""
+
+    stack: Callable = stack_forward
 
 
 EAGER = LayerFunctions()
 
 
 class DecoderStack:
-    """N decoder layers + final norm with static caches of `max_len` positions.
-
-    Per layer: attention_inputs -> K/V written into the cache at `positions` -> attention over the whole
-    cache -> layer_output. The cache write and attention stay outside the (optionally compiled) halves,
-    so the cache is only ever mutated in place, never copied.
-    """
+    """N decoder layers + final norm with static caches of `max_len` positions (see stack_forward)."""
 
     def __init__(self, model, config, max_len: int, device, dtype):
         self.eps = config.rms_norm_eps
@@ -156,6 +170,8 @@ class DecoderStack:
         self.head_dim, self.scale = attn.head_dim, attn.scaling
         self.kv_heads = config.num_key_value_heads
         self.caches = [KVCache(self.kv_heads, max_len, self.head_dim, device, dtype) for _ in model.layers]
+        self.k_caches = [cache.k for cache in self.caches]
+        self.v_caches = [cache.v for cache in self.caches]
         self.weights = [layer_weights(layer) for layer in model.layers]
         rotary = model.rotary_emb
         self.cos, self.sin = rope_tables(rotary.inv_freq.to(device), rotary.attention_scaling, max_len, dtype)
@@ -164,11 +180,7 @@ class DecoderStack:
         self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, fns: LayerFunctions = EAGER
     ) -> torch.Tensor:
         """x: (1, S, H) at `positions` (S,) -> final-normed hidden states (1, S, H)."""
-        cos, sin = self.cos[positions], self.sin[positions]
-        for (pre, post), cache in zip(self.weights, self.caches):
-            q, k, v = fns.attention_inputs(x, *pre, cos, sin, self.eps, self.head_dim, self.kv_heads)
-            cache.k.index_copy_(2, positions, k)
-            cache.v.index_copy_(2, positions, v)
-            attn = grouped_query_attention(q, cache.k, cache.v, mask, self.scale)
-            x = fns.layer_output(x, attn, *post, self.eps)
-        return rms_norm(x, self.norm_weight, self.eps)
+        return fns.stack(
+            x, positions, mask, self.cos, self.sin, self.weights, self.k_caches, self.v_caches,
+            self.norm_weight, self.eps, self.head_dim, self.kv_heads, self.scale,
+        )  # fmt: skip
