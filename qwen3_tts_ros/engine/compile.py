@@ -11,6 +11,8 @@ stays eager.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .layers import EAGER, LayerFunctions, attention_inputs, layer_output
@@ -27,8 +29,14 @@ def compile_available(device: torch.device) -> bool:
     return True
 
 
+@functools.cache
 def layer_functions(enabled: bool) -> LayerFunctions:
-    """Compiled layer halves when `enabled`, else the eager ones (identical math)."""
+    """Compiled layer halves when `enabled`, else the eager ones (identical math).
+
+    One compiled pair per process, shared by every FrameGenerator: each new `torch.compile` wrapper has its
+    own backend, so dynamo would compile again (BACKEND_MATCH) and count it toward its recompile limit (8),
+    after which further generators would silently run the halves uncompiled (other rounding).
+    """
     if not enabled:
         return EAGER
     options = dict(dynamic=False, fullgraph=True)
