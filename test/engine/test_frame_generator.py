@@ -13,19 +13,25 @@ from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest, StreamStat
 GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=30)
 
 
+# Greedy on the tiny custom-voice model (CPU): no EOS within 50 frames (so max_new_tokens ends it).
+LONG_REQUEST = SpeechRequest(
+    text="Short one.",
+    mode="custom_voice",
+    language="Auto",
+    speaker="ryan",
+    instruct="Speak with excitement.",
+    non_streaming_mode=False,
+)
+# Greedy on the tiny custom-voice model (CPU): EOS after 8 frames (test_codes_parity.py).
+EOS_REQUEST = SpeechRequest(
+    text="Hello world, this is a test.", mode="custom_voice", language="english", speaker="vivian"
+)
+
+
 @pytest.fixture(scope="module")
 def setup(tiny_custom_voice_tts):
     tts = tiny_custom_voice_tts
-    # greedy on the tiny custom-voice model: no EOS within 50 frames (so max_new_tokens ends it)
-    request = SpeechRequest(
-        text="Short one.",
-        mode="custom_voice",
-        language="Auto",
-        speaker="ryan",
-        instruct="Speak with excitement.",
-        non_streaming_mode=False,
-    )
-    return tts, build_prefill(tts.model, tts.processor, request)
+    return tts, build_prefill(tts.model, tts.processor, LONG_REQUEST)
 
 
 def run(generator, prefill, sampling, **kw):
@@ -118,9 +124,6 @@ def test_talker_prefill_matches_module(setup):
 
 
 # -- launch-ahead, several frames per replay, prefill buckets (the CUDA path's logic, run eagerly) ----------
-EOS_REQUEST = SpeechRequest(  # greedy: EOS after 8 frames (test_codes_parity.py)
-    text="Hello world, this is a test.", mode="custom_voice", language="english", speaker="vivian"
-)
 GREEDY_32 = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=32)
 PIPELINES = [(3, 1), (2, 3), (1, 4), (4, 2)]  # (launch_ahead, frames_per_replay)
 

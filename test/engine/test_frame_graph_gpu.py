@@ -10,25 +10,15 @@ import threading
 
 import pytest
 import torch
+from test_frame_generator import EOS_REQUEST, LONG_REQUEST  # the same two utterances as on CPU
 
 from qwen3_tts_ros.engine.frame_generator import SUGGESTED_PREFILL_BUCKETS, FrameGenerator
 from qwen3_tts_ros.engine.prefill import build_prefill
-from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest, StreamStats
+from qwen3_tts_ros.engine.types import SamplingParams, StreamStats
 
 pytestmark = pytest.mark.gpu
 GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=32)
 PIPELINES = [(1, 1), (2, 1), (4, 1), (2, 2), (3, 4)]  # (launch_ahead, frames_per_replay)
-EOS_REQUEST = SpeechRequest(  # greedy on CPU: EOS after 8 frames (test_codes_parity.py)
-    text="Hello world, this is a test.", mode="custom_voice", language="english", speaker="vivian"
-)
-LONG_REQUEST = SpeechRequest(  # greedy on CPU: no EOS within 50 frames
-    text="Short one.",
-    mode="custom_voice",
-    language="Auto",
-    speaker="ryan",
-    instruct="Speak with excitement.",
-    non_streaming_mode=False,
-)
 
 
 def run(generator, prefill, sampling, **kw):
