@@ -2,8 +2,8 @@
 # The GPU run (through the device tool; see BENCHMARKS.md): gpu-marked engine tests, full-size parity
 # against qwen-tts, and the speed benchmark. Writes logs and JSON into ${OUT:-bench/results/latest}.
 #   Wheels for qwen-tts 0.1.1 + transformers 4.57.3 (the device image has transformers 5.x) are carried in
-#   .whl/ and installed into /tmp/site, which goes first on PYTHONPATH. Stages: tests parity profile bench
-#   (default: tests parity bench).
+#   .whl/ and installed into /tmp/site, which goes first on PYTHONPATH. Stages: tests parity profile
+#   framegraph bench (default: tests parity bench).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${OUT:-bench/results/latest}"
@@ -21,6 +21,7 @@ for stage in $stages; do
     tests) python3 -m pytest -q -p no:cacheprovider -m gpu test/engine 2>&1 | tee "$out/gpu_tests.log" || rc=1 ;;
     parity) python3 bench/gpu_parity.py --sizes 0b6 1b7 --frames 100 --out "$out/parity.json" 2>&1 | tee "$out/parity.log" || rc=1 ;;
     profile) python3 bench/profile_frame.py --sizes 0b6 1b7 --frames 200 --out "$out/profile.json" 2>&1 | tee "$out/profile.log" || rc=1 ;;
+    framegraph) python3 bench/framegraph_smoke.py --size 0b6 --frames 300 --out "$out/framegraph.json" 2>&1 | tee "$out/framegraph.log" || rc=1 ;;
     bench) python3 bench/benchmark.py --sizes 0b6 1b7 --frames 300 --out "$out" 2>&1 | tee "$out/benchmark.log" || rc=1 ;;
     *) echo "unknown stage $stage"; rc=1 ;;
   esac

@@ -11,6 +11,8 @@ CUDA graphs (no inductor cudagraphs). Prefill (variable length) stays eager.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .layers import EAGER, LayerFunctions, stack_forward
@@ -27,8 +29,14 @@ def compile_available(device: torch.device) -> bool:
     return True
 
 
+@functools.cache
 def layer_functions(enabled: bool) -> LayerFunctions:
-    """The compiled decoder-stack function when `enabled`, else the eager one (identical math)."""
+    """The compiled decoder-stack function when `enabled`, else the eager one (identical math).
+
+    One compiled function per process, shared by every FrameGenerator: each new `torch.compile` wrapper has
+    its own backend, so dynamo would compile again (BACKEND_MATCH) and count it toward its recompile limit
+    (8), after which further generators would silently run uncompiled (other rounding).
+    """
     if not enabled:
         return EAGER
     return LayerFunctions(torch.compile(stack_forward, dynamic=False, fullgraph=True))

@@ -1,22 +1,46 @@
 """Frame-by-frame codec-code generation: our own static-cache decode loop on qwen-tts's weights.
 
-Per 12.5 Hz frame t (as qwen-tts's talker.generate does it):
-  code predictor: [talker hidden, E0(c0)] -> codes 1..15            (capture unit 1, 15 steps unrolled)
-  frame = [c0, c1..c15]; next talker input = sum of the 16 codebook embeddings
-          + trailing_text_hidden[t] (or tts_pad_embed once the text is used up)
-  talker: one position -> hidden, logits -> processed/sampled next c0 (capture unit 2)
-Generation ends when c0 is EOS (that frame is not produced), after max_new_tokens - 1 frames (qwen-tts
-semantics: the last sampled c0 never gets its residual codebooks), at max_seq_len, or on cancel.
+Per 12.5 Hz frame t (as qwen-tts's talker.generate does it), all on the device:
+  code predictor: [talker hidden, E0(c0)] -> codes 1..15 (15 steps unrolled, sampled on the device)
+  frame t = [c0, c1..c15]; next talker input = sum of the 16 codebook embeddings
+            + text track row t (trailing_text_hidden[t], or tts_pad_embed once the text is used up)
+  talker at position P + t -> hidden, logits -> processed/sampled next c0; step counter t += 1
+That whole frame is one capture unit (`_frame`); `frames_per_replay` frames are captured in one CUDA graph.
+The text track is copied once per utterance into a static buffer and indexed with the device step
+counter, so a replay needs nothing from the host.
 
-On CUDA both units are captured once as CUDA graphs over static buffers; every per-call setting is a
-device tensor, so the graphs serve all requests. On CPU the very same functions run eagerly.
+Generation ends when c0 is EOS (that frame is not produced), after max_new_tokens - 1 frames (qwen-tts
+semantics: the last sampled c0 never gets its residual codebooks), at max_seq_len, or on cancel. The last
+two are known on the host in advance (frame count n = min(max_new_tokens - 1, max_seq_len - P + 1)), so
+no replay past frame n is launched. EOS is only known on the device, so the host does not wait for it: it
+keeps `launch_ahead` replays in flight, each followed by a non-blocking copy of its codes into a pinned
+host ring and a CUDA event, and waits on the event of the oldest replay only when it hands out that
+replay's frames (c0 == EOS is read from the host copy). The first replay is launched alone: a consumer
+that decodes the first frame at once (time to first audio) then does not find its decode queued behind
+frames it does not need yet. A frame whose c0 is EOS ends generation; the frames launched after it are
+never handed out. They only write state that the next utterance sets again (text track, counters,
+sampler state) or overwrites before reading it (K/V at positions past the prompt; the talker position is
+clamped to the cache). The talker step after the last produced frame runs too and is ignored. When the
+iterator ends (stop, cancel, close) the host waits for the replays still in flight, so nothing of one
+utterance runs on the device once its iterator is done.
+
+On CUDA the units are captured once as CUDA graphs over static buffers; every per-call setting is a
+device tensor, so the graphs serve all requests. On CPU the very same functions run eagerly (one replay
+is one eager call; the host then has nothing to overlap, so launch_ahead defaults to 1 there).
+
+Optional prefill buckets (`prefill_buckets`): the prompt is padded to the smallest bucket >= P and run as
+a captured graph (see talker.py for why padding is harmless). Off by default: a padded forward gives the
+real positions the same values only as far as the matmul kernels chosen for the padded size round the same
+way, which bench/framegraph_smoke.py checks on the GPU.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
@@ -27,15 +51,44 @@ from .sampling import CodeSampler, TalkerSampler
 from .talker import Talker
 from .types import SamplingParams, StreamStats
 
+DEFAULT_LAUNCH_AHEAD = 2  # replays in flight on CUDA: the next frame is queued while the host hands one out
+SUGGESTED_PREFILL_BUCKETS = (32, 64, 128, 256)
+
+
+@dataclass
+class _PrefillBucket:
+    embeds: torch.Tensor  # (1, size, H) static padded prompt
+    graph: torch.cuda.CUDAGraph | None = None
+
+
+@dataclass
+class _Launch:
+    """One replay in flight: its ring slot, and its completion event on CUDA or its wall time on CPU."""
+
+    slot: int
+    done: torch.cuda.Event | None
+    wall_ms: float
+
 
 class FrameGenerator:
     def __init__(
-        self, model, *, max_seq_len: int = 2048, use_cuda_graphs: bool = True, compile: bool | None = None
+        self,
+        model,
+        *,
+        max_seq_len: int = 2048,
+        use_cuda_graphs: bool = True,
+        launch_ahead: int | None = None,
+        frames_per_replay: int = 1,
+        prefill_buckets: tuple[int, ...] = (),
+        compile: bool | None = None,
     ):
         """model: qwen-tts `Qwen3TTSForConditionalGeneration` (device and dtype are taken from it).
 
+        launch_ahead: replays kept in flight (>= 1; default DEFAULT_LAUNCH_AHEAD on CUDA graphs, else 1).
+        frames_per_replay: frames per replay (>= 1), i.e. per captured graph.
+        prefill_buckets: prompt sizes to pad prefills to (each <= max_seq_len); () runs prefill unpadded.
         compile: torch.compile the per-layer functions of the decode steps (compile.py); None = on where
-        available (CUDA with Triton). Fuses q/k/v and gate/up weights in place either way (layers.py).
+            available (CUDA with Triton). Fuses q/k/v and gate/up weights in place either way (layers.py).
         """
         talker = model.talker
         weight = talker.codec_head.weight
@@ -45,8 +98,19 @@ class FrameGenerator:
         self.eos_token_id = tc.codec_eos_token_id
         self.num_code_groups = tc.num_code_groups
         self.use_cuda_graphs = use_cuda_graphs and self.device.type == "cuda"
+        if launch_ahead is None:
+            launch_ahead = DEFAULT_LAUNCH_AHEAD if self.use_cuda_graphs else 1
+        if launch_ahead < 1 or frames_per_replay < 1:
+            raise ValueError(
+                f"launch_ahead and frames_per_replay must be >= 1, got {launch_ahead}, {frames_per_replay}"
+            )
+        bad = [b for b in prefill_buckets if not 0 < b <= max_seq_len]
+        if bad:
+            raise ValueError(f"prefill buckets must be in 1..max_seq_len={max_seq_len}, got {bad}")
+        self.launch_ahead = int(launch_ahead)
+        self.frames_per_replay = int(frames_per_replay)
         self._busy = threading.Lock()
-        self._graphs: tuple[torch.cuda.CUDAGraph, torch.cuda.CUDAGraph] | None = None
+        self._frame_graph: torch.cuda.CUDAGraph | None = None
 
         self.compiled = compile_available(self.device) if compile is None else bool(compile)
         fns = layer_functions(self.compiled)
@@ -55,60 +119,85 @@ class FrameGenerator:
             self.code_predictor = CodePredictor(talker.code_predictor, self.device, self.dtype, fns)
             self.talker_sampler = TalkerSampler(tc.vocab_size, tc.codec_eos_token_id, self.device)
             self.code_sampler = CodeSampler(talker.code_predictor.config.vocab_size, self.device)
-            # Static buffers the two capture units read and write.
+            # Static state the capture units read and write.
             hidden = dict(device=self.device, dtype=self.dtype)
+            index = dict(device=self.device, dtype=torch.long)
             self.past_hidden = torch.zeros(1, 1, tc.hidden_size, **hidden)  # talker output of the last step
-            self.code0 = torch.zeros(1, device=self.device, dtype=torch.long)  # sampled codebook-0 id
-            self.frame = torch.zeros(self.num_code_groups, device=self.device, dtype=torch.long)
-            self.frame_embed = torch.zeros(1, 1, tc.hidden_size, **hidden)  # sum of the frame's embeddings
-            self.text_embed = torch.zeros(1, 1, tc.hidden_size, **hidden)  # text track of the next step
-            self.position = torch.zeros(1, device=self.device, dtype=torch.long)  # talker position of it
+            self.code0 = torch.zeros(1, **index)  # sampled codebook-0 id
+            self.step = torch.zeros(1, **index)  # index t of the next frame
+            self.prompt_len = torch.zeros(1, **index)  # P: frame t's talker step is at position P + t
+            # Text track of the talker steps: row t for frame t, row text_len (tts_pad) from then on. Frame t
+            # exists only for t <= max_seq_len - P, so max_seq_len text rows + the pad row are enough.
+            self.text_track = torch.zeros(max_seq_len + 1, tc.hidden_size, **hidden)
+            self.text_len = torch.zeros(1, **index)
+            self.last_position = torch.zeros(1, **index)  # P - 1, for padded (bucket) prefills
+            self.frames = torch.zeros(self.frames_per_replay, self.num_code_groups, **index)  # one replay
+            # Ring of the last `launch_ahead` replays' codes: device copies to hand out, and host copies to
+            # read c0 (EOS) from without a sync. A slot is rewritten by the launch `launch_ahead` replays
+            # later, which happens only after every frame of its replay was handed out (cloned).
+            self.ring = torch.zeros(self.launch_ahead, *self.frames.shape, **index)
+            on_cuda = self.device.type == "cuda"
+            self.host_ring = (
+                torch.zeros(self.ring.shape, dtype=torch.long, pin_memory=True) if on_cuda else self.ring
+            )
+            self._buckets = {
+                size: _PrefillBucket(torch.zeros(1, size, tc.hidden_size, **hidden))
+                for size in sorted(set(prefill_buckets))
+            }
 
-    # -- the two capture units ------------------------------------------------------------------------
-    def _predict_frame(self) -> None:
-        embed0 = self.talker.codec_embedding(self.code0[:, None])
+    # -- capture units ----------------------------------------------------------------------------------
+    def _frame(self, index: int) -> None:
+        """The whole of frame `step` on the device; its 16 codes go to self.frames[index]."""
+        code0 = self.code0
+        embed0 = self.talker.codec_embedding(code0[:, None])
         codes = self.code_predictor.predict(self.past_hidden, embed0, self.code_sampler)
-        self.frame.copy_(torch.cat([self.code0, *codes]))
-        self.frame_embed.copy_(self.code_predictor.frame_embedding(embed0, codes))
+        self.frames[index].copy_(torch.cat([code0, *codes]))
+        text = self.text_track.index_select(0, torch.minimum(self.step, self.text_len))[None]
+        position = torch.clamp(self.prompt_len + self.step, max=self.max_seq_len - 1)
+        embed = self.code_predictor.frame_embedding(embed0, codes) + text
+        hidden, logits = self.talker.step(embed, position)
+        self.past_hidden.copy_(hidden)
+        self.code0.copy_(self.talker_sampler(logits))
+        self.step.add_(1)
 
-    def _talker_step(self) -> None:
-        hidden, logits = self.talker.step(self.frame_embed + self.text_embed, self.position)
+    def _replay_unit(self) -> None:
+        for index in range(self.frames_per_replay):
+            self._frame(index)
+
+    def _prefill(self, embeds: torch.Tensor, last: torch.Tensor | None = None) -> None:
+        hidden, logits = self.talker.prefill(embeds, last)
         self.past_hidden.copy_(hidden)
         self.code0.copy_(self.talker_sampler(logits))
 
     def capture(self) -> float:
         """Capture the CUDA graphs (once, on the calling thread); returns seconds spent. No-op on CPU."""
-        if not self.use_cuda_graphs or self._graphs is not None:
+        if not self.use_cuda_graphs or self._frame_graph is not None:
             return 0.0
         start = time.perf_counter()
+        units = [self._replay_unit] + [
+            lambda bucket=bucket: self._prefill(bucket.embeds, self.last_position)
+            for bucket in self._buckets.values()
+        ]
         with torch.no_grad():
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):  # warm-up: lazy inits and allocator state outside capture
                 for _ in range(3):
-                    self._predict_frame()
-                    self._talker_step()
+                    for unit in units:
+                        unit()
             torch.cuda.current_stream(self.device).wait_stream(side)
-            predict_graph, step_graph = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
-            with torch.cuda.graph(predict_graph, capture_error_mode="thread_local"):
-                self._predict_frame()
-            with torch.cuda.graph(step_graph, pool=predict_graph.pool(), capture_error_mode="thread_local"):
-                self._talker_step()
+            graphs = []
+            for unit in units:  # one memory pool: the graphs never run concurrently
+                graph = torch.cuda.CUDAGraph()
+                pool = graphs[0].pool() if graphs else None
+                with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+                    unit()
+                graphs.append(graph)
             torch.cuda.synchronize(self.device)
-        self._graphs = (predict_graph, step_graph)
+        self._frame_graph = graphs[0]
+        for bucket, graph in zip(self._buckets.values(), graphs[1:]):
+            bucket.graph = graph
         return time.perf_counter() - start
-
-    def _run_predict_frame(self) -> None:
-        if self._graphs is not None:
-            self._graphs[0].replay()
-        else:
-            self._predict_frame()
-
-    def _run_talker_step(self) -> None:
-        if self._graphs is not None:
-            self._graphs[1].replay()
-        else:
-            self._talker_step()
 
     # -- generation -----------------------------------------------------------------------------------
     def generate(
@@ -120,6 +209,12 @@ class FrameGenerator:
         stats: StreamStats | None = None,
     ) -> Iterator[torch.Tensor]:
         """Yield each frame's 16 codes as a (16,) int64 tensor on the model's device, in order.
+
+        stats.frame_ms: on CUDA the device time between consecutive frame completions (the first frame:
+        since the prefill completed), so with frames launched ahead it is the time each frame adds; it
+        includes other work queued on the stream in between and the device waiting for the host. On CPU
+        the wall time of computing the frame. stats.prefill_ms: from the call to the first c0 being ready
+        (on CUDA measured with events, without a host sync).
 
         Not re-entrant: one generation at a time per FrameGenerator (RuntimeError otherwise).
         """
@@ -139,52 +234,105 @@ class FrameGenerator:
         finally:
             self._busy.release()
 
-    def _decode(self, prefill, sampling, cancel, stats) -> Iterator[torch.Tensor]:
-        start = time.perf_counter()
+    def _start_utterance(self, prefill: Prefill, sampling: SamplingParams) -> None:
+        """Settings, counters and text track of one utterance, then its prefill (sets past_hidden, c0)."""
         to_model = dict(device=self.device, dtype=self.dtype)
         embeds = prefill.inputs_embeds.to(**to_model)
-        trailing = prefill.trailing_text_hidden.to(**to_model)
-        pad = prefill.tts_pad_embed.to(**to_model)
         prompt_len = embeds.shape[1]
+        trailing = prefill.trailing_text_hidden.to(**to_model)[0, : self.max_seq_len]
+        self.text_track[: trailing.shape[0]].copy_(trailing)
+        self.text_track[trailing.shape[0]].copy_(prefill.tts_pad_embed.to(**to_model).view(-1))
+        self.text_len.fill_(trailing.shape[0])
+        self.prompt_len.fill_(prompt_len)
+        self.step.zero_()
         self.talker_sampler.set(sampling)
         self.code_sampler.set(sampling)
         self.talker_sampler.reset()
+        bucket = next((b for size, b in self._buckets.items() if size >= prompt_len), None)
+        if bucket is None:
+            self._prefill(embeds)
+            return
+        bucket.embeds[:, :prompt_len].copy_(embeds)  # rows past P keep earlier (finite) prompts: masked
+        self.last_position.fill_(prompt_len - 1)
+        if bucket.graph is not None:
+            bucket.graph.replay()
+        else:
+            self._prefill(bucket.embeds, self.last_position)
 
-        hidden, logits = self.talker.prefill(embeds)
-        self.past_hidden.copy_(hidden)
-        self.code0.copy_(self.talker_sampler(logits))
-        code0 = int(self.code0.item())
-        stats.prefill_ms = (time.perf_counter() - start) * 1000
+    def _launch(self, replay: int) -> _Launch:
+        """Run (enqueue, on CUDA) one replay and the copies of its codes into ring slot replay % size."""
+        slot = replay % self.launch_ahead
+        start = time.perf_counter()
+        if self._frame_graph is not None:
+            self._frame_graph.replay()
+        else:
+            self._replay_unit()
+        self.ring[slot].copy_(self.frames)
+        done = None
+        if self.host_ring is not self.ring:
+            self.host_ring[slot].copy_(self.frames, non_blocking=True)
+            done = torch.cuda.Event(enable_timing=True)
+            done.record()
+        return _Launch(slot, done, (time.perf_counter() - start) * 1000)
+
+    def _decode(self, prefill, sampling, cancel, stats) -> Iterator[torch.Tensor]:
+        start = time.perf_counter()
+        on_cuda = self.host_ring is not self.ring
+        prefill_start = prefill_done = None
+        if on_cuda:
+            prefill_start = torch.cuda.Event(enable_timing=True)
+            prefill_start.record()
+        prompt_len = prefill.inputs_embeds.shape[1]
+        self._start_utterance(prefill, sampling)
+        stats.prefill_ms = 0.0
         stats.frames = 0
         stats.frame_ms = []
+        if on_cuda:
+            prefill_done = torch.cuda.Event(enable_timing=True)
+            prefill_done.record()
+        else:
+            stats.prefill_ms = (time.perf_counter() - start) * 1000
 
         max_frames = sampling.max_new_tokens - 1
-        while True:
-            if code0 == self.eos_token_id:
-                stats.stopped_by = "eos"
+        n_frames = min(max_frames, self.max_seq_len - prompt_len + 1)  # prompt_len <= max_seq_len
+        per_replay = self.frames_per_replay
+        n_replays = -(-n_frames // per_replay) if n_frames > 0 else 0
+        in_flight: deque[_Launch] = deque()
+        launched = 0
+        previous_done = prefill_done
+        try:
+            if n_frames <= 0:
+                eos = int(self.code0.item()) == self.eos_token_id
+                stats.stopped_by = "eos" if eos else "max_new_tokens"
                 return
-            if stats.frames >= max_frames:
-                stats.stopped_by = "max_new_tokens"
-                return
-            if cancel is not None and cancel.is_set():
-                stats.stopped_by = "cancelled"
-                return
-            frame_start = time.perf_counter()
-            self._run_predict_frame()
-            frame = self.frame.clone()
-            t = stats.frames  # index of this frame; the next talker step feeds text position t
-            position = prompt_len + t
-            more = t + 1 < max_frames and position < self.max_seq_len
-            if more:
-                self.text_embed.copy_(trailing[:, t : t + 1] if t < trailing.shape[1] else pad)
-                self.position.fill_(position)
-                self._run_talker_step()
-                code0 = int(self.code0.item())  # syncs: the frame and the next c0 are ready
-            elif self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            stats.frames += 1
-            stats.frame_ms.append((time.perf_counter() - frame_start) * 1000)
-            yield frame
-            if not more:
-                stats.stopped_by = "max_new_tokens" if t + 1 >= max_frames else "max_seq_len"
-                return
+            for t in range(n_frames):
+                if cancel is not None and cancel.is_set():
+                    stats.stopped_by = "cancelled"
+                    return
+                replay, index = divmod(t, per_replay)
+                ahead = 1 if replay == 0 else self.launch_ahead
+                while launched < min(replay + ahead, n_replays):
+                    in_flight.append(self._launch(launched))
+                    launched += 1
+                if index == 0:
+                    launch = in_flight.popleft()
+                    if launch.done is not None:
+                        launch.done.synchronize()  # the only wait: this replay's codes are in host_ring
+                        if previous_done is prefill_done:
+                            stats.prefill_ms = prefill_start.elapsed_time(prefill_done)
+                        frame_ms = previous_done.elapsed_time(launch.done) / per_replay
+                        previous_done = launch.done
+                    else:
+                        frame_ms = launch.wall_ms / per_replay
+                    code0s = self.host_ring[launch.slot, :, 0].tolist()
+                if code0s[index] == self.eos_token_id:
+                    stats.stopped_by = "eos"
+                    return
+                stats.frames += 1
+                stats.frame_ms.append(frame_ms)
+                yield self.ring[launch.slot, index].clone()
+            stats.stopped_by = "max_new_tokens" if n_frames == max_frames else "max_seq_len"
+        finally:
+            if on_cuda:  # nothing of this utterance keeps running once its iterator is done
+                (in_flight[-1].done if in_flight else prefill_done).synchronize()
+                stats.prefill_ms = prefill_start.elapsed_time(prefill_done)

@@ -65,9 +65,19 @@ class Qwen3TTSCudaGraphs:
     """
 
     def __init__(
-        self, tts, *, max_seq_len: int = 2048, use_cuda_graphs: bool = True, allow_download: bool = False
+        self,
+        tts,
+        *,
+        max_seq_len: int = 2048,
+        use_cuda_graphs: bool = True,
+        allow_download: bool = False,
+        **frame_options,
     ):
-        """tts: a loaded `qwen_tts.Qwen3TTSModel` (its model, processor and generation defaults are used)."""
+        """tts: a loaded `qwen_tts.Qwen3TTSModel` (its model, processor and generation defaults are used).
+
+        frame_options: FrameGenerator's launch_ahead, frames_per_replay, prefill_buckets, compile
+        (frame_generator.py).
+        """
         self.tts = tts
         self.model = tts.model
         self.processor = tts.processor
@@ -75,7 +85,7 @@ class Qwen3TTSCudaGraphs:
         self.max_seq_len = int(max_seq_len)
         self.allow_download = allow_download
         self.frame_generator = FrameGenerator(
-            self.model, max_seq_len=max_seq_len, use_cuda_graphs=use_cuda_graphs
+            self.model, max_seq_len=max_seq_len, use_cuda_graphs=use_cuda_graphs, **frame_options
         )
         self.device = self.frame_generator.device
         self.dtype = self.frame_generator.dtype
@@ -90,15 +100,21 @@ class Qwen3TTSCudaGraphs:
         max_seq_len: int = 2048,
         use_cuda_graphs: bool = True,
         allow_download: bool = False,
+        frame_options: dict[str, Any] | None = None,
         **kwargs,
     ) -> Qwen3TTSCudaGraphs:
         """Load a local model directory or hub id (hub ids only from the local cache unless allow_download).
 
-        kwargs go to `qwen_tts.Qwen3TTSModel.from_pretrained` (e.g. attn_implementation, cache_dir, revision).
+        frame_options: as for the constructor. kwargs go to `qwen_tts.Qwen3TTSModel.from_pretrained` (e.g.
+        attn_implementation, cache_dir, revision).
         """
         tts = load_qwen_tts(model_name, device=device, dtype=dtype, allow_download=allow_download, **kwargs)
         return cls(
-            tts, max_seq_len=max_seq_len, use_cuda_graphs=use_cuda_graphs, allow_download=allow_download
+            tts,
+            max_seq_len=max_seq_len,
+            use_cuda_graphs=use_cuda_graphs,
+            allow_download=allow_download,
+            **(frame_options or {}),
         )
 
     # -- model facts --------------------------------------------------------------------------------------
