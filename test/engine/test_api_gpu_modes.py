@@ -17,7 +17,9 @@ from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
 
 GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=12)
 TEXT = "Hello from the graphs."
-STREAM_TOLERANCE = 1e-3  # mean |streamed - full|, as for the CPU streaming tests (test_api_codec.py)
+# Per-sample |streamed - non-streaming| (test_api_streaming.py): float rounding; on CUDA cuDNN runs float32
+# convolutions in TF32 (torch's default), so the rounding there is larger.
+STREAM_TOLERANCE = {"cpu": 1e-5, "cuda": 1e-3}
 
 
 def _generate(target, kind, reference_audio):
@@ -57,16 +59,18 @@ def _check_engine(model_dir, kind, device, reference_audio):
 
     streamed, stats = _stream(engine, kind, reference_audio, pcm_format="float32", first_chunk_frames=1)
     assert streamed.shape == ours.shape and stats.frames * 1920 == len(ours)
-    assert np.abs(streamed - ours).mean() < STREAM_TOLERANCE
+    differ = (np.abs(streamed - ours) > STREAM_TOLERANCE[device]).mean()
+    assert differ <= 1e-4, differ  # the tiny codec clips: rounding can flip a rare clipped sample
     # Production on a background thread (graph replays there) gives the very same audio.
     prefetched, _ = _stream(engine, kind, reference_audio, pcm_format="float32", prefetch_chunks=2)
     np.testing.assert_array_equal(prefetched, streamed)
 
     assert engine.warmup() > 0.0
     model, frame_generator = weakref.ref(engine.model), weakref.ref(engine.frame_generator)
+    codec = weakref.ref(engine.codec)
     engine.close()  # releases the model and the graphs: nothing else keeps them alive
     gc.collect()
-    assert model() is None and frame_generator() is None
+    assert model() is None and frame_generator() is None and codec() is None
 
 
 @pytest.mark.gpu
