@@ -16,7 +16,7 @@ The 300/25 segmentation is reproduced too: at every 300-frame boundary the state
 Conditioning on frames whose samples are not wanted (a voice-clone reference, a segment's 25 context
 frames) runs the front (RVQ, pre_conv, transformer) over all of them - the attention state depends on
 everything since the segment start - but the convolutional back end only over the last few: its state
-reaches back `back_receptive_frames` (~10) frames, beyond that the start of the sequence cannot matter.
+reaches back `back_receptive_frames` frames (11 for the 12 Hz codec); beyond them nothing earlier matters.
 
 The per-chunk step works on static buffers only (state, positions, RoPE tables as device tensors), so on
 CUDA it is captured as one CUDA graph per size in `graph_frames`; a chunk of any length replays them
