@@ -9,10 +9,11 @@ Same generation methods, arguments, defaults and return values `(list of float32
   - a custom-voice speaker is required (qwen-tts lets None / "" through unvalidated);
   - reference audio given as URL / base64 is refused unless allow_download=True.
 
-Streaming (`stream*`) yields exactly 1920 samples per generated frame; it equals the non-streaming waveform
-within the codec's chunked-decode tolerance (test_api_codec.py). Voice-clone ICL: qwen-tts cuts the
-reference part proportionally (`int(ref/total * samples)`), which can keep one extra sample that the
-stream does not have.
+Streaming (`stream*`) yields exactly 1920 samples per generated frame; the codec carries its causal state
+from chunk to chunk (codec_stream.py), so the stream equals the non-streaming waveform to float rounding
+for any chunking (test_api_codec.py states the figure). Voice-clone ICL: qwen-tts cuts the reference part
+proportionally (`int(ref/total * samples)`), which can keep one extra sample that the stream does not
+have.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 
 from . import voice_prompt as vp
 from .codec import StreamingDecoder, decode_full
+from .codec_stream import CausalCodecDecoder
 from .frame_generator import FrameGenerator
 from .loading import load_qwen_tts
 from .prefill import DEFAULT_NON_STREAMING_MODE, build_prefill
@@ -89,6 +91,11 @@ class Qwen3TTSCudaGraphs:
         )
         self.device = self.frame_generator.device
         self.dtype = self.frame_generator.dtype
+        # One streaming codec state for the engine (one stream at a time); its CUDA graphs cover every
+        # chunk length (graph sizes 1, 2, 4, 8 combined).
+        self.codec = CausalCodecDecoder(
+            self.model.speech_tokenizer.model.decoder, use_cuda_graphs=use_cuda_graphs
+        )
         self.sample_rate = SAMPLE_RATE
 
     @classmethod
@@ -139,8 +146,9 @@ class Qwen3TTSCudaGraphs:
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def capture(self) -> float:
-        """Capture the CUDA graphs on the calling thread (no-op on CPU); returns seconds spent."""
-        return self.frame_generator.capture()
+        """Capture the CUDA graphs (frame generation, streaming codec) on the calling thread (no-op on CPU);
+        returns seconds spent."""
+        return self.frame_generator.capture() + self.codec.capture()
 
     def warmup(self, text: str = "Hello.", *, max_frames: int = 4) -> float:
         """Capture if needed, then run one short real generation + streaming decode; returns seconds spent."""
@@ -165,6 +173,7 @@ class Qwen3TTSCudaGraphs:
         """Release the model and the graphs (and the CUDA cache). The instance is unusable afterwards."""
         on_cuda = self.device.type == "cuda"
         self.frame_generator = None
+        self.codec = None
         self.model = None
         self.tts = None
         self.processor = None
@@ -437,7 +446,6 @@ class Qwen3TTSCudaGraphs:
         *,
         first_chunk_frames: int = 1,
         chunk_frames: int = 4,
-        left_context_frames: int = 25,
         pcm_format: str = "int16",
         cancel: threading.Event | None = None,
         prefetch_chunks: int = 0,
@@ -446,14 +454,15 @@ class Qwen3TTSCudaGraphs:
 
         Validation errors (ValueError) are raised here, before any chunk.
         """
-        check_chunking(first_chunk_frames, chunk_frames, left_context_frames, pcm_format)
+        check_chunking(first_chunk_frames, chunk_frames, pcm_format)
         start = time.perf_counter()
         request = self._check_request(request)
         pieces = self.text_pieces(request)
         cancel = cancel if cancel is not None else threading.Event()
         stats = StreamStats(text_length=len(request.text))
         # Each piece of a split text is its own utterance for the talker, so it gets its own decoder (as
-        # synthesize() decodes each piece on its own); a chunk may span two pieces.
+        # synthesize() decodes each piece on its own); a chunk may span two pieces. The decoders take the
+        # engine's codec state in turn, each at its first frame (after the previous piece's last one).
         decoders: list[StreamingDecoder] = []
         piece_of_frame: list[int] = []
         decoded = 0
@@ -462,13 +471,7 @@ class Qwen3TTSCudaGraphs:
             for piece in pieces:
                 piece_stats = StreamStats()
                 prefill, piece_frames = self._piece_frames(piece, cancel, piece_stats)
-                decoders.append(
-                    StreamingDecoder(
-                        self.model.speech_tokenizer,
-                        left_context_frames=left_context_frames,
-                        prefix=prefill.ref_code,
-                    )
-                )
+                decoders.append(StreamingDecoder(self.codec, prefix=prefill.ref_code))
                 try:
                     for frame in piece_frames:
                         stats.frames += 1
@@ -521,7 +524,6 @@ class Qwen3TTSCudaGraphs:
         *,
         first_chunk_frames=1,
         chunk_frames=4,
-        left_context_frames=25,
         pcm_format="int16",
         cancel=None,
         prefetch_chunks=0,
@@ -542,7 +544,6 @@ class Qwen3TTSCudaGraphs:
             dict(
                 first_chunk_frames=first_chunk_frames,
                 chunk_frames=chunk_frames,
-                left_context_frames=left_context_frames,
                 pcm_format=pcm_format,
                 cancel=cancel,
                 prefetch_chunks=prefetch_chunks,
@@ -559,7 +560,6 @@ class Qwen3TTSCudaGraphs:
         *,
         first_chunk_frames=1,
         chunk_frames=4,
-        left_context_frames=25,
         pcm_format="int16",
         cancel=None,
         prefetch_chunks=0,
@@ -571,7 +571,6 @@ class Qwen3TTSCudaGraphs:
             dict(
                 first_chunk_frames=first_chunk_frames,
                 chunk_frames=chunk_frames,
-                left_context_frames=left_context_frames,
                 pcm_format=pcm_format,
                 cancel=cancel,
                 prefetch_chunks=prefetch_chunks,
@@ -587,7 +586,6 @@ class Qwen3TTSCudaGraphs:
         *,
         first_chunk_frames=1,
         chunk_frames=4,
-        left_context_frames=25,
         pcm_format="int16",
         cancel=None,
         prefetch_chunks=0,
@@ -599,7 +597,6 @@ class Qwen3TTSCudaGraphs:
             dict(
                 first_chunk_frames=first_chunk_frames,
                 chunk_frames=chunk_frames,
-                left_context_frames=left_context_frames,
                 pcm_format=pcm_format,
                 cancel=cancel,
                 prefetch_chunks=prefetch_chunks,

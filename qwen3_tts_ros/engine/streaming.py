@@ -35,15 +35,11 @@ def to_pcm(wav: np.ndarray, pcm_format: str) -> np.ndarray:
     return np.clip(np.round(wav * 32767.0), -32768, 32767).astype(np.int16)
 
 
-def check_chunking(
-    first_chunk_frames: int, chunk_frames: int, left_context_frames: int, pcm_format: str
-) -> None:
+def check_chunking(first_chunk_frames: int, chunk_frames: int, pcm_format: str) -> None:
     if first_chunk_frames < 1 or chunk_frames < 1:
         raise ValueError(
             f"first_chunk_frames and chunk_frames must be >= 1, got {first_chunk_frames}, {chunk_frames}"
         )
-    if left_context_frames < 0:
-        raise ValueError(f"left_context_frames must be >= 0, got {left_context_frames}")
     if pcm_format not in PCM_FORMATS:
         raise ValueError(f"pcm_format must be one of {PCM_FORMATS}, got {pcm_format!r}")
 

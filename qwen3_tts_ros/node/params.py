@@ -166,13 +166,6 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("streaming.chunk_frames", 4, "Frames per later chunk.", "utterance", int_range=(1, 64)),
     Spec(
-        "streaming.left_context_frames",
-        25,
-        "Codec frames of left context re-decoded per chunk.",
-        "utterance",
-        int_range=(0, 256),
-    ),
-    Spec(
         "text.split_sentences",
         True,
         "Split long text at sentence boundaries into back-to-back utterances.",

@@ -99,7 +99,6 @@ class TtsNode(LifecycleNode):
             sampling=sampling,
             first_chunk_frames=v["streaming.first_chunk_frames"],
             chunk_frames=v["streaming.chunk_frames"],
-            left_context_frames=v["streaming.left_context_frames"],
         )
 
     # ------------------------------------------------------------------ lifecycle

@@ -59,7 +59,6 @@ class UtteranceSettings:
     sampling: SamplingParams
     first_chunk_frames: int
     chunk_frames: int
-    left_context_frames: int
 
 
 @dataclasses.dataclass
@@ -503,7 +502,6 @@ class SynthesisWorker:
         return dict(
             first_chunk_frames=s.first_chunk_frames,
             chunk_frames=s.chunk_frames,
-            left_context_frames=s.left_context_frames,
             pcm_format=pcm_format,
             cancel=cancel,
         )

@@ -261,14 +261,23 @@ def speech_tokenizer_config(size: str = "tiny"):
     return cfg
 
 
-def write_speech_tokenizer(out_dir, *, size: str = "tiny", seed: int = 0) -> pathlib.Path:
-    """Write a random-init `speech_tokenizer/`-style directory (config, weights, feature-extractor config)."""
+def write_speech_tokenizer(
+    out_dir, *, size: str = "tiny", seed: int = 0, audio_range: bool = False
+) -> pathlib.Path:
+    """Write a random-init `speech_tokenizer/`-style directory (config, weights, feature-extractor config).
+
+    The default init drives the decoder output far beyond +-1 (all samples clip). audio_range=True gives
+    its decoder a gain-preserving init instead (see `_audio_range_decoder_init_`): waveforms of std ~0.2
+    that rarely clip, so comparisons of two decodes measure float rounding instead of clipping.
+    """
     from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Model
 
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     codec = Qwen3TTSTokenizerV2Model(speech_tokenizer_config(size))
     _random_init_(codec, torch.Generator().manual_seed(seed))
+    if audio_range:
+        _audio_range_decoder_init_(codec.decoder, torch.Generator().manual_seed(seed))
     codec.save_pretrained(str(out))
     (out / "preprocessor_config.json").write_text(
         json.dumps(
@@ -374,6 +383,43 @@ def _random_init_(module: torch.nn.Module, generator: torch.Generator) -> None:
         if name.endswith(("embed_sum", "embedding_sum")):  # codec codebooks are buffers (zeros after init)
             with torch.no_grad():
                 b.copy_(torch.randn(b.shape, generator=generator))
+
+
+def random_speech_decoder(size: str = "tiny", *, seed: int = 0, audio_range: bool = True):
+    """The 12 Hz codec's decoder alone (`Qwen3TTSTokenizerV2Decoder`, float32, CPU, eval), random weights
+    as write_speech_tokenizer gives them; quicker than writing and loading a whole released-size codec."""
+    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Decoder
+
+    decoder = Qwen3TTSTokenizerV2Decoder._from_config(speech_tokenizer_config(size).decoder_config)
+    _random_init_(decoder, torch.Generator().manual_seed(seed))
+    if audio_range:
+        _audio_range_decoder_init_(decoder, torch.Generator().manual_seed(seed))
+    return decoder.eval()
+
+
+def _audio_range_decoder_init_(decoder: torch.nn.Module, generator: torch.Generator) -> None:
+    """Gain-preserving random init of a 12 Hz codec decoder: codebook usage 1, matrices of std
+    1/sqrt(fan_in) (transposed convolutions: per output sample), SnakeBeta alpha = beta = 1 (log 0), layer
+    scales and ConvNeXt gamma 0.1, residual-unit output convs x0.3, output conv x0.1."""
+    with torch.no_grad():
+        for name, p in decoder.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf in ("cluster_usage", "weight") and p.dim() == 1:  # usage counts, norm weights
+                p.fill_(1.0)
+            elif leaf in ("gamma", "scale"):
+                p.fill_(0.1)
+            elif p.dim() == 1:  # biases, SnakeBeta log-alpha / log-beta
+                p.zero_()
+            elif "embedding_sum" not in name:
+                p.copy_(torch.randn(p.shape, generator=generator) / p[0].numel() ** 0.5)
+        for module in decoder.modules():
+            if isinstance(module, torch.nn.ConvTranspose1d):
+                fan_in = module.in_channels * module.kernel_size[0] / module.stride[0]
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) / fan_in**0.5)
+        for name, module in decoder.named_modules():
+            if name.endswith("conv2.conv"):
+                module.weight.mul_(0.3)
+        decoder.decoder[-1].conv.weight.mul_(0.1)
 
 
 def write_tiny_checkpoint(out_dir, kind: str, *, seed: int = 0, model_size: str = "1b7") -> pathlib.Path:

@@ -66,6 +66,16 @@ def reference_audio():
     return wav.astype(np.float32), 24000
 
 
+@pytest.fixture
+def no_tf32():
+    """float32 matmuls and convolutions without TF32 (cuDNN uses TF32 by default): comparisons of two
+    float32 CUDA computations then measure float32 rounding."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 @pytest.fixture(scope="module")
 def torch_single_thread():
     """One torch thread for a module: the tiny models run several times faster single-threaded on a

@@ -31,7 +31,7 @@ def test_cuda_graph_waveforms_equal_qwen_tts(cuda_engine):
     np.testing.assert_array_equal(ours[0], theirs[0])
 
 
-def test_cuda_stream_chunks_and_cancel(cuda_engine):
+def test_cuda_stream_chunks_and_cancel(cuda_engine, no_tf32):
     (request,) = cuda_engine.custom_voice_requests(TEXT, "vivian", "english", **GREEDY)
     full = cuda_engine.synthesize(request)
     chunks = list(cuda_engine.stream(request, first_chunk_frames=1, chunk_frames=4, pcm_format="float32"))
@@ -39,7 +39,12 @@ def test_cuda_stream_chunks_and_cancel(cuda_engine):
     assert all(len(c.pcm) == c.frame_count * SAMPLES_PER_FRAME for c in chunks)
     streamed = np.concatenate([c.pcm for c in chunks])
     assert streamed.shape == full.shape
-    assert np.abs(streamed - full).mean() < 1e-3
+    # Float rounding (float32, TF32 off). The tiny codec clips nearly every sample at +-1 and its gain turns
+    # rounding into sign flips of the few samples between (H100: 11 of 28800 samples, 3.8e-4). Exactness
+    # on CUDA is measured on a non-clipping codec in test_codec_gpu.py.
+    diff = np.abs(streamed - full)
+    print(f"max |diff| {diff.max():.3g}, fraction > 1e-5: {(diff > 1e-5).mean():.3g}")
+    assert (diff > 1e-5).mean() <= 1e-3
     cancel = threading.Event()
     got = []
     for chunk in cuda_engine.stream(request, cancel=cancel, prefetch_chunks=2):

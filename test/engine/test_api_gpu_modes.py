@@ -17,7 +17,9 @@ from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
 
 GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=12)
 TEXT = "Hello from the graphs."
-STREAM_TOLERANCE = 1e-3  # mean |streamed - full|, as for the CPU streaming tests (test_api_codec.py)
+# Per-sample |streamed - non-streaming| (test_api_streaming.py): float rounding (TF32 off on CUDA); the
+# tiny codec clips, so rounding can flip a rare clipped sample.
+STREAM_TOLERANCE = 1e-5
 
 
 def _generate(target, kind, reference_audio):
@@ -57,20 +59,24 @@ def _check_engine(model_dir, kind, device, reference_audio):
 
     streamed, stats = _stream(engine, kind, reference_audio, pcm_format="float32", first_chunk_frames=1)
     assert streamed.shape == ours.shape and stats.frames * 1920 == len(ours)
-    assert np.abs(streamed - ours).mean() < STREAM_TOLERANCE
+    diff = np.abs(streamed - ours)
+    print(f"{kind} on {device}: max |diff| {diff.max():.3g}, fraction > 1e-5: {(diff > 1e-5).mean():.3g}")
+    assert (diff > STREAM_TOLERANCE).mean() <= 1e-4
     # Production on a background thread (graph replays there) gives the very same audio.
     prefetched, _ = _stream(engine, kind, reference_audio, pcm_format="float32", prefetch_chunks=2)
     np.testing.assert_array_equal(prefetched, streamed)
 
     assert engine.warmup() > 0.0
     model, frame_generator = weakref.ref(engine.model), weakref.ref(engine.frame_generator)
+    codec = weakref.ref(engine.codec)
     engine.close()  # releases the model and the graphs: nothing else keeps them alive
     gc.collect()
-    assert model() is None and frame_generator() is None
+    assert model() is None and frame_generator() is None and codec() is None
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("kind", ["custom_voice", "voice_design", "base"])
+@pytest.mark.usefixtures("no_tf32")
 def test_cuda_graphs_api(kind, tiny_custom_voice_dir, tiny_voice_design_dir, tiny_base_dir, reference_audio):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")

@@ -69,7 +69,7 @@ def test_long_text_streams_all_pieces(short_engine, tiny_custom_voice_tts):
     assert sum(c.frame_count for c in chunks) == len(frames)
     assert [c.frame_start for c in chunks] == list(np.cumsum([0] + [c.frame_count for c in chunks[:-1]]))
     # Each piece is decoded on its own, as generate_*() decodes it: the stream equals the non-streaming
-    # waveform within the streaming-decode tolerance (test_api_codec.py), and the per-piece decode of the
+    # waveform to float rounding (tolerance as in test_api_streaming.py), and the per-piece decode of the
     # recorded codes exactly.
     streamed = np.concatenate([c.pcm for c in chunks])
     (full,), _ = short_engine.generate_custom_voice(LONG_TEXT, "vivian", "english", **GREEDY)
@@ -78,7 +78,7 @@ def test_long_text_streams_all_pieces(short_engine, tiny_custom_voice_tts):
     per_piece = np.concatenate([decode_full(speech_tokenizer, codes) for codes in pieces])
     np.testing.assert_array_equal(full, per_piece)
     assert streamed.shape == full.shape == (len(frames) * 1920,)
-    assert np.abs(streamed - full).mean() < 1e-3
+    assert (np.abs(streamed - full) > 1e-5).mean() <= 1e-4
 
 
 def test_no_room_for_text_raises(tiny_custom_voice_tts):

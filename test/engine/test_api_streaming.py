@@ -1,9 +1,9 @@
 """Qwen3TTSCudaGraphs.stream(): chunking, formats, equality with the non-streaming waveform, cancel, prefetch.
 
-Stated tolerance (see test_codec.py for the codec alone): with left_context_frames >= the frames generated
-(these short utterances) the streamed waveform equals the full decode up to float rounding of the
-chunk-wise convolutions: mean |diff| < 1e-4 and at most 0.1 % of samples differ by more than 1e-2 (the
-tiny random codec saturates at +-1 and amplifies rounding at a few samples).
+Stated tolerance (test_api_codec.py measures the codec alone): the streamed waveform equals the
+non-streaming one to float rounding, |diff| <= 1e-5 per sample. The tiny checkpoints' random codec clips
+every sample at +-1, so rounding can only show as a rare clipped sample flipping sign: at most 1e-4 of the
+samples may exceed 1e-5 (measured: none).
 """
 
 import threading
@@ -57,9 +57,8 @@ def check_chunks(chunks: list[PcmChunk], dtype, first_chunk_frames: int, chunk_f
 
 def assert_close_to_full(streamed: np.ndarray, full: np.ndarray):
     assert streamed.shape == full.shape
-    diff = np.abs(streamed.astype(np.float64) - full)
-    assert diff.mean() < 1e-4, diff.mean()
-    assert (diff > 1e-2).mean() <= 1e-3, (diff > 1e-2).mean()
+    differ = (np.abs(streamed.astype(np.float64) - full) > 1e-5).mean()
+    assert differ <= 1e-4, differ
 
 
 @pytest.mark.parametrize("first_chunk_frames,chunk_frames", [(1, 4), (4, 4), (1, 3)])
@@ -85,8 +84,8 @@ def test_int16_is_scaled_float32(engine, request_, full_wave):
     chunks = list(engine.stream(request_, first_chunk_frames=1, chunk_frames=4, pcm_format="int16"))
     assert check_chunks(chunks, np.int16, 1, 4) == FRAMES
     pcm = np.concatenate([c.pcm for c in chunks]).astype(np.float64) / 32767
-    diff = np.abs(pcm - full_wave)
-    assert (diff > 1e-2).mean() <= 1e-3 and diff.mean() < 1e-3
+    differ = (np.abs(pcm - full_wave) > 0.5 / 32767 + 1e-5).mean()  # int16 rounding + stream tolerance
+    assert differ <= 1e-4, differ
 
 
 def test_cancel_mid_stream_ends_with_final_chunk(engine, request_):

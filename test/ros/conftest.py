@@ -52,8 +52,7 @@ def long_text(tiny_custom_voice_checkpoint):
         for text in candidates:
             request = SpeechRequest(text=text, mode="custom_voice", speaker=speaker, sampling=SamplingParams(
                 do_sample=False, subtalker_dosample=False, max_new_tokens=LONG_CHECK_FRAMES))
-            stream = engine.stream(request, first_chunk_frames=1, chunk_frames=LONG_CHECK_FRAMES,
-                                   left_context_frames=0)
+            stream = engine.stream(request, first_chunk_frames=1, chunk_frames=LONG_CHECK_FRAMES)
             for _ in stream:
                 pass
             if stream.stats.stopped_by == "max_new_tokens":

@@ -50,8 +50,7 @@ def engine_chunks(engine, text, max_new_tokens):
                             speaker=engine.get_supported_speakers()[0],
                             sampling=SamplingParams(do_sample=False, subtalker_dosample=False,
                                                     max_new_tokens=max_new_tokens))
-    stream = engine.stream(request, first_chunk_frames=1, chunk_frames=4, left_context_frames=25,
-                           pcm_format="int16")
+    stream = engine.stream(request, first_chunk_frames=1, chunk_frames=4, pcm_format="int16")
     return list(stream), stream.stats
 
 
