@@ -6,7 +6,8 @@ kernels and 17 ms per frame eager; bench/results). Inductor fuses everything bet
 stack (layers.stack_forward, weights and caches as arguments, K/V stored with in-place index_put as in
 gpt-fast). `dynamic=False` keeps shapes static for CUDA-graph capture: one compiled graph per stack and
 step shape (talker step; code-predictor first and later steps). Compiled code is captured into our own
-CUDA graphs (no inductor cudagraphs). Prefill (variable length) stays eager.
+CUDA graphs (no inductor cudagraphs). Prefill (variable length) stays eager. The samplers' pure functions
+(sampling.py) are compiled the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import functools
 import torch
 
 from .layers import EAGER, LayerFunctions, stack_forward
+from .sampling import EAGER_SAMPLING, SamplingFunctions, choose_token, process_scores
 
 
 def compile_available(device: torch.device) -> bool:
@@ -40,3 +42,13 @@ def layer_functions(enabled: bool) -> LayerFunctions:
     if not enabled:
         return EAGER
     return LayerFunctions(torch.compile(stack_forward, dynamic=False, fullgraph=True))
+
+
+@functools.cache
+def sampling_functions(enabled: bool) -> SamplingFunctions:
+    """Compiled logits processing and token choice when `enabled` (~20 kernels per sampled token become a
+    few: 16 tokens per frame), else the eager ones. The Exp(1) noise is drawn outside, eagerly."""
+    if not enabled:
+        return EAGER_SAMPLING
+    options = dict(dynamic=False, fullgraph=True)
+    return SamplingFunctions(torch.compile(process_scores, **options), torch.compile(choose_token, **options))

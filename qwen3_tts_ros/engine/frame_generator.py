@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import torch
 
 from .code_predictor import CodePredictor
-from .compile import compile_available, layer_functions
+from .compile import compile_available, layer_functions, sampling_functions
 from .prefill import Prefill
 from .sampling import CodeSampler, TalkerSampler
 from .talker import Talker
@@ -87,8 +87,9 @@ class FrameGenerator:
         launch_ahead: replays kept in flight (>= 1; default DEFAULT_LAUNCH_AHEAD on CUDA graphs, else 1).
         frames_per_replay: frames per replay (>= 1), i.e. per captured graph.
         prefill_buckets: prompt sizes to pad prefills to (each <= max_seq_len); () runs prefill unpadded.
-        compile: torch.compile the per-layer functions of the decode steps (compile.py); None = on where
-            available (CUDA with Triton). Fuses q/k/v and gate/up weights in place either way (layers.py).
+        compile: torch.compile the decoder stacks' step function and the samplers (compile.py); None =
+            on where available (CUDA with Triton). q/k/v and gate/up weights are fused in place either
+            way (layers.py).
         """
         talker = model.talker
         weight = talker.codec_head.weight
@@ -117,8 +118,13 @@ class FrameGenerator:
         with torch.no_grad():
             self.talker = Talker(talker, max_seq_len, self.device, self.dtype, fns)
             self.code_predictor = CodePredictor(talker.code_predictor, self.device, self.dtype, fns)
-            self.talker_sampler = TalkerSampler(tc.vocab_size, tc.codec_eos_token_id, self.device)
-            self.code_sampler = CodeSampler(talker.code_predictor.config.vocab_size, self.device)
+            sampling_fns = sampling_functions(self.compiled)
+            self.talker_sampler = TalkerSampler(
+                tc.vocab_size, tc.codec_eos_token_id, self.device, sampling_fns
+            )
+            self.code_sampler = CodeSampler(
+                talker.code_predictor.config.vocab_size, self.device, sampling_fns
+            )
             # Static state the capture units read and write.
             hidden = dict(device=self.device, dtype=self.dtype)
             index = dict(device=self.device, dtype=torch.long)

@@ -15,14 +15,69 @@ and is capturable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 
 from .types import SamplingParams
 
 
+def divide(x: torch.Tensor, value: torch.Tensor, reciprocal: torch.Tensor) -> torch.Tensor:
+    """x / value as transformers computes it: it divides by a Python float, which on CUDA torch turns into
+    a multiplication by the float32 reciprocal and on CPU stays a division. Same bits as transformers."""
+    return x * reciprocal if x.is_cuda else x / value
+
+
+def process_scores(
+    scores, seen, penalty_factor, penalty_value, penalty_reciprocal, eos_mask, generated, min_new_tokens,
+    suppress_mask,
+):  # fmt: skip
+    """Talker logits processing: repetition penalty over `seen` ids -> EOS masked until min_new_tokens ids
+    -> control ids suppressed (EOS excepted). (1, V) float32 -> (1, V) float32."""
+    divided = divide(scores, penalty_value, penalty_reciprocal)
+    penalized = torch.where(scores < 0, scores * penalty_factor, divided)
+    scores = torch.where(seen, penalized, scores)
+    scores = scores.masked_fill(eos_mask & (generated < min_new_tokens), float("-inf"))
+    return scores.masked_fill(suppress_mask, float("-inf"))
+
+
+def warp_scores(scores, temperature_value, temperature_reciprocal, top_k, one_minus_top_p):
+    """Temperature -> top-k -> top-p (transformers' warpers) on (1, V) float32; -inf where filtered."""
+    scores = divide(scores, temperature_value, temperature_reciprocal)
+    kth = scores.sort(dim=-1, descending=True).values.gather(-1, (top_k - 1).view(1, 1))
+    scores = scores.masked_fill(scores < kth, float("-inf"))
+    sorted_scores, order = scores.sort(dim=-1)
+    remove = sorted_scores.softmax(dim=-1).cumsum(dim=-1) <= one_minus_top_p
+    remove[..., -1:] = False  # keep at least one token
+    return scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
+
+
+def choose_token(scores, do_sample, temperature_value, temperature_reciprocal, top_k, one_minus_top_p, noise):
+    """(1, V) processed logits -> (1,) int64: argmax, or a draw from the warped distribution.
+
+    noise: Exp(1) samples of the same shape (drawn outside, eagerly: the RNG stays torch's own, which CUDA
+    graphs replay correctly); argmax(probs / noise) is a draw from probs. The clamp keeps a (rare,
+    backend-dependent) 0 draw from giving 0/0 = NaN, which argmax would pick even for a filtered token.
+    """
+    greedy = scores.argmax(dim=-1)
+    probs = warp_scores(scores, temperature_value, temperature_reciprocal, top_k, one_minus_top_p).softmax(-1)
+    sampled = (probs / noise.clamp_min(torch.finfo(probs.dtype).tiny)).argmax(dim=-1)
+    return torch.where(do_sample, sampled, greedy)
+
+
+class SamplingFunctions(NamedTuple):
+    """The pure sampling functions the samplers call: eager, or compiled (compile.py)."""
+
+    process: Callable = process_scores
+    choose: Callable = choose_token
+
+
+EAGER_SAMPLING = SamplingFunctions()
+
+
 class _Divisor:
-    """A 0-d divisor tensor. transformers divides by a Python float; on CUDA torch then multiplies by the
-    float32 reciprocal, on CPU it divides. We do the same so the processed logits match bit for bit."""
+    """A 0-d divisor tensor and its float32 reciprocal (see `divide`)."""
 
     def __init__(self, device):
         self.value = torch.ones((), device=device, dtype=torch.float32)
@@ -34,14 +89,15 @@ class _Divisor:
         self.reciprocal.fill_(float(1.0 / v))  # float32 reciprocal, as CUDA's div-by-scalar computes it
 
     def divide(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.reciprocal if x.is_cuda else x / self.value
+        return divide(x, self.value, self.reciprocal)
 
 
 class Warper:
     """Temperature -> top-k -> top-p -> greedy or sampled choice, with settings in device tensors."""
 
-    def __init__(self, vocab_size: int, device):
+    def __init__(self, vocab_size: int, device, fns: SamplingFunctions = EAGER_SAMPLING):
         self.vocab_size = vocab_size
+        self.fns = fns
         self.do_sample = torch.ones((), device=device, dtype=torch.bool)
         self.temperature = _Divisor(device)
         self.top_k = torch.full((), vocab_size, device=device, dtype=torch.long)
@@ -58,30 +114,24 @@ class Warper:
 
     def warp(self, scores: torch.Tensor) -> torch.Tensor:
         """(1, V) float32 processed logits -> warped logits (-inf where filtered)."""
-        scores = self.temperature.divide(scores)
-        kth = scores.sort(dim=-1, descending=True).values.gather(-1, (self.top_k - 1).view(1, 1))
-        scores = scores.masked_fill(scores < kth, float("-inf"))
-        sorted_scores, order = scores.sort(dim=-1)
-        remove = sorted_scores.softmax(dim=-1).cumsum(dim=-1) <= self.one_minus_top_p
-        remove[..., -1:] = False  # keep at least one token
-        return scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
+        t = self.temperature
+        return warp_scores(scores, t.value, t.reciprocal, self.top_k, self.one_minus_top_p)
 
     def choose(self, scores: torch.Tensor) -> torch.Tensor:
         """(1, V) processed logits -> (1,) int64 token: argmax, or a sample of the warped distribution."""
-        greedy = scores.argmax(dim=-1)
-        probs = self.warp(scores).softmax(dim=-1)
-        # Exp(1) noise; the clamp keeps a (rare, backend-dependent) 0 draw from giving 0/0 = NaN, which
-        # argmax would pick even for a filtered (probability 0) token.
-        noise = torch.empty_like(probs).exponential_(1).clamp_min_(torch.finfo(probs.dtype).tiny)
-        sampled = (probs / noise).argmax(dim=-1)
-        return torch.where(self.do_sample, sampled, greedy)
+        noise = torch.empty_like(scores).exponential_(1)
+        t = self.temperature
+        return self.fns.choose(
+            scores, self.do_sample, t.value, t.reciprocal, self.top_k, self.one_minus_top_p, noise
+        )
 
 
 class TalkerSampler:
     """Codebook-0 selection with repetition penalty, min-new-tokens and control-id suppression."""
 
-    def __init__(self, vocab_size: int, eos_token_id: int, device):
-        self.warper = Warper(vocab_size, device)
+    def __init__(self, vocab_size: int, eos_token_id: int, device, fns: SamplingFunctions = EAGER_SAMPLING):
+        self.fns = fns
+        self.warper = Warper(vocab_size, device, fns)
         ids = torch.arange(vocab_size, device=device)
         self.eos_mask = (ids == eos_token_id)[None]
         self.suppress_mask = ((ids >= vocab_size - 1024) & (ids != eos_token_id))[None]
@@ -103,10 +153,10 @@ class TalkerSampler:
 
     def process(self, scores: torch.Tensor) -> torch.Tensor:
         """(1, V) float32 logits -> logits after repetition penalty, min-new-tokens and suppression."""
-        penalized = torch.where(scores < 0, scores * self.penalty_factor, self.penalty.divide(scores))
-        scores = torch.where(self.seen, penalized, scores)
-        scores = scores.masked_fill(self.eos_mask & (self.generated < self.min_new_tokens), float("-inf"))
-        return scores.masked_fill(self.suppress_mask, float("-inf"))
+        return self.fns.process(
+            scores, self.seen, self.penalty_factor, self.penalty.value, self.penalty.reciprocal,
+            self.eos_mask, self.generated, self.min_new_tokens, self.suppress_mask,
+        )  # fmt: skip
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         """(1, V) logits -> (1,) int64 token; records it for the repetition penalty."""
@@ -119,8 +169,8 @@ class TalkerSampler:
 class CodeSampler:
     """Codebooks 1..15 selection with the subtalker_* settings (no penalty, no suppression)."""
 
-    def __init__(self, vocab_size: int, device):
-        self.warper = Warper(vocab_size, device)
+    def __init__(self, vocab_size: int, device, fns: SamplingFunctions = EAGER_SAMPLING):
+        self.warper = Warper(vocab_size, device, fns)
 
     def set(self, params: SamplingParams) -> None:
         self.warper.set(
