@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.full_size_checkpoint import write_full_size_checkpoint  # noqa: E402
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs  # noqa: E402
+from qwen3_tts_ros.engine.frame_generator import SUGGESTED_PREFILL_BUCKETS  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest  # noqa: E402
 
 # ~100 prefill positions with the byte-level benchmark tokenizer (custom voice, non-streaming text feed).
@@ -81,12 +82,13 @@ def _qwen_tts_ms_per_frame(tts, n_short=11, n_long=41):
     return 1000.0 * (t_long - t_short) / (n_long - n_short)
 
 
-def bench_size(size, frames, workdir, with_qwen_tts):
+def bench_size(size, frames, workdir, with_qwen_tts, buckets):
     model_dir = write_full_size_checkpoint(os.path.join(workdir, size), size=size, kind="custom_voice")
     torch.cuda.empty_cache()
     base_mem = torch.cuda.memory_allocated()
+    frame_options = dict(prefill_buckets=SUGGESTED_PREFILL_BUCKETS) if buckets else {}
     engine = Qwen3TTSCudaGraphs.from_pretrained(
-        model_dir, device="cuda", dtype=torch.bfloat16, max_seq_len=2048
+        model_dir, device="cuda", dtype=torch.bfloat16, max_seq_len=2048, frame_options=frame_options
     )
     weights_gb = (torch.cuda.memory_allocated() - base_mem) / 1e9
     speaker = engine.get_supported_speakers()[0]
@@ -116,6 +118,7 @@ def bench_size(size, frames, workdir, with_qwen_tts):
         ttfa[first] = statistics.median(runs)
 
     rec = dict(size=size, gpu=torch.cuda.get_device_name(0), dtype="bfloat16", max_seq_len=2048,
+               compiled=engine.frame_generator.compiled, prefill_buckets=bool(buckets),
                capture_s=round(capture_s, 2), prefill_ms=round(statistics.median(prefill), 2),
                frames=len(frame_ms), ms_per_frame_median=round(statistics.median(frame_ms), 3),
                ms_per_frame_p95=round(_pct(frame_ms, 0.95), 3),
@@ -154,12 +157,13 @@ def main():
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--out", default="bench/results")
     ap.add_argument("--no-qwen-tts", action="store_true")
+    ap.add_argument("--no-buckets", action="store_true", help="unpadded eager prefill")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory() as workdir:
         for size in args.sizes:
-            rec = bench_size(size, args.frames, workdir, not args.no_qwen_tts)
+            rec = bench_size(size, args.frames, workdir, not args.no_qwen_tts, not args.no_buckets)
             print(json.dumps({k: v for k, v in rec.items() if k != "frame_ms"}), flush=True)
             results.append(rec)
     meta = dict(date=time.strftime("%Y-%m-%d"), torch=torch.__version__,
