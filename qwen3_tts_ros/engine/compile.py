@@ -31,6 +31,19 @@ def compile_available(device: torch.device) -> bool:
     return True
 
 
+# Compiled graphs per function: one per stack shape and dtype (talker step, code-predictor first and later
+# steps: 3 per loaded model). dynamo's default of 8 is reached by a process that loads a few models or
+# dtypes (a node reconfigured with other settings, a test session), and with fullgraph=True going past it
+# is a hard error, not a fallback (seen in the H100 GPU test run).
+RECOMPILE_LIMIT = 64
+
+
+def _raise_recompile_limit() -> None:
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.7
+    setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
+
+
 @functools.cache
 def layer_functions(enabled: bool) -> LayerFunctions:
     """The compiled decoder-stack function when `enabled`, else the eager one (identical math).
@@ -41,6 +54,7 @@ def layer_functions(enabled: bool) -> LayerFunctions:
     """
     if not enabled:
         return EAGER
+    _raise_recompile_limit()
     return LayerFunctions(torch.compile(stack_forward, dynamic=False, fullgraph=True))
 
 
@@ -50,5 +64,6 @@ def sampling_functions(enabled: bool) -> SamplingFunctions:
     few: 16 tokens per frame), else the eager ones. The Exp(1) noise is drawn outside, eagerly."""
     if not enabled:
         return EAGER_SAMPLING
+    _raise_recompile_limit()
     options = dict(dynamic=False, fullgraph=True)
     return SamplingFunctions(torch.compile(process_scores, **options), torch.compile(choose_token, **options))
