@@ -25,6 +25,30 @@ SPEECH_TOKENIZER_WEIGHT_FILES = ("speech_tokenizer/model.safetensors", "speech_t
 TEXT_TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))
 
 
+DTYPE_NAMES = ("bfloat16", "float16", "float32")
+
+
+def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str, str]:
+    """User settings -> (device, dtype name) to load with, as the node and the CLI both choose them.
+
+    device: "auto" (cuda if available, else cpu), "cpu", "cuda" or "cuda:N"; dtype: "auto" (bfloat16 on
+    CUDA, float32 on CPU) or one of DTYPE_NAMES. ValueError names what is wrong (an unknown name, or a
+    CUDA device on a machine without CUDA).
+    """
+    device = str(device)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not (device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    if dtype not in DTYPE_NAMES:
+        raise ValueError(f"dtype must be 'auto' or one of {DTYPE_NAMES}, got {dtype!r}")
+    return device, dtype
+
+
 def check_model_dir(path) -> pathlib.Path:
     """Raise FileNotFoundError naming the first file a Qwen3-TTS model directory lacks."""
     root = pathlib.Path(path)
@@ -83,11 +107,11 @@ def load_qwen_tts(
 
     kwargs are forwarded to `Qwen3TTSModel.from_pretrained` (e.g. attn_implementation).
     """
-    from qwen_tts import Qwen3TTSModel
-
-    model_dir = resolve_model_dir(
+    model_dir = resolve_model_dir(  # first: a missing model is reported without the slow qwen-tts import
         model_name, allow_download=allow_download, cache_dir=cache_dir, revision=revision
     )
+    from qwen_tts import Qwen3TTSModel
+
     device = str(device)
     if isinstance(dtype, str):  # "bfloat16", "float16", "float32"
         dtype = getattr(torch, dtype)

@@ -14,8 +14,6 @@ import concurrent.futures
 import dataclasses
 import gc
 import os
-import pathlib
-import tempfile
 import threading
 import time
 import traceback
@@ -24,10 +22,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qwen3_tts_ros.engine.types import MODE_OF_MODEL_TYPE, SAMPLE_RATE, SamplingParams, SpeechRequest
+from qwen3_tts_ros.engine.types import SAMPLE_RATE, SamplingParams, SpeechRequest
+from qwen3_tts_ros.engine.voice_settings import (
+    VoiceSettings,
+    VoiceSettingsError,
+    check_ref_audio,
+    voice_request_fields,
+)
 from qwen3_tts_ros.node.pcm import PcmEncoder
+from qwen3_tts_ros.testing.demo_checkpoint import ensure_demo_checkpoint
 
-DEMO_KIND = "custom_voice"
 TTFA_WINDOW = 200  # utterances kept for the p50/p95 of time to first audio
 WARMUP_FRAMES = 8
 
@@ -90,34 +94,16 @@ class LoadConfig:
     warmup_settings: UtteranceSettings
 
 
-def demo_checkpoint_dir() -> pathlib.Path:
-    home = os.environ.get("QWEN3_TTS_ROS_HOME") or os.path.join(
-        os.path.expanduser("~"), ".cache", "qwen3_tts_ros"
+def _voice_settings(cfg: LoadConfig) -> VoiceSettings:
+    return VoiceSettings(
+        mode=cfg.mode,
+        language=cfg.language,
+        speaker=cfg.speaker,
+        instruct=cfg.instruct,
+        ref_audio=cfg.ref_audio,
+        ref_text=cfg.ref_text,
+        x_vector_only=cfg.x_vector_only,
     )
-    return pathlib.Path(home) / "demo" / f"tiny_random_{DEMO_KIND}"
-
-
-def ensure_demo_checkpoint() -> pathlib.Path:
-    """The built-in tiny RANDOM checkpoint (noise; demos/CI), written once, atomically."""
-    final = demo_checkpoint_dir()
-    if (final / "config.json").is_file():
-        return final
-    from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
-
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=final.name + ".", dir=final.parent))
-    write_tiny_checkpoint(tmp, DEMO_KIND)
-    try:
-        os.rename(tmp, final)
-    except OSError:  # another process won the race; its copy is identical
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-def _is_url(s: str) -> bool:
-    return s.startswith(("http://", "https://"))
 
 
 def _percentile(values, q: float) -> float:
@@ -308,6 +294,7 @@ class SynthesisWorker:
         import torch
 
         from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
+        from qwen3_tts_ros.engine.loading import resolve_device_dtype
 
         self._release()
         model = cfg.model
@@ -319,25 +306,15 @@ class SynthesisWorker:
             # Otherwise a hub id: without allow_download the engine resolves it from the local hub cache only.
         else:
             model = os.path.expanduser(model)
-        device = cfg.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} requested but CUDA is not available")
-        dtype_name = (
-            cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
-        )
+        try:
+            device, dtype_name = resolve_device_dtype(cfg.device, cfg.dtype)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         dtype = getattr(torch, dtype_name)
-        if cfg.ref_audio and _is_url(cfg.ref_audio) and not cfg.allow_download:
-            raise ConfigError(
-                f"voice.ref_audio is a URL ({cfg.ref_audio}); set allow_download: true or use a file"
-            )
-        if (
-            cfg.ref_audio
-            and not _is_url(cfg.ref_audio)
-            and not os.path.isfile(os.path.expanduser(cfg.ref_audio))
-        ):
-            raise ConfigError(f"voice.ref_audio not found: {cfg.ref_audio}")
+        try:
+            check_ref_audio(_voice_settings(cfg), allow_download=cfg.allow_download)
+        except VoiceSettingsError as exc:
+            raise ConfigError(str(exc)) from exc
 
         cuda_device = torch.device(device) if device.startswith("cuda") else None
         if cuda_device is not None:
@@ -382,53 +359,10 @@ class SynthesisWorker:
     @staticmethod
     def _voice(engine, cfg: LoadConfig) -> dict[str, Any]:
         """Validate the voice settings against the loaded model; build (and cache) the voice prompt."""
-        model_mode = MODE_OF_MODEL_TYPE.get(engine.tts_model_type)
-        mode = cfg.mode or model_mode
-        if mode != model_mode:
-            raise ConfigError(
-                f"voice.mode {mode!r} needs a model of another type; this model is "
-                f"{engine.tts_model_type!r} (mode {model_mode!r})"
-            )
-        languages = [str(x) for x in (engine.get_supported_languages() or [])]
-        language = cfg.language or "Auto"
-        if (
-            language.lower() != "auto"
-            and languages
-            and language.lower() not in [x.lower() for x in languages]
-        ):
-            raise ConfigError(
-                f"voice.language {language!r} not supported by this model; supported: {languages}"
-            )
-        fields: dict[str, Any] = dict(mode=mode, language=language)
-        if mode == "custom_voice":
-            speakers = [str(x) for x in (engine.get_supported_speakers() or [])]
-            speaker = cfg.speaker or (speakers[0] if speakers else "")
-            if speakers and speaker.lower() not in [x.lower() for x in speakers]:
-                raise ConfigError(
-                    f"voice.speaker {speaker!r} not supported by this model; supported: {speakers}"
-                )
-            fields.update(speaker=speaker, instruct=cfg.instruct or None)
-        elif mode == "voice_design":
-            if not cfg.instruct.strip():
-                raise ConfigError(
-                    "voice.instruct (the description of the voice) is required in voice_design mode"
-                )
-            fields.update(instruct=cfg.instruct)
-        else:
-            if not cfg.ref_audio:
-                raise ConfigError("voice.ref_audio is required in voice_clone mode")
-            if not cfg.x_vector_only and not cfg.ref_text.strip():
-                raise ConfigError("voice.ref_text is required in voice_clone mode unless voice.x_vector_only")
-            ref = cfg.ref_audio if _is_url(cfg.ref_audio) else os.path.expanduser(cfg.ref_audio)
-            try:
-                fields["voice_prompt"] = engine.create_voice_prompt(
-                    ref, ref_text=cfg.ref_text or None, x_vector_only_mode=cfg.x_vector_only
-                )
-            except (OSError, ValueError, RuntimeError) as exc:
-                raise ConfigError(
-                    f"cannot use voice.ref_audio {cfg.ref_audio!r}: {type(exc).__name__}: {exc}"
-                ) from exc
-        return fields
+        try:
+            return voice_request_fields(engine, _voice_settings(cfg))
+        except VoiceSettingsError as exc:
+            raise ConfigError(str(exc)) from exc
 
     def _activate(self) -> str:
         if self._engine is None:

@@ -4,6 +4,7 @@ The build is the one scripts/setup_env.sh made from this tree (its cache key cov
 """
 import os
 import pathlib
+import subprocess
 
 import pytest
 
@@ -22,6 +23,18 @@ def test_executable_launch_and_config_installed():
     assert (prefix / "share" / "qwen3_tts_ros" / "launch" / "tts.launch.py").is_file()
     assert (prefix / "share" / "qwen3_tts_ros" / "config" / "tts.yaml").is_file()
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "qwen3_tts_ros").is_file()
+
+
+def test_cli_installed_on_path_and_for_ros2_run():
+    prefix = _prefix()
+    for exe in (prefix / "bin" / "qwen3-tts-say", prefix / "lib" / "qwen3_tts_ros" / "qwen3-tts-say"):
+        assert exe.is_file() and os.access(exe, os.X_OK), exe
+    # ament's environment hook puts the package's bin/ on PATH when the workspace is sourced.
+    hook = (prefix / "share" / "qwen3_tts_ros" / "environment" / "path.dsv").read_text()
+    assert "PATH;bin" in hook
+    proc = subprocess.run([str(prefix / "bin" / "qwen3-tts-say"), "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "usage: qwen3-tts-say" in proc.stdout, proc.stderr
 
 
 def test_python_package_and_messages_installed_together():

@@ -1,0 +1,304 @@
+"""`qwen3-tts-say`: text in, WAV out, through the engine (no ROS), printing time to first audio and real-time
+factor.
+
+    qwen3-tts-say "Hello, I am your robot." -o hello.wav
+    echo "Hello." | qwen3-tts-say -o hello.wav --model /models/Qwen3-TTS-12Hz-0.6B-CustomVoice --speaker Ryan
+    qwen3-tts-say --model Qwen/Qwen3-TTS-12Hz-0.6B-Base --ref-audio me.wav --ref-text "What I said." "Hi."
+    qwen3-tts-say --model /models/Qwen3-TTS-12Hz-1.7B-VoiceDesign --instruct "A calm, low voice." "Hi."
+
+Without --model it loads the same built-in tiny RANDOM demo checkpoint as the node (noise, not speech).
+The audio is streamed exactly as the node streams it (first chunk of --first-chunk-frames frames, then
+--chunk-frames), written as it arrives: 16-bit mono at 24 kHz, 1920 samples per 80 ms codec frame.
+Imports no ROS.
+
+Exit status: 0 written; 2 bad input (arguments, text, model, voice); 1 synthesis failed; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import wave
+
+PROG = "qwen3-tts-say"
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class BadInput(Exception):
+    """A refusal of what the user gave; its message names the argument."""
+
+
+def flag(name: str) -> str:
+    """A voice setting's name as this CLI's flag (for the shared voice-settings messages)."""
+    return "--" + name.replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("text", nargs="*", help="text to speak; none or '-': read it from standard input")
+    ap.add_argument("-o", "--output", default="out.wav", help="WAV file to write (default: %(default)s)")
+
+    g = ap.add_argument_group("model")
+    g.add_argument(
+        "--model",
+        default="",
+        help="model directory or Hugging Face hub id (from the local hub cache unless --allow-download); "
+        "default: the built-in tiny RANDOM demo checkpoint (noise)",
+    )
+    g.add_argument("--allow-download", action="store_true", help="download the model / an http(s) ref audio")
+    g.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
+    g.add_argument(
+        "--dtype",
+        default="auto",
+        help="auto (bfloat16 on CUDA, float32 on CPU), bfloat16, float16 or float32",
+    )
+    g.add_argument("--max-seq-len", type=int, default=2048, help="static KV-cache length (default: 2048)")
+    g.add_argument("--no-cuda-graphs", action="store_true", help="decode eagerly on CUDA too (slower)")
+    g.add_argument("--no-warmup", action="store_true", help="skip the short warm-up generation")
+    g.add_argument("--list-voices", action="store_true", help="print the model's mode, speakers, languages")
+
+    g = ap.add_argument_group("voice (as the node's voice.* parameters)")
+    g.add_argument(
+        "--mode",
+        default="",
+        choices=("", "voice_clone", "custom_voice", "voice_design"),
+        metavar="MODE",
+        help="voice_clone, custom_voice or voice_design; default: the mode of the model "
+        "(Base: voice_clone, CustomVoice: custom_voice, VoiceDesign: voice_design)",
+    )
+    g.add_argument("--language", default="Auto", help="language name known to the model, or Auto")
+    g.add_argument("--speaker", default="", help="custom_voice speaker (default: the model's first)")
+    g.add_argument("--instruct", default="", help="voice_design: the voice description (required); "
+                   "custom_voice 1.7B: optional style instruction")
+    g.add_argument("--ref-audio", default="", help="voice_clone: reference audio file")
+    g.add_argument("--ref-text", default="", help="voice_clone: transcript of --ref-audio")
+    g.add_argument("--x-vector-only", action="store_true", help="voice_clone: speaker embedding only")
+
+    g = ap.add_argument_group("streaming")
+    g.add_argument("--first-chunk-frames", type=int, default=1, help="frames in the first chunk (default: 1)")
+    g.add_argument("--chunk-frames", type=int, default=4, help="frames per later chunk (default: 4)")
+    g.add_argument("--left-context-frames", type=int, default=25,
+                   help="codec decoder left context per chunk (default: 25)")
+
+    g = ap.add_argument_group(
+        "sampling (qwen-tts's talker settings; unset ones come from the model's generation_config.json)"
+    )
+    g.add_argument("--greedy", action="store_true", help="greedy decoding (deterministic)")
+    g.add_argument("--temperature", type=float, default=None)
+    g.add_argument("--top-k", type=int, default=None)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--max-new-tokens", type=int, default=None, help="most frames (80 ms each)")
+    g.add_argument("--seed", type=int, default=None, help="torch seed, for repeatable sampling")
+    return ap
+
+
+def read_text(words: list[str], stdin) -> str:
+    if words and words != ["-"]:
+        text = " ".join(words)
+    elif stdin is None or stdin.isatty():
+        raise BadInput("no text: give it as arguments or on standard input")
+    else:
+        text = stdin.read()
+    if not text.strip():
+        raise BadInput("the text is empty")
+    return text
+
+
+def check_numbers(args) -> None:
+    if args.first_chunk_frames < 1 or args.chunk_frames < 1:
+        raise BadInput("--first-chunk-frames and --chunk-frames must be >= 1")
+    if args.left_context_frames < 0:
+        raise BadInput("--left-context-frames must be >= 0")
+    if args.max_seq_len < 64:
+        raise BadInput("--max-seq-len must be >= 64")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise BadInput("--max-new-tokens must be >= 1")
+    if args.temperature is not None and args.temperature <= 0:
+        raise BadInput("--temperature must be > 0")
+    if args.top_k is not None and args.top_k < 0:
+        raise BadInput("--top-k must be >= 0")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise BadInput("--top-p must be in (0, 1]")
+
+
+def open_output(path: str):
+    if os.path.isdir(path):
+        raise BadInput(f"-o {path}: is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        return open(path, "wb")  # noqa: SIM115 - closed by the caller (wave does not close a file object)
+    except OSError as exc:
+        raise BadInput(f"-o {path}: cannot write: {exc.strerror or exc}") from exc
+
+
+def sampling_kwargs(args) -> dict:
+    kwargs = dict(
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+    )
+    if args.greedy:
+        kwargs.update(do_sample=False, subtalker_dosample=False)
+    return kwargs
+
+
+def load_engine(args):
+    """-> (engine, model it was loaded from, dtype name); BadInput for a model/device that cannot be used."""
+    import torch
+
+    from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
+    from qwen3_tts_ros.engine.loading import resolve_device_dtype
+    from qwen3_tts_ros.testing.demo_checkpoint import ensure_demo_checkpoint
+
+    try:
+        device, dtype_name = resolve_device_dtype(args.device, args.dtype)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+    model = args.model
+    if not model:
+        model = str(ensure_demo_checkpoint())
+        print(f"note: no --model given: the built-in tiny RANDOM demo checkpoint {model} (noise, not speech)",
+              file=sys.stderr)
+    try:
+        engine = Qwen3TTSCudaGraphs.from_pretrained(
+            model,
+            device=device,
+            dtype=getattr(torch, dtype_name),
+            max_seq_len=args.max_seq_len,
+            use_cuda_graphs=not args.no_cuda_graphs,
+            allow_download=args.allow_download,
+        )
+    except (OSError, ValueError) as exc:  # FileNotFoundError names the missing file / the hub id
+        message = str(exc).replace("pass allow_download=True", "use --allow-download")
+        raise BadInput(f"cannot load model {args.model or model!r}: {message}") from exc
+    return engine, model, dtype_name
+
+
+def voice_of(args):
+    from qwen3_tts_ros.engine.voice_settings import VoiceSettings
+
+    return VoiceSettings(
+        mode=args.mode,
+        language=args.language,
+        speaker=args.speaker,
+        instruct=args.instruct,
+        ref_audio=args.ref_audio,
+        ref_text=args.ref_text,
+        x_vector_only=args.x_vector_only,
+    )
+
+
+def speak(args, text: str, out_file) -> int:
+    import numpy as np
+    import torch
+
+    from qwen3_tts_ros.engine.types import SAMPLE_RATE, SamplingParams, SpeechRequest
+    from qwen3_tts_ros.engine.voice_settings import VoiceSettingsError, check_ref_audio, voice_request_fields
+
+    voice = voice_of(args)
+    try:
+        check_ref_audio(voice, allow_download=args.allow_download, label=flag)
+    except VoiceSettingsError as exc:
+        raise BadInput(str(exc)) from exc
+    t0 = time.perf_counter()
+    engine, model, dtype_name = load_engine(args)
+    print(f"model {model} ({engine.tts_model_type}, {engine.tts_model_size}) on {engine.device} "
+          f"{dtype_name}, loaded in {time.perf_counter() - t0:.1f} s")
+    if args.list_voices:
+        print(f"mode: {engine.mode}")
+        print(f"speakers: {', '.join(engine.get_supported_speakers() or []) or '-'}")
+        print(f"languages: {', '.join(engine.get_supported_languages() or []) or '-'}")
+        return 0
+    try:
+        fields = voice_request_fields(engine, voice, label=flag)
+        sampling = SamplingParams.merged(engine.generate_defaults, **sampling_kwargs(args))
+    except VoiceSettingsError as exc:
+        raise BadInput(str(exc)) from exc
+    request = SpeechRequest(text=text, sampling=sampling, **fields)
+    voice_desc = ", ".join(f"{k} {v}" for k, v in fields.items() if k != "voice_prompt" and v)
+    print(f"voice: {voice_desc}")
+
+    if not args.no_warmup:
+        t = time.perf_counter()
+        engine.warmup()
+        graphs = engine.device.type == "cuda" and not args.no_cuda_graphs
+        print(f"warm-up{' and CUDA-graph capture' if graphs else ''} in {time.perf_counter() - t:.2f} s")
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+
+    with wave.open(out_file, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
+        try:
+            stream = engine.stream(
+                request,
+                first_chunk_frames=args.first_chunk_frames,
+                chunk_frames=args.chunk_frames,
+                left_context_frames=args.left_context_frames,
+                pcm_format="int16",
+            )
+        except ValueError as exc:  # e.g. max_seq_len leaves no room for the text
+            raise BadInput(str(exc)) from exc
+        chunks = samples = 0
+        try:
+            for chunk in stream:
+                wav.writeframes(chunk.pcm.astype("<i2", copy=False).tobytes())
+                chunks += 1
+                samples += chunk.pcm.size
+        except KeyboardInterrupt:
+            stream.cancel()
+            print(f"interrupted: {samples} samples written to {args.output}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    stats = stream.stats
+    frame_ms = list(stats.frame_ms)
+    print(f"wrote {args.output}: {samples / SAMPLE_RATE:.2f} s of audio, {stats.frames} frames, "
+          f"{samples} samples at {SAMPLE_RATE} Hz, {chunks} chunks, stopped by {stats.stopped_by}")
+    print(f"time to first audio: {stats.time_to_first_audio_ms:.1f} ms (request -> first "
+          f"{args.first_chunk_frames}-frame chunk decoded; prefill {stats.prefill_ms:.1f} ms)")
+    print(f"real-time factor: {stats.real_time_factor:.2f} (audio s / wall s, >1 is faster than real time; "
+          f"{stats.audio_seconds:.2f} s of audio in {stats.total_s:.2f} s)")
+    mean, p50, p95, top = (
+        (np.mean(frame_ms), *np.percentile(frame_ms, [50, 95]), np.max(frame_ms)) if frame_ms else (0.0,) * 4
+    )
+    print(f"ms/frame: mean {mean:.1f}, p50 {p50:.1f}, p95 {p95:.1f}, max {top:.1f} "
+          f"(generation; decode {stats.decode_ms_total:.1f} ms in all)")
+    return 0
+
+
+def main(argv: list[str] | None = None, stdin=None) -> int:
+    args = build_parser().parse_args(argv)
+    out_file = None
+    try:
+        check_numbers(args)
+        text = "" if args.list_voices else read_text(args.text, sys.stdin if stdin is None else stdin)
+        if not args.list_voices:
+            out_file = open_output(args.output)
+        rc = speak(args, text, out_file)
+    except BadInput as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        rc = EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        rc = EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - one line for the user; the traceback with QWEN3_TTS_DEBUG=1
+        if os.environ.get("QWEN3_TTS_DEBUG"):
+            raise
+        print(f"{PROG}: synthesis failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        rc = EXIT_FAILED
+    finally:
+        if out_file is not None:
+            out_file.close()
+    if out_file is not None and rc not in (0, EXIT_INTERRUPTED):
+        os.unlink(args.output)  # no half-written WAV behind a failure
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""`qwen3-tts-say` (qwen3_tts_ros/cli.py) run as a user runs it: a subprocess, text in, WAV out.
+
+On tiny random checkpoints (CPU). Checks the WAV (24 kHz mono 16-bit, exactly frames * 1920 samples, the
+same samples as the engine streams in-process with the same settings), the printed figures, and that bad
+input exits with status 2, a one-line message naming the argument, and no WAV left behind.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import wave
+
+import numpy as np
+import pytest
+import torch
+
+from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
+from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME, SamplingParams, SpeechRequest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TEXT = "Hello robot. How are you today?"
+MAX_FRAMES = 12
+
+
+def run_cli(*args, stdin_text=None, env=None, timeout=300):
+    environ = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "qwen3_tts_ros.cli", *args],
+        input=stdin_text if stdin_text is not None else "",
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=timeout,
+    )
+
+
+def read_wav(path):
+    with wave.open(str(path), "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24000, 1, 2)
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+
+
+def figure(pattern, stdout):
+    match = re.search(pattern, stdout)
+    assert match, f"{pattern!r} not in the output:\n{stdout}"
+    return [float(g) for g in match.groups()]
+
+
+def test_text_from_stdin_to_wav_with_figures_and_same_audio_as_the_engine(tiny_custom_voice_dir, tmp_path):
+    out = tmp_path / "sub" / "hello.wav"  # the parent directory is created
+    args = ["--model", str(tiny_custom_voice_dir), "-o", str(out), "--speaker", "ryan",
+            "--language", "english", "--greedy", "--max-new-tokens", str(MAX_FRAMES),
+            "--first-chunk-frames", "1", "--chunk-frames", "3", "--no-warmup"]
+    proc = run_cli(*args, stdin_text=TEXT + "\n")
+    assert proc.returncode == 0, proc.stderr
+    print(proc.stdout)
+    samples = read_wav(out)
+    frames, n_samples, chunks = figure(r"(\d+) frames, (\d+) samples at 24000 Hz, (\d+) chunks", proc.stdout)
+    assert 1 <= frames <= MAX_FRAMES
+    assert samples.size == n_samples == frames * SAMPLES_PER_FRAME
+    # 1-frame first chunk, 3-frame chunks, and exactly one final chunk (holding the rest, maybe empty).
+    assert chunks == 1 + (frames - 1) // 3 + 1
+    ttfa_ms, prefill_ms = figure(r"time to first audio: ([\d.]+) ms .*prefill ([\d.]+) ms", proc.stdout)
+    assert 0 < prefill_ms < ttfa_ms
+    rtf, audio_s, wall_s = figure(r"real-time factor: ([\d.]+) .*; ([\d.]+) s of audio in ([\d.]+) s",
+                                  proc.stdout)
+    assert audio_s == pytest.approx(frames * 0.08, abs=0.01)
+    assert rtf == pytest.approx(audio_s / wall_s, abs=0.006)  # printed with 2 decimals
+    mean_ms, p50_ms, p95_ms, max_ms = figure(
+        r"ms/frame: mean ([\d.]+), p50 ([\d.]+), p95 ([\d.]+), max ([\d.]+)", proc.stdout)
+    assert 0 < p50_ms <= p95_ms <= max_ms and mean_ms <= max_ms
+    assert "speaker ryan" in proc.stdout
+
+    # The same request streamed in-process by the engine gives the same samples (greedy, same chunking).
+    engine = Qwen3TTSCudaGraphs.from_pretrained(str(tiny_custom_voice_dir), device="cpu", dtype=torch.float32)
+    sampling = SamplingParams.merged(
+        engine.generate_defaults, do_sample=False, subtalker_dosample=False, max_new_tokens=MAX_FRAMES)
+    request = SpeechRequest(text=TEXT + "\n", mode="custom_voice", language="english", speaker="ryan",
+                            sampling=sampling)
+    ours = np.concatenate([c.pcm for c in engine.stream(request, first_chunk_frames=1, chunk_frames=3)])
+    assert ours.size == samples.size
+    assert np.abs(ours.astype(np.int32) - samples).max() <= 2  # float32 decode; thread counts may differ
+
+
+def test_default_model_is_the_demo_checkpoint_and_text_comes_from_arguments(tmp_path):
+    out = tmp_path / "demo.wav"
+    proc = run_cli("Hi", "there.", "-o", str(out), "--max-new-tokens", "3", "--no-warmup", "--seed", "0",
+                   env={"QWEN3_TTS_ROS_HOME": str(tmp_path / "home")})
+    assert proc.returncode == 0, proc.stderr
+    assert "tiny RANDOM demo checkpoint" in proc.stderr
+    assert (tmp_path / "home" / "demo" / "tiny_random_custom_voice" / "config.json").is_file()
+    (frames,) = figure(r"(\d+) frames,", proc.stdout)
+    assert read_wav(out).size == frames * SAMPLES_PER_FRAME > 0
+
+
+BAD_INPUT = [
+    ([], "   \n", "the text is empty"),
+    (["x", "--chunk-frames", "0"], None, "--chunk-frames must be >= 1"),
+    (["x", "--top-p", "1.5"], None, "--top-p must be in (0, 1]"),
+    (["x", "--dtype", "float8"], None, "dtype must be 'auto' or one of"),
+    (["x", "--device", "tpu"], None, "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    (["x", "--model", "/nonexistent/model"], None, "model directory not found: /nonexistent/model"),
+    (["x", "--model", "Org/NotCached-Model"], None, "not in the Hugging Face cache"),
+    (["x", "--ref-audio", "/nonexistent/ref.wav"], None, "--ref-audio not found: /nonexistent/ref.wav"),
+    (["x", "--ref-audio", "https://example.com/a.wav"], None, "set --allow-download or give a local file"),
+    (["x", "--mode", "clone"], None, "invalid choice"),  # argparse's own refusal, also status 2
+]
+
+
+@pytest.mark.parametrize("args,stdin_text,message", BAD_INPUT, ids=[m for _, _, m in BAD_INPUT])
+def test_bad_input_exits_2_with_a_message_and_no_wav(tmp_path, args, stdin_text, message):
+    out = tmp_path / "never.wav"
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    proc = run_cli(*args, "-o", str(out), stdin_text=stdin_text, env=env)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_cuda_device_without_cuda_exits_2(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = run_cli("x", "-o", str(tmp_path / "never.wav"), "--device", "cuda")
+    assert proc.returncode == 2 and "CUDA is not available" in proc.stderr, proc.stderr
+
+
+def test_voice_the_model_does_not_have_exits_2_naming_the_flag(tiny_custom_voice_dir, tmp_path):
+    out = tmp_path / "never.wav"
+    proc = run_cli("x", "-o", str(out), "--model", str(tiny_custom_voice_dir), "--speaker", "nobody")
+    assert proc.returncode == 2, proc.stderr
+    assert "--speaker 'nobody' not supported by this model; supported: [" in proc.stderr
+    assert not out.exists()
+    proc = run_cli("-o", str(out), "--model", str(tiny_custom_voice_dir), "--list-voices")
+    assert proc.returncode == 0, proc.stderr
+    assert "mode: custom_voice" in proc.stdout and "ryan" in proc.stdout and "english" in proc.stdout
+    assert not out.exists()
