@@ -20,6 +20,7 @@ from qwen3_tts_ros.testing.tiny_checkpoint import (
     LANGUAGES,
     SPEAKERS,
     TEXT_TOKEN_CONFIG,
+    keep_released_talker_format,
     write_speech_tokenizer,
     write_text_tokenizer,
 )
@@ -95,6 +96,7 @@ def released_config_dict(size: str, kind: str) -> dict:
     d["speaker_encoder_config"] = speaker_encoder  # the config class takes no model_type kwarg on reload
     d["talker_config"]["text_vocab_size"] = 151936
     d["talker_config"]["head_dim"] = 128
+    keep_released_talker_format(d["talker_config"], talker)
     return d
 
 

@@ -117,6 +117,40 @@ def load_qwen_tts(
         dtype = getattr(torch, dtype)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return Qwen3TTSModel.from_pretrained(
+    tts = Qwen3TTSModel.from_pretrained(
         str(model_dir), device_map=device, dtype=dtype, local_files_only=True, **kwargs
     )
+    restore_rotary_frequencies(tts.model, tts.model.speech_tokenizer.model)
+    return tts
+
+
+@torch.no_grad()
+def restore_rotary_frequencies(*roots: torch.nn.Module) -> int:
+    """Recompute the `inv_freq` buffer of every qwen-tts rotary embedding under `roots` with the module's
+    own `rope_init_fn`, as its constructor does; returns how many buffers held other values.
+
+    `inv_freq` is a non-persistent buffer, so no checkpoint holds it. transformers 5 `from_pretrained` builds
+    the model on the meta device and materialises such buffers UNINITIALISED: with qwen-tts-compat 0.1.1.post1
+    on transformers 5.17 the talker's, the code predictor's and the codec decoder's frequencies held garbage
+    after loading (qwen-tts-compat repairs them lazily, and only when they are all zero), and the engine,
+    which builds its RoPE tables from these buffers, would use whatever they held. Under transformers 4.57
+    the buffers already hold these values (0 changed). transformers' own modules (the Mimi encoder) are left
+    to transformers, which initialises them.
+    """
+    changed = 0
+    for root in roots:
+        for module in root.modules():
+            init = getattr(module, "rope_init_fn", None)
+            buffer = getattr(module, "inv_freq", None)
+            if not (type(module).__module__.startswith("qwen_tts.") and callable(init)):
+                continue
+            if not isinstance(buffer, torch.Tensor):
+                continue
+            inv_freq, module.attention_scaling = init(module.config, buffer.device)
+            inv_freq = inv_freq.to(buffer.dtype)
+            if not torch.equal(buffer, inv_freq):
+                buffer.copy_(inv_freq)
+                changed += 1
+            if hasattr(module, "original_inv_freq"):
+                module.original_inv_freq = buffer
+    return changed

@@ -176,7 +176,23 @@ def tiny_config_dict(kind: str, model_size: str) -> dict:
     # text_vocab_size and head_dim are only read through kwargs; make sure they survive the dump.
     d["talker_config"]["text_vocab_size"] = TEXT_VOCAB_SIZE
     d["talker_config"]["head_dim"] = talker["head_dim"]
+    keep_released_talker_format(d["talker_config"], talker)
     return d
+
+
+def keep_released_talker_format(dumped: dict, talker: dict) -> None:
+    """Keep a talker_config that `Qwen3TTSConfig.to_dict()` dumped in the released config.json's format.
+
+    The released config.json is a transformers-4.57 dump. transformers 5 (qwen-tts-compat) dumps rope_scaling
+    as rope_parameters (qwen-tts-compat then reloads rope_scaling as None) and no longer writes the code
+    predictor's "pad_token_id": null, which qwen-tts-compat reads. No-op under transformers 4.57.
+    `talker`: the talker_config kwargs the config was made from.
+    """
+    pairs = ((dumped, talker), (dumped["code_predictor_config"], talker["code_predictor_config"]))
+    for sub, source in pairs:
+        sub.pop("rope_parameters", None)
+        sub["rope_scaling"] = source.get("rope_scaling")
+        sub.setdefault("pad_token_id", None)
 
 
 # Decoder of the released Qwen3-TTS-Tokenizer-12Hz (speech_tokenizer/config.json); the encoder is

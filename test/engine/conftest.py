@@ -11,9 +11,12 @@ from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
 
 
 def _load(path):
-    from qwen_tts import Qwen3TTSModel
+    # qwen-tts's own from_pretrained, plus the rotary-frequency repair every engine load does (a no-op under
+    # transformers 4.57; see loading.restore_rotary_frequencies), so the reference is a correct model under
+    # qwen-tts-compat / transformers 5 too.
+    from qwen3_tts_ros.engine.loading import load_qwen_tts
 
-    return Qwen3TTSModel.from_pretrained(str(path), dtype=torch.float32, device_map="cpu")
+    return load_qwen_tts(path, device="cpu", dtype=torch.float32)
 
 
 @pytest.fixture(scope="session")

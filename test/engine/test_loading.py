@@ -84,3 +84,47 @@ def test_hub_id_in_the_local_cache_loads_offline(tiny_voice_design_dir, tmp_path
     )
     assert engine.tts_model_type == "voice_design"
     engine.close()
+
+
+def _rotary_modules(tts):
+    roots = (tts.model, tts.model.speech_tokenizer.model)
+    return [m for root in roots for m in root.modules()
+            if type(m).__module__.startswith("qwen_tts.") and hasattr(m, "rope_init_fn")]
+
+
+def test_rotary_frequencies_are_the_constructors_values_after_loading(tiny_base_dir):
+    """The engine builds its RoPE tables from the loaded `inv_freq` buffers, which no checkpoint holds:
+    transformers 5 leaves them uninitialised (qwen-tts-compat), so loading recomputes them."""
+    import transformers
+    from qwen_tts import Qwen3TTSModel
+
+    from qwen3_tts_ros.engine.loading import load_qwen_tts, restore_rotary_frequencies
+
+    raw = Qwen3TTSModel.from_pretrained(str(tiny_base_dir), dtype=torch.float32, device_map="cpu")
+    modules = _rotary_modules(raw)
+    # talker, code predictor, codec decoder
+    assert len(modules) == 3, [type(m).__name__ for m in modules]
+    changed = restore_rotary_frequencies(raw.model, raw.model.speech_tokenizer.model)
+    if transformers.__version__.startswith("4."):
+        assert changed == 0, "transformers 4.57 loads the constructor's values; nothing to repair"
+    print(f"transformers {transformers.__version__}: {changed} rotary buffer(s) repaired")
+    for tts in (raw, load_qwen_tts(tiny_base_dir, device="cpu", dtype=torch.float32)):
+        for module in _rotary_modules(tts):
+            expected, _ = module.rope_init_fn(module.config, "cpu")
+            torch.testing.assert_close(module.inv_freq, expected, rtol=0, atol=0)
+
+
+def test_device_and_dtype_resolution():
+    from qwen3_tts_ros.engine.loading import resolve_device_dtype
+
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device_dtype("auto", "auto") == (auto, "bfloat16" if auto == "cuda" else "float32")
+    assert resolve_device_dtype("cpu", "auto") == ("cpu", "float32")
+    assert resolve_device_dtype("cpu", "float16") == ("cpu", "float16")
+    for device, dtype, message in (("gpu", "auto", "device must be"), ("cuda:x", "auto", "device must be"),
+                                   ("cpu", "half", "dtype must be")):
+        with pytest.raises(ValueError, match=message):
+            resolve_device_dtype(device, dtype)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device_dtype("cuda:0", "auto")
