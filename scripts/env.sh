@@ -17,6 +17,9 @@ if [ -n "$_q3_nounset" ]; then set -u; fi
 export PYTHONPATH="$_q3_repo${PYTHONPATH:+:$PYTHONPATH}"
 export QWEN3_TTS_ROS_HOME QWEN3_TTS_ROS_WS="$QWEN3_TTS_ROS_HOME/ws/install"
 export QWEN3_TTS_ROS_VENV_NUMPY1="$QWEN3_TTS_ROS_HOME/venv-numpy1"
+# Compatibility stacks of scripts/test.sh's parity passes (see scripts/setup_env.sh).
+export QWEN3_TTS_ROS_VENV_PY310="$QWEN3_TTS_ROS_HOME/venv-py310"
+export QWEN3_TTS_ROS_SITE_TRANSFORMERS5="$QWEN3_TTS_ROS_HOME/site-transformers5"
 # Keep DDS traffic of tests on this machine and away from other ROS users.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 unset _q3_repo _q3_nounset

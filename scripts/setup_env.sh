@@ -3,6 +3,9 @@
 #   - a virtualenv outside the clone with torch 2.11.0 + torchaudio 2.11.0, qwen-tts 0.1.1 (and the
 #     transformers 4.57.3 it pins), ROS 2 Kilted from PyPI wheels, colcon, ruff, pytest;
 #   - a second virtualenv with numpy<2 (no ROS) for the engine tests, because Jetson stacks are numpy 1.x;
+#   - two compatibility stacks for engine parity passes (no ROS): Python 3.10 + torch 2.3.1 + numpy 1.26
+#     (JetPack 6's Python and oldest torch; skipped where no Python 3.10 is found), and transformers 5.17 +
+#     qwen-tts-compat as a --target overlay on the main virtualenv (requirements/ci-transformers5.txt);
 #   - a colcon build of this package (its messages) and of the TEST-ONLY audio_common_msgs copy.
 # A second run only re-does what changed (stamp files keyed by content hashes).
 # Then `source scripts/env.sh` gives the environment.  Robots (Jetson / apt ROS 2) do not use this
@@ -36,15 +39,15 @@ ros_pkgs="ros-rclpy ros-rmw-fastrtps-cpp ros-rcl-lifecycle ros-lifecycle-msgs ro
 tools="ruff pytest pytest-timeout"
 reqs="$repo/requirements/engine.txt"
 
-install_venv() {  # install_venv DIR STAMP PIP-ARGS...
-  local dir="$1" stamp="$2"; shift 2
-  [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
+install_venv() {  # install_venv PYTHON TORCH-PINS DIR STAMP PIP-ARGS...
+  local python="$1" torch="$2" dir="$3" stamp="$4"; shift 4
+  [ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
   if [ "$(cat "$dir/.q3stamp" 2>/dev/null)" != "$stamp" ]; then
     echo "[setup] installing $dir"
     "$dir/bin/python" -m pip install -q --upgrade pip wheel
     # torch first and alone, so nothing else can pull in another build of it.
     # shellcheck disable=SC2086
-    "$dir/bin/python" -m pip install -q $torch_pins
+    "$dir/bin/python" -m pip install -q $torch
     "$dir/bin/python" -m pip install -q "$@"
     echo "$stamp" > "$dir/.q3stamp"
   fi
@@ -54,11 +57,42 @@ install_venv() {  # install_venv DIR STAMP PIP-ARGS...
 venv="$home/venv"
 venv1="$home/venv-numpy1"
 # shellcheck disable=SC2086
-install_venv "$venv" "$(printf '%s\n' "$torch_pins" "$ros_pkgs" "$tools" "$(cat "$reqs")" | sha1sum | cut -c1-16)" \
+install_venv "$py" "$torch_pins" "$venv" "$(printf '%s\n' "$torch_pins" "$ros_pkgs" "$tools" "$(cat "$reqs")" | sha1sum | cut -c1-16)" \
   $torch_pins -r "$reqs" $ros_pkgs $tools
 # shellcheck disable=SC2086
-install_venv "$venv1" "$(printf '%s\n' "$torch_pins" "$tools" "$(cat "$reqs")" numpy1 | sha1sum | cut -c1-16)" \
+install_venv "$py" "$torch_pins" "$venv1" "$(printf '%s\n' "$torch_pins" "$tools" "$(cat "$reqs")" numpy1 | sha1sum | cut -c1-16)" \
   $torch_pins -r "$reqs" $tools "numpy<2"
+
+# --- compatibility stacks for scripts/test.sh's parity passes (engine only) ----------------------------------
+# Python 3.10 + torch 2.3.1 + numpy<2: JetPack 6's Python, JetPack 6.0's torch. PyPI's 2.3.1 is a CUDA build
+# (it runs on the CPU here). Where no Python 3.10 exists, the pass is skipped (scripts/test.sh says so).
+py310=""
+for candidate in "${QWEN3_TTS_ROS_PYTHON310:-}" python3.10 "$HOME"/.pyenv/versions/3.10*/bin/python3.10; do
+  if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+    py310="$candidate"; break
+  fi
+done
+torch23_pins="torch==2.3.1 torchaudio==2.3.1"
+if [ -n "$py310" ]; then
+  # shellcheck disable=SC2086
+  install_venv "$py310" "$torch23_pins" "$home/venv-py310" \
+    "$(printf '%s\n' "$torch23_pins" "$tools" "$(cat "$reqs")" numpy1 | sha1sum | cut -c1-16)" \
+    $torch23_pins -r "$reqs" $tools "numpy<2"
+else
+  echo "[setup] no Python 3.10 found: the Python 3.10 + torch 2.3 parity pass will be skipped"
+fi
+# transformers 5.17 + qwen-tts-compat: a few wheels installed with --no-deps into a directory that goes first
+# on PYTHONPATH in front of the main virtualenv (which has everything else they need); what the GPU device
+# run does too (bench/compat_parity.sh).
+t5_reqs="$repo/requirements/ci-transformers5.txt"
+t5_site="$home/site-transformers5"
+t5_stamp="$(sha1sum < "$t5_reqs" | cut -c1-16)"
+if [ "$(cat "$t5_site/.q3stamp" 2>/dev/null)" != "$t5_stamp" ]; then
+  echo "[setup] installing $t5_site"
+  rm -rf "$t5_site"
+  "$venv/bin/python" -m pip install -q --no-deps --no-compile --target "$t5_site" -r "$t5_reqs"
+  echo "$t5_stamp" > "$t5_site/.q3stamp"
+fi
 
 # --- two include paths baked into the ROS wheels' CMake exports that do not exist here ---------------------
 pyinc="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"

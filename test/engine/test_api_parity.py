@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs, VoicePrompt
+from qwen3_tts_ros.engine.loading import load_qwen_tts
 from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
 
 GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=12)
@@ -133,10 +134,8 @@ def test_sampling_defaults_merged_like_qwen_tts(engines, tiny_custom_voice_tts):
 
 
 def test_0b6_custom_voice_drops_instruct(tmp_path):
-    from qwen_tts import Qwen3TTSModel
-
     path = write_tiny_checkpoint(tmp_path / "cv_0b6", "custom_voice", seed=3, model_size="0b6")
-    tts = Qwen3TTSModel.from_pretrained(str(path), dtype=torch.float32, device_map="cpu")
+    tts = load_qwen_tts(path, device="cpu", dtype=torch.float32)
     engine = Qwen3TTSCudaGraphs(tts, max_seq_len=256)
     args = dict(text="Instruct is ignored.", speaker="vivian", instruct="Whisper please.", **GREEDY)
     ours = engine.generate_custom_voice(**args)

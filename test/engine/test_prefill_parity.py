@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from qwen3_tts_ros.engine.loading import load_qwen_tts
 from qwen3_tts_ros.engine.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SpeechRequest, VoicePrompt
 from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
@@ -146,11 +147,8 @@ def test_voice_clone_icl_needs_ref_text(tiny_base_tts, clone_prompts):
 
 
 def test_small_custom_voice_drops_instruct(tmp_path):
-    from qwen_tts import Qwen3TTSModel
-
-    tts = Qwen3TTSModel.from_pretrained(
-        str(write_tiny_checkpoint(tmp_path, "custom_voice", model_size="0b6")), dtype=torch.float32
-    )
+    tts = load_qwen_tts(write_tiny_checkpoint(tmp_path, "custom_voice", model_size="0b6"), device="cpu",
+                        dtype=torch.float32)
     theirs = capture_talker_inputs(
         tts,
         lambda: tts.generate_custom_voice("Hello.", speaker="ryan", language="english", instruct="Whisper."),
