@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--max-seq-len", type=int, default=2048, help="static KV-cache length (default: 2048)")
     g.add_argument("--no-cuda-graphs", action="store_true", help="decode eagerly on CUDA too (slower)")
+    g.add_argument("--no-compile", action="store_true",
+                   help="no torch.compile of the decode step on CUDA (starts sooner, slower frames)")
     g.add_argument("--no-warmup", action="store_true", help="skip the short warm-up generation")
     g.add_argument("--list-voices", action="store_true", help="print the model's mode, speakers, languages")
 
@@ -81,8 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
     g = ap.add_argument_group("streaming")
     g.add_argument("--first-chunk-frames", type=int, default=1, help="frames in the first chunk (default: 1)")
     g.add_argument("--chunk-frames", type=int, default=4, help="frames per later chunk (default: 4)")
-    g.add_argument("--left-context-frames", type=int, default=25,
-                   help="codec decoder left context per chunk (default: 25)")
 
     g = ap.add_argument_group(
         "sampling (qwen-tts's talker settings; unset ones come from the model's generation_config.json)"
@@ -111,8 +111,6 @@ def read_text(words: list[str], stdin) -> str:
 def check_numbers(args) -> None:
     if args.first_chunk_frames < 1 or args.chunk_frames < 1:
         raise BadInput("--first-chunk-frames and --chunk-frames must be >= 1")
-    if args.left_context_frames < 0:
-        raise BadInput("--left-context-frames must be >= 0")
     if args.max_seq_len < 64:
         raise BadInput("--max-seq-len must be >= 64")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
@@ -173,6 +171,7 @@ def load_engine(args):
             max_seq_len=args.max_seq_len,
             use_cuda_graphs=not args.no_cuda_graphs,
             allow_download=args.allow_download,
+            frame_options={"compile": False} if args.no_compile else None,
         )
     except (OSError, ValueError) as exc:  # FileNotFoundError names the missing file / the hub id
         message = str(exc).replace("pass allow_download=True", "use --allow-download")
@@ -241,7 +240,6 @@ def speak(args, text: str, out_file) -> int:
                 request,
                 first_chunk_frames=args.first_chunk_frames,
                 chunk_frames=args.chunk_frames,
-                left_context_frames=args.left_context_frames,
                 pcm_format="int16",
             )
         except ValueError as exc:  # e.g. max_seq_len leaves no room for the text
