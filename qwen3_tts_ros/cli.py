@@ -179,28 +179,19 @@ def load_engine(args):
     return engine, model, dtype_name
 
 
-def voice_of(args):
-    from qwen3_tts_ros.engine.voice_settings import VoiceSettings
-
-    return VoiceSettings(
-        mode=args.mode,
-        language=args.language,
-        speaker=args.speaker,
-        instruct=args.instruct,
-        ref_audio=args.ref_audio,
-        ref_text=args.ref_text,
-        x_vector_only=args.x_vector_only,
-    )
-
-
 def speak(args, text: str, out_file) -> int:
     import numpy as np
     import torch
 
     from qwen3_tts_ros.engine.types import SAMPLE_RATE, SamplingParams, SpeechRequest
-    from qwen3_tts_ros.engine.voice_settings import VoiceSettingsError, check_ref_audio, voice_request_fields
+    from qwen3_tts_ros.engine.voice_settings import (
+        VoiceSettings,
+        VoiceSettingsError,
+        check_ref_audio,
+        voice_request_fields,
+    )
 
-    voice = voice_of(args)
+    voice = VoiceSettings.of(args)
     try:
         check_ref_audio(voice, allow_download=args.allow_download, label=flag)
     except VoiceSettingsError as exc:

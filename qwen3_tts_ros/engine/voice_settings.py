@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .types import MODE_OF_MODEL_TYPE
@@ -29,6 +29,11 @@ class VoiceSettings:
     ref_audio: str = ""  # voice_clone: a file (or an http(s) URL, with allow_download)
     ref_text: str = ""  # voice_clone: transcript of ref_audio (not needed with x_vector_only)
     x_vector_only: bool = False
+
+    @classmethod
+    def of(cls, source: Any) -> VoiceSettings:
+        """The settings held by `source` under these field names (the node's LoadConfig, the CLI's args)."""
+        return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
 
 
 def node_label(name: str) -> str:

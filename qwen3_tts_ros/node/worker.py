@@ -94,18 +94,6 @@ class LoadConfig:
     warmup_settings: UtteranceSettings
 
 
-def _voice_settings(cfg: LoadConfig) -> VoiceSettings:
-    return VoiceSettings(
-        mode=cfg.mode,
-        language=cfg.language,
-        speaker=cfg.speaker,
-        instruct=cfg.instruct,
-        ref_audio=cfg.ref_audio,
-        ref_text=cfg.ref_text,
-        x_vector_only=cfg.x_vector_only,
-    )
-
-
 def _percentile(values, q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else 0.0
 
@@ -312,7 +300,7 @@ class SynthesisWorker:
             raise ConfigError(str(exc)) from exc
         dtype = getattr(torch, dtype_name)
         try:
-            check_ref_audio(_voice_settings(cfg), allow_download=cfg.allow_download)
+            check_ref_audio(VoiceSettings.of(cfg), allow_download=cfg.allow_download)
         except VoiceSettingsError as exc:
             raise ConfigError(str(exc)) from exc
 
@@ -360,7 +348,7 @@ class SynthesisWorker:
     def _voice(engine, cfg: LoadConfig) -> dict[str, Any]:
         """Validate the voice settings against the loaded model; build (and cache) the voice prompt."""
         try:
-            return voice_request_fields(engine, _voice_settings(cfg))
+            return voice_request_fields(engine, VoiceSettings.of(cfg))
         except VoiceSettingsError as exc:
             raise ConfigError(str(exc)) from exc
 
