@@ -119,11 +119,23 @@ class Warper:
 
     def choose(self, scores: torch.Tensor) -> torch.Tensor:
         """(1, V) processed logits -> (1,) int64 token: argmax, or a sample of the warped distribution."""
+        scores = _row_major(scores)
         noise = torch.empty_like(scores).exponential_(1)
         t = self.temperature
         return self.fns.choose(
             scores, self.do_sample, t.value, t.reciprocal, self.top_k, self.one_minus_top_p, noise
         )
+
+
+def _row_major(scores: torch.Tensor) -> torch.Tensor:
+    """(1, V) scores with strides (V, 1). The compiled functions are specialised on strides, even of size-1
+    dimensions, and an uncaptured prefill's logits are the last row of a (1, P, V) tensor: stride (P * V, 1),
+    which `contiguous()` leaves as it is. Without this copy every new prompt length recompiled (hundreds of
+    ms to first audio) until dynamo's recompile limit made it a hard error (a GPU endurance run died after
+    ~60 utterances)."""
+    if scores.stride() == (scores.shape[1], 1):
+        return scores
+    return scores.clone(memory_format=torch.contiguous_format)
 
 
 class TalkerSampler:
@@ -153,6 +165,7 @@ class TalkerSampler:
 
     def process(self, scores: torch.Tensor) -> torch.Tensor:
         """(1, V) float32 logits -> logits after repetition penalty, min-new-tokens and suppression."""
+        scores = _row_major(scores)
         return self.fns.process(
             scores, self.seen, self.penalty_factor, self.penalty.value, self.penalty.reciprocal,
             self.eos_mask, self.generated, self.min_new_tokens, self.suppress_mask,
