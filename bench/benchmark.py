@@ -4,11 +4,17 @@ Run on a GPU (through the device tool), e.g.
     python bench/benchmark.py --sizes 0b6 1b7 --frames 300 --out bench/results
 Writes <out>/benchmark.json and <out>/frame_latency.png, and prints a markdown table for BENCHMARKS.md.
 
-What is measured, per model size, in one process on one GPU (bf16, max_seq_len 2048):
+What is measured, per model size and per codec stream setting (`--codec-stream`: the engine's
+codec_stream=True decodes on a side stream overlapped with generation, False on the main stream; "both"
+measures one engine of each, loaded one after the other from the same checkpoint), in one process on one
+GPU (bf16, max_seq_len 2048):
   - capture_s: CUDA-graph capture + warm-up time (`Qwen3TTSCudaGraphs.capture()`)
   - prefill_ms: prompt build + talker prefill for a ~100-position prompt
   - ms/frame median and p95 over >= `--frames` frames with EOS suppressed (min_new_tokens = max_new_tokens),
-    sampling on (temperature 0.9, top-k 50, repetition penalty 1.05, subtalker sampling on) as in anchors.py
+    sampling on (temperature 0.9, top-k 50, repetition penalty 1.05, subtalker sampling on) as in anchors.py,
+    streamed in 4-frame chunks (CUDA events between frame completions), and the wall ms/frame of that stream
+  - per chunk of that stream: decode wait = from its last frame handed out to its PCM on the host, and the
+    interval between consecutive chunks' PCM (4 frames' worth of generation when decoding hides behind it)
   - time to first audio: text in -> first PCM chunk out of `stream()`, first chunk of 1 and of 4 frames
   - real-time factor: audio seconds / wall seconds of a whole streamed utterance
   - peak GPU memory during generation, and the weights' size
@@ -82,13 +88,13 @@ def _qwen_tts_ms_per_frame(tts, n_short=11, n_long=41):
     return 1000.0 * (t_long - t_short) / (n_long - n_short)
 
 
-def bench_size(size, frames, workdir, with_qwen_tts, buckets):
-    model_dir = write_full_size_checkpoint(os.path.join(workdir, size), size=size, kind="custom_voice")
+def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream):
     torch.cuda.empty_cache()
     base_mem = torch.cuda.memory_allocated()
     frame_options = dict(prefill_buckets=SUGGESTED_PREFILL_BUCKETS) if buckets else {}
     engine = Qwen3TTSCudaGraphs.from_pretrained(
-        model_dir, device="cuda", dtype=torch.bfloat16, max_seq_len=2048, frame_options=frame_options
+        model_dir, device="cuda", dtype=torch.bfloat16, max_seq_len=2048, frame_options=frame_options,
+        codec_stream=codec_stream,
     )
     weights_gb = (torch.cuda.memory_allocated() - base_mem) / 1e9
     speaker = engine.get_supported_speakers()[0]
@@ -99,10 +105,13 @@ def bench_size(size, frames, workdir, with_qwen_tts, buckets):
     # Per-frame latency over a long utterance (EOS suppressed), streamed in 4-frame chunks.
     stream = engine.stream(_request(TEXT_100, frames, speaker), first_chunk_frames=4, chunk_frames=4)
     wall0 = time.perf_counter()
-    audio_s = sum(len(c.pcm) for c in stream) / 24000.0
+    chunks = [c for c in stream if c.frame_count]
     wall = time.perf_counter() - wall0
+    audio_s = sum(len(c.pcm) for c in chunks) / 24000.0
     st = stream.stats
     frame_ms = list(st.frame_ms)
+    decode_wait_ms = [(c.decoded_at_s - c.generated_at_s) * 1000 for c in chunks]
+    interval_ms = [(b.decoded_at_s - a.decoded_at_s) * 1000 for a, b in zip(chunks, chunks[1:])]
     peak_gb = (torch.cuda.max_memory_allocated() - base_mem) / 1e9
 
     ttfa = {}
@@ -118,10 +127,16 @@ def bench_size(size, frames, workdir, with_qwen_tts, buckets):
         ttfa[first] = statistics.median(runs)
 
     rec = dict(size=size, gpu=torch.cuda.get_device_name(0), dtype="bfloat16", max_seq_len=2048,
+               codec_stream=engine.decode_stream is not None,
                compiled=engine.frame_generator.compiled, prefill_buckets=bool(buckets),
                capture_s=round(capture_s, 2), prefill_ms=round(statistics.median(prefill), 2),
                frames=len(frame_ms), ms_per_frame_median=round(statistics.median(frame_ms), 3),
                ms_per_frame_p95=round(_pct(frame_ms, 0.95), 3),
+               wall_ms_per_frame=round(wall * 1000 / len(frame_ms), 3),
+               chunk_decode_wait_ms_median=round(statistics.median(decode_wait_ms), 3),
+               chunk_decode_wait_ms_p95=round(_pct(decode_wait_ms, 0.95), 3),
+               chunk_interval_ms_median=round(statistics.median(interval_ms), 3),
+               chunk_interval_ms_p95=round(_pct(interval_ms, 0.95), 3),
                ttfa_ms_first_chunk_1=round(ttfa[1], 2), ttfa_ms_first_chunk_4=round(ttfa[4], 2),
                rtf=round(audio_s / wall, 2), audio_s=round(audio_s, 2),
                weights_gb=round(weights_gb, 3), peak_gb_over_weights=round(peak_gb - weights_gb, 3),
@@ -142,7 +157,9 @@ def _plot(results, path):
         return
     fig, ax = plt.subplots(figsize=(8, 4))
     for rec in results:
-        ax.plot(rec["frame_ms"], label=f"{rec['size']} (median {rec['ms_per_frame_median']} ms)")
+        stream = "side" if rec["codec_stream"] else "main"
+        label = f"{rec['size']}, codec on {stream} stream (median {rec['ms_per_frame_median']} ms)"
+        ax.plot(rec["frame_ms"], label=label)
     ax.set_xlabel("frame")
     ax.set_ylabel("ms per frame")
     ax.set_title(f"qwen3_tts_ros per-frame latency, {results[0]['gpu']}, bf16")
@@ -158,26 +175,41 @@ def main():
     ap.add_argument("--out", default="bench/results")
     ap.add_argument("--no-qwen-tts", action="store_true")
     ap.add_argument("--no-buckets", action="store_true", help="unpadded eager prefill")
+    ap.add_argument("--codec-stream", choices=("on", "off", "both"), default="both",
+                    help="streaming codec on the engine's side stream (on), the main stream (off), or both")
     args = ap.parse_args()
+    settings = {"on": [True], "off": [False], "both": [True, False]}[args.codec_stream]
     os.makedirs(args.out, exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory() as workdir:
         for size in args.sizes:
-            rec = bench_size(size, args.frames, workdir, not args.no_qwen_tts, not args.no_buckets)
-            print(json.dumps({k: v for k, v in rec.items() if k != "frame_ms"}), flush=True)
-            results.append(rec)
+            model_dir = write_full_size_checkpoint(
+                os.path.join(workdir, size), size=size, kind="custom_voice"
+            )
+            for i, codec_stream in enumerate(settings):
+                with_qwen_tts = not args.no_qwen_tts and i == 0  # the same weights: once per size
+                rec = bench_engine(
+                    size, model_dir, args.frames, with_qwen_tts, not args.no_buckets, codec_stream
+                )
+                print(json.dumps({k: v for k, v in rec.items() if k != "frame_ms"}), flush=True)
+                results.append(rec)
     meta = dict(date=time.strftime("%Y-%m-%d"), torch=torch.__version__,
                 transformers=__import__("transformers").__version__, gpu=torch.cuda.get_device_name(0))
     with open(os.path.join(args.out, "benchmark.json"), "w") as f:
         json.dump(dict(meta=meta, results=results), f, indent=1)
     _plot(results, os.path.join(args.out, "frame_latency.png"))
     print(f"\n{meta}\n")
-    print("| size | capture s | prefill ms | ms/frame median | p95 | TTFA 1-frame ms | TTFA 4-frame ms | RTF "
-          "| peak GB over weights | qwen-tts ms/frame |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| size | codec stream | capture s | prefill ms | ms/frame median | p95 | wall ms/frame "
+          "| chunk decode wait ms median / p95 | chunk interval ms median / p95 | TTFA 1-frame ms "
+          "| TTFA 4-frame ms | RTF | peak GB over weights | qwen-tts ms/frame |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['size']} | {r['capture_s']} | {r['prefill_ms']} | {r['ms_per_frame_median']} | "
-              f"{r['ms_per_frame_p95']} | {r['ttfa_ms_first_chunk_1']} | {r['ttfa_ms_first_chunk_4']} | "
+        stream = "side" if r["codec_stream"] else "main"
+        print(f"| {r['size']} | {stream} | {r['capture_s']} | {r['prefill_ms']} | "
+              f"{r['ms_per_frame_median']} | {r['ms_per_frame_p95']} | {r['wall_ms_per_frame']} | "
+              f"{r['chunk_decode_wait_ms_median']} / {r['chunk_decode_wait_ms_p95']} | "
+              f"{r['chunk_interval_ms_median']} / {r['chunk_interval_ms_p95']} | "
+              f"{r['ttfa_ms_first_chunk_1']} | {r['ttfa_ms_first_chunk_4']} | "
               f"{r['rtf']} | {r['peak_gb_over_weights']} | {r.get('qwen_tts_ms_per_frame', '-')} |")
 
 

@@ -4,7 +4,10 @@
 # ${OUT:-bench/results/latest}.
 #   Wheels for qwen-tts 0.1.1 + transformers 4.57.3 (the device image has transformers 5.x) are carried in
 #   .whl/ and installed into /tmp/site, which goes first on PYTHONPATH. Stages: tests parity profile
-#   framegraph bench codec (default: tests parity bench codec).
+#   framegraph bench codec overlap overlapbench endurance cycles (default: tests parity bench codec). endurance
+#   and cycles (bench/endurance.py) take ~5 min each on an H100: run them in their own device calls. overlap:
+#   the side-stream codec's gpu tests; overlapbench: the 0.6B benchmark with the codec on the side and on the
+#   main stream (each a few minutes: their own device calls too).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${OUT:-bench/results/latest}"
@@ -24,7 +27,11 @@ for stage in $stages; do
     profile) python3 bench/profile_frame.py --sizes 0b6 1b7 --frames 200 --out "$out/profile.json" 2>&1 | tee "$out/profile.log" || rc=1 ;;
     framegraph) python3 bench/framegraph_smoke.py --size 0b6 --frames 300 --out "$out/framegraph.json" 2>&1 | tee "$out/framegraph.log" || rc=1 ;;
     bench) python3 bench/benchmark.py --sizes 0b6 1b7 --frames 300 --out "$out" 2>&1 | tee "$out/benchmark.log" || rc=1 ;;
+    overlap) python3 -m pytest -q -s -p no:cacheprovider -m gpu test/engine/test_codec_overlap_gpu.py 2>&1 | tee "$out/overlap_tests.log" || rc=1 ;;
+    overlapbench) python3 bench/benchmark.py --sizes 0b6 --frames 300 --no-qwen-tts --codec-stream both --out "$out/overlap" 2>&1 | tee "$out/overlap_bench.log" || rc=1 ;;
     codec) python3 bench/codec_stream.py --device cuda --dtype bfloat16 --out "$out/codec_stream.json" 2>&1 | tee "$out/codec_stream.log" || rc=1 ;;
+    endurance) python3 bench/endurance.py --size 0b6 --utterances 500 --out "$out/endurance.json" 2>&1 | tee "$out/endurance.log" || rc=1 ;;
+    cycles) python3 bench/endurance.py --size 0b6 --utterances 0 --cycles 20 --out "$out/cycles.json" 2>&1 | tee "$out/cycles.log" || rc=1 ;;
     *) echo "unknown stage $stage"; rc=1 ;;
   esac
 done

@@ -21,10 +21,18 @@ reaches back `back_receptive_frames` frames (11 for the 12 Hz codec); beyond the
 The per-chunk step works on static buffers only (state, positions, RoPE tables as device tensors), so on
 CUDA it is captured as one CUDA graph per size in `graph_frames`; a chunk of any length replays them
 largest first (e.g. 7 = 4 + 2 + 1). On CPU the same step runs eagerly on the whole chunk.
+
+On CUDA the decoder can own a side stream (`stream`): everything it does to its state (start, decode,
+capture, replays) and the copy of the samples to the host then runs there, so it overlaps work queued on
+other streams (the engine's frame generation), and `decode` waits for that stream only. Its graphs are
+captured on that stream too: torch gives cuBLAS one workspace per stream, a captured GEMM keeps using the
+workspace of the stream it was captured on, and graphs captured on torch's shared capture stream (as the
+frame generator's are) would write the same workspace while they replay concurrently.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from fractions import Fraction
@@ -173,11 +181,27 @@ class CausalCodecDecoder:
     `owner` is free for the caller to note whose sequence the state holds (see codec.StreamingDecoder).
     """
 
-    def __init__(self, decoder, *, use_cuda_graphs: bool = True, graph_frames=GRAPH_FRAMES):
+    def __init__(
+        self,
+        decoder,
+        *,
+        use_cuda_graphs: bool = True,
+        graph_frames=GRAPH_FRAMES,
+        stream: torch.cuda.Stream | None = None,
+    ):
         """decoder: qwen-tts `Qwen3TTSTokenizerV2Decoder` (`speech_tokenizer.model.decoder`); its device and
-        dtype are used."""
+        dtype are used.
+
+        stream: CUDA stream to run on (module doc); None: the caller's current stream. With a stream, the
+        codes given to `start` / `decode` must be ready on it: the caller orders them (the frame generator
+        clones its frames on it after their replay's event), and `decode` returns once the stream has
+        done the chunk, without waiting for other streams.
+        """
         weight = decoder.pre_conv.conv.weight
         self.device, self.dtype = weight.device, weight.dtype
+        if stream is not None and self.device.type != "cuda":
+            raise ValueError(f"a stream needs a CUDA decoder, this one is on {self.device}")
+        self.stream = stream
         self.samples_per_frame = int(decoder.total_upsample)
         self.num_quantizers = decoder.config.num_quantizers
         self.quantizer = decoder.quantizer
@@ -217,6 +241,8 @@ class CausalCodecDecoder:
             # positions of the kept keys/values relative to `position` (negative ones do not exist yet)
             self._cached_offsets = torch.arange(-(self.window - 1), 0, device=self.device)
             self.back_receptive_frames = self._back_receptive_frames()
+        if stream is not None:  # the buffers above were filled on the current stream
+            stream.wait_stream(torch.cuda.current_stream(self.device))
 
     # -- state --------------------------------------------------------------------------------------------
     def _stateful(self):
@@ -326,13 +352,16 @@ class CausalCodecDecoder:
             h = self._front(codes.transpose(0, 1)[None])
             self._back(h[..., -self.back_receptive_frames :])
 
+    def _on_stream(self):
+        return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+
     # -- CUDA graphs ----------------------------------------------------------------------------------------
     def capture(self) -> float:
         """Capture a CUDA graph per size in graph_frames on the calling thread; seconds spent (CPU: no-op)."""
         if not self.use_cuda_graphs or self._graphs:
             return 0.0
         start = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), self._on_stream():
             saved = [tensor.clone() for tensor in self._state_tensors()]  # the warm-up runs on the state
             inputs = {
                 n: torch.zeros(1, self.num_quantizers, n, dtype=torch.long, device=self.device)
@@ -349,7 +378,10 @@ class CausalCodecDecoder:
             pool = None
             for n in self.graph_frames:  # largest first: the smaller graphs reuse its pool blocks
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+                capture = torch.cuda.graph(
+                    graph, pool=pool, stream=self.stream, capture_error_mode="thread_local"
+                )
+                with capture:
                     output = self._step(inputs[n])
                 pool = graph.pool()
                 self._graphs[n] = (graph, inputs[n], output)
@@ -377,6 +409,10 @@ class CausalCodecDecoder:
     @torch.no_grad()
     def start(self, prefix: torch.Tensor | None = None) -> None:
         """Begin a new code sequence; (P, 16) `prefix` codes come first in it but give no samples."""
+        with self._on_stream():
+            self._start(prefix)
+
+    def _start(self, prefix: torch.Tensor | None) -> None:
         prefix = self._as_codes(prefix)
         done = len(prefix)
         segment = max(done - 1, 0) // SEGMENT_FRAMES  # the segment holding the prefix's last frame
@@ -389,6 +425,10 @@ class CausalCodecDecoder:
     @torch.no_grad()
     def decode(self, frames: torch.Tensor) -> np.ndarray:
         """(n, 16) next codes of the sequence -> float32 waveform of exactly n * 1920 samples."""
+        with self._on_stream():
+            return self._decode(frames)
+
+    def _decode(self, frames: torch.Tensor) -> np.ndarray:
         frames = self._as_codes(frames)
         pieces, begin = [], 0
         while begin < len(frames):
@@ -403,6 +443,7 @@ class CausalCodecDecoder:
             begin = end
         if not pieces:
             return np.zeros(0, dtype=np.float32)
+        # A blocking device -> host copy synchronises the current stream only, not the device.
         return torch.cat(pieces).to(torch.float32).cpu().numpy()
 
     def _as_codes(self, codes: torch.Tensor | None) -> torch.Tensor:

@@ -24,6 +24,12 @@ clamped to the cache). The talker step after the last produced frame runs too an
 iterator ends (stop, cancel, close) the host waits for the replays still in flight, so nothing of one
 utterance runs on the device once its iterator is done.
 
+A consumer that works on its own CUDA stream (the engine decodes audio on a side stream, model.py) passes
+it as `consumer_stream`: each frame is then cloned out of the ring on that stream once the event of its
+own replay completed, instead of on the generating stream, where the clone (and everything the consumer
+queues after it) would wait for the replays launched ahead. The generating stream in turn waits for an
+event recorded after those clones before it rewrites the ring slot.
+
 On CUDA the units are captured once as CUDA graphs over static buffers; every per-call setting is a
 device tensor, so the graphs serve all requests. On CPU the very same functions run eagerly (one replay
 is one eager call; the host then has nothing to overlap, so launch_ahead defaults to 1 there).
@@ -140,12 +146,15 @@ class FrameGenerator:
             self.frames = torch.zeros(self.frames_per_replay, self.num_code_groups, **index)  # one replay
             # Ring of the last `launch_ahead` replays' codes: device copies to hand out, and host copies to
             # read c0 (EOS) from without a sync. A slot is rewritten by the launch `launch_ahead` replays
-            # later, which happens only after every frame of its replay was handed out (cloned).
+            # later, which the host enqueues only after every frame of its replay was handed out (cloned).
             self.ring = torch.zeros(self.launch_ahead, *self.frames.shape, **index)
             on_cuda = self.device.type == "cuda"
             self.host_ring = (
                 torch.zeros(self.ring.shape, dtype=torch.long, pin_memory=True) if on_cuda else self.ring
             )
+            # Per slot: the event after the clones of its frames on a consumer stream, which its rewrite
+            # must wait for (None: cloned on the generating stream itself, in order).
+            self._slot_read: list[torch.cuda.Event | None] = [None] * self.launch_ahead
             self._buckets = {
                 size: _PrefillBucket(torch.zeros(1, size, tc.hidden_size, **hidden))
                 for size in sorted(set(prefill_buckets))
@@ -180,6 +189,9 @@ class FrameGenerator:
         if not self.use_cuda_graphs or self._frame_graph is not None:
             return 0.0
         start = time.perf_counter()
+        # The warm-up runs draw sampling noise; put the RNG back afterwards, so that a seeded generation
+        # gives the same frames whether or not it is the one that triggered the capture.
+        rng_state = torch.cuda.get_rng_state(self.device)
         units = [self._replay_unit] + [
             lambda bucket=bucket: self._prefill(bucket.embeds, self.last_position)
             for bucket in self._buckets.values()
@@ -200,6 +212,7 @@ class FrameGenerator:
                     unit()
                 graphs.append(graph)
             torch.cuda.synchronize(self.device)
+        torch.cuda.set_rng_state(rng_state, self.device)
         self._frame_graph = graphs[0]
         for bucket, graph in zip(self._buckets.values(), graphs[1:]):
             bucket.graph = graph
@@ -213,8 +226,13 @@ class FrameGenerator:
         *,
         cancel: threading.Event | None = None,
         stats: StreamStats | None = None,
+        consumer_stream: torch.cuda.Stream | None = None,
     ) -> Iterator[torch.Tensor]:
         """Yield each frame's 16 codes as a (16,) int64 tensor on the model's device, in order.
+
+        consumer_stream (CUDA only): the stream the frames are used on; each is cloned on it, ordered
+        after its own replay only (module doc). Use the frames on that stream (or record_stream them).
+        None: cloned on the current stream.
 
         stats.frame_ms: on CUDA the device time between consecutive frame completions (the first frame:
         since the prefill completed), so with frames launched ahead it is the time each frame adds; it
@@ -227,16 +245,19 @@ class FrameGenerator:
         prompt_len = prefill.inputs_embeds.shape[1]
         if prompt_len > self.max_seq_len:
             raise ValueError(f"prompt of {prompt_len} positions does not fit max_seq_len={self.max_seq_len}")
+        if consumer_stream is not None and self.device.type != "cuda":
+            raise ValueError(f"consumer_stream needs a CUDA model, this one is on {self.device}")
         if self.use_cuda_graphs:
             self.capture()
-        return self._frames(prefill, sampling, cancel, stats if stats is not None else StreamStats())
+        stats = stats if stats is not None else StreamStats()
+        return self._frames(prefill, sampling, cancel, stats, consumer_stream)
 
-    def _frames(self, prefill, sampling, cancel, stats) -> Iterator[torch.Tensor]:
+    def _frames(self, prefill, sampling, cancel, stats, consumer) -> Iterator[torch.Tensor]:
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("FrameGenerator is already generating (one stream at a time)")
         try:
             with torch.no_grad():
-                yield from self._decode(prefill, sampling, cancel, stats)
+                yield from self._decode(prefill, sampling, cancel, stats, consumer)
         finally:
             self._busy.release()
 
@@ -273,6 +294,10 @@ class FrameGenerator:
             self._frame_graph.replay()
         else:
             self._replay_unit()
+        read = self._slot_read[slot]
+        if read is not None:  # after the replay: only the copy into the slot has to wait for that read
+            torch.cuda.current_stream(self.device).wait_event(read)
+            self._slot_read[slot] = None
         self.ring[slot].copy_(self.frames)
         done = None
         if self.host_ring is not self.ring:
@@ -281,7 +306,7 @@ class FrameGenerator:
             done.record()
         return _Launch(slot, done, (time.perf_counter() - start) * 1000)
 
-    def _decode(self, prefill, sampling, cancel, stats) -> Iterator[torch.Tensor]:
+    def _decode(self, prefill, sampling, cancel, stats, consumer) -> Iterator[torch.Tensor]:
         start = time.perf_counter()
         on_cuda = self.host_ring is not self.ring
         prefill_start = prefill_done = None
@@ -306,6 +331,7 @@ class FrameGenerator:
         in_flight: deque[_Launch] = deque()
         launched = 0
         previous_done = prefill_done
+        last_read = None  # the event after the latest clone on the consumer stream
         try:
             if n_frames <= 0:
                 eos = int(self.code0.item()) == self.eos_token_id
@@ -331,14 +357,25 @@ class FrameGenerator:
                     else:
                         frame_ms = launch.wall_ms / per_replay
                     code0s = self.host_ring[launch.slot, :, 0].tolist()
+                    if consumer is not None:  # this replay only, not the ones launched after it
+                        consumer.wait_event(launch.done)
                 if code0s[index] == self.eos_token_id:
                     stats.stopped_by = "eos"
                     return
                 stats.frames += 1
                 stats.frame_ms.append(frame_ms)
-                yield self.ring[launch.slot, index].clone()
+                if consumer is None:
+                    yield self.ring[launch.slot, index].clone()
+                    continue
+                with torch.cuda.stream(consumer):
+                    frame = self.ring[launch.slot, index].clone()
+                last_read = self._slot_read[launch.slot] = torch.cuda.Event()
+                last_read.record(consumer)
+                yield frame
             stats.stopped_by = "max_new_tokens" if n_frames == max_frames else "max_seq_len"
         finally:
             if on_cuda:  # nothing of this utterance keeps running once its iterator is done
                 (in_flight[-1].done if in_flight else prefill_done).synchronize()
+                if last_read is not None:
+                    last_read.synchronize()
                 stats.prefill_ms = prefill_start.elapsed_time(prefill_done)

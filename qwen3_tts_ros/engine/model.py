@@ -14,10 +14,17 @@ from chunk to chunk (codec_stream.py), so the stream equals the non-streaming wa
 for any chunking (test_api_codec.py states the figure). Voice-clone ICL: qwen-tts cuts the reference part
 proportionally (`int(ref/total * samples)`), which can keep one extra sample that the stream does not
 have.
+
+On CUDA the streaming codec runs on a side stream of the engine's (`codec_stream=True`, the default): a
+chunk's decode and the copy of its samples to the host run there, ordered after the replays that made its
+frames only, so the frames launched ahead keep generating on the main stream meanwhile, and the host waits
+for the chunk's samples only. Time to first audio stays prefill + the first chunk's frames + one decode
+(the first replay is launched alone, frame_generator.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -73,10 +80,13 @@ class Qwen3TTSCudaGraphs:
         max_seq_len: int = 2048,
         use_cuda_graphs: bool = True,
         allow_download: bool = False,
+        codec_stream: bool = True,
         **frame_options,
     ):
         """tts: a loaded `qwen_tts.Qwen3TTSModel` (its model, processor and generation defaults are used).
 
+        codec_stream: on CUDA, decode streamed audio on a side stream, overlapped with frame generation
+        (module doc); False decodes on the current stream, after the frames launched ahead. No effect on CPU.
         frame_options: FrameGenerator's launch_ahead, frames_per_replay, prefill_buckets, compile
         (frame_generator.py).
         """
@@ -91,10 +101,17 @@ class Qwen3TTSCudaGraphs:
         )
         self.device = self.frame_generator.device
         self.dtype = self.frame_generator.dtype
+        # High priority: when a chunk's decode and frames launched ahead both wait for the GPU, the host
+        # is waiting for the decode. (It also keeps this stream out of torch's low-priority pool, which
+        # the frame generator's graphs were captured on; codec_stream.py says why that matters.)
+        on_cuda = self.device.type == "cuda"
+        self.decode_stream = torch.cuda.Stream(self.device, priority=-1) if codec_stream and on_cuda else None
         # One streaming codec state for the engine (one stream at a time); its CUDA graphs cover every
         # chunk length (graph sizes 1, 2, 4, 8 combined).
         self.codec = CausalCodecDecoder(
-            self.model.speech_tokenizer.model.decoder, use_cuda_graphs=use_cuda_graphs
+            self.model.speech_tokenizer.model.decoder,
+            use_cuda_graphs=use_cuda_graphs,
+            stream=self.decode_stream,
         )
         self.sample_rate = SAMPLE_RATE
 
@@ -108,12 +125,13 @@ class Qwen3TTSCudaGraphs:
         use_cuda_graphs: bool = True,
         allow_download: bool = False,
         frame_options: dict[str, Any] | None = None,
+        codec_stream: bool = True,
         **kwargs,
     ) -> Qwen3TTSCudaGraphs:
         """Load a local model directory or hub id (hub ids only from the local cache unless allow_download).
 
-        frame_options: as for the constructor. kwargs go to `qwen_tts.Qwen3TTSModel.from_pretrained` (e.g.
-        attn_implementation, cache_dir, revision).
+        frame_options, codec_stream: as for the constructor. kwargs go to
+        `qwen_tts.Qwen3TTSModel.from_pretrained` (e.g. attn_implementation, cache_dir, revision).
         """
         tts = load_qwen_tts(model_name, device=device, dtype=dtype, allow_download=allow_download, **kwargs)
         return cls(
@@ -121,6 +139,7 @@ class Qwen3TTSCudaGraphs:
             max_seq_len=max_seq_len,
             use_cuda_graphs=use_cuda_graphs,
             allow_download=allow_download,
+            codec_stream=codec_stream,
             **(frame_options or {}),
         )
 
@@ -174,6 +193,7 @@ class Qwen3TTSCudaGraphs:
         on_cuda = self.device.type == "cuda"
         self.frame_generator = None
         self.codec = None
+        self.decode_stream = None
         self.model = None
         self.tts = None
         self.processor = None
@@ -375,10 +395,14 @@ class Qwen3TTSCudaGraphs:
         return [replace(request, text=piece) for piece in pieces]
 
     # -- generation -----------------------------------------------------------------------------------------
-    def _piece_frames(self, request: SpeechRequest, cancel, stats: StreamStats):
-        """-> (prefill, iterator of (16,) frames) for one piece that fits."""
+    def _piece_frames(self, request: SpeechRequest, cancel, stats: StreamStats, consumer_stream=None):
+        """-> (prefill, iterator of (16,) frames for use on consumer_stream, if given) for one piece that
+        fits."""
         prefill = build_prefill(self.model, self.processor, request)
-        return prefill, self.frame_generator.generate(prefill, request.sampling, cancel=cancel, stats=stats)
+        frames = self.frame_generator.generate(
+            prefill, request.sampling, cancel=cancel, stats=stats, consumer_stream=consumer_stream
+        )
+        return prefill, frames
 
     def synthesize(self, request: SpeechRequest) -> np.ndarray:
         """One request -> float32 waveform at 24 kHz, decoded exactly as qwen-tts decodes."""
@@ -466,11 +490,19 @@ class Qwen3TTSCudaGraphs:
         decoders: list[StreamingDecoder] = []
         piece_of_frame: list[int] = []
         decoded = 0
+        side = self.decode_stream
 
         def frames() -> Iterator[torch.Tensor]:
             for piece in pieces:
                 piece_stats = StreamStats()
-                prefill, piece_frames = self._piece_frames(piece, cancel, piece_stats)
+                prefill, piece_frames = self._piece_frames(piece, cancel, piece_stats, side)
+                if side is not None:
+                    # The prefix (voice-clone reference codes) was put on the device on the main stream.
+                    # Nothing of this piece is launched yet, so waiting for all of that stream waits for
+                    # no frames; the prefix's memory is not reused before the side stream read it.
+                    side.wait_stream(torch.cuda.current_stream(self.device))
+                    if prefill.ref_code is not None:
+                        prefill.ref_code.record_stream(side)
                 decoders.append(StreamingDecoder(self.codec, prefix=prefill.ref_code))
                 try:
                     for frame in piece_frames:
@@ -479,13 +511,16 @@ class Qwen3TTSCudaGraphs:
                         piece_of_frame.append(len(decoders) - 1)
                         yield frame
                 finally:
+                    piece_frames.close()  # at once, not when collected: the FrameGenerator is free again
                     stats.prefill_ms += piece_stats.prefill_ms
                     stats.stopped_by = piece_stats.stopped_by or stats.stopped_by
                 if cancel.is_set():
                     return
 
-        def decode(codes: torch.Tensor) -> np.ndarray:
+        def decode(chunk_frames: list[torch.Tensor]) -> np.ndarray:
             nonlocal decoded
+            with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
+                codes = torch.stack(chunk_frames)  # where the frames were handed out, as the codec reads them
             owners = piece_of_frame[decoded : decoded + len(codes)]
             decoded += len(codes)
             wavs, begin = [], 0

@@ -46,7 +46,7 @@ def check_chunking(first_chunk_frames: int, chunk_frames: int, pcm_format: str) 
 
 def chunk_stream(
     frames: Iterator[torch.Tensor],
-    decode: Callable[[torch.Tensor], np.ndarray],
+    decode: Callable[[list[torch.Tensor]], np.ndarray],
     *,
     first_chunk_frames: int,
     chunk_frames: int,
@@ -55,7 +55,10 @@ def chunk_stream(
     start: float,
     cancel: threading.Event | None,
 ) -> Iterator[PcmChunk]:
-    """Group `frames` into chunks, decode each with `decode((n, 16) codes) -> n * 1920 samples`."""
+    """Group `frames` into chunks, decode each with `decode(its n (16,) frames) -> n * 1920 samples`.
+
+    The frames go to `decode` as they came, unstacked: it stacks them on the stream it decodes on.
+    """
     pending: list[torch.Tensor] = []
     emitted = 0
     generated_at = 0.0
@@ -63,7 +66,7 @@ def chunk_stream(
     def make_chunk(is_final: bool) -> PcmChunk:
         nonlocal emitted, pending
         decode_start = time.perf_counter()
-        wav = decode(torch.stack(pending)) if pending else np.zeros(0, dtype=np.float32)
+        wav = decode(pending) if pending else np.zeros(0, dtype=np.float32)
         now = time.perf_counter()
         stats.decode_ms_total += (now - decode_start) * 1000
         if len(wav) != len(pending) * SAMPLES_PER_FRAME:
@@ -84,16 +87,20 @@ def chunk_stream(
         pending = []
         return chunk
 
-    for frame in frames:
-        pending.append(frame)
-        generated_at = time.perf_counter() - start
-        if len(pending) >= (first_chunk_frames if emitted == 0 else chunk_frames):
-            if cancel is not None and cancel.is_set():
-                break
-            yield make_chunk(is_final=False)
-    close_frames = getattr(frames, "close", None)
-    if close_frames is not None:  # stopped early on cancel: end generation now (frees the generator)
-        close_frames()
+    try:
+        for frame in frames:
+            pending.append(frame)
+            generated_at = time.perf_counter() - start
+            if len(pending) >= (first_chunk_frames if emitted == 0 else chunk_frames):
+                if cancel is not None and cancel.is_set():
+                    break
+                yield make_chunk(is_final=False)
+    finally:
+        # Stopped early (cancel, or the reader closed this generator): end generation now, which frees the
+        # FrameGenerator for the next stream, rather than whenever the frames' generator is collected.
+        close_frames = getattr(frames, "close", None)
+        if close_frames is not None:
+            close_frames()
     if cancel is not None and cancel.is_set():
         pending = []
         stats.stopped_by = "cancelled"
