@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-cuda-graphs", action="store_true", help="decode eagerly on CUDA too (slower)")
     g.add_argument("--no-compile", action="store_true",
                    help="no torch.compile of the decode step on CUDA (starts sooner, slower frames)")
+    g.add_argument("--no-prefill-buckets", action="store_true",
+                   help="no captured prefill graphs (32/64/128/256 positions) on CUDA (slower first audio)")
     g.add_argument("--no-warmup", action="store_true", help="skip the short warm-up generation")
     g.add_argument("--list-voices", action="store_true", help="print the model's mode, speakers, languages")
 
@@ -151,7 +153,9 @@ def load_engine(args):
     import torch
 
     from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
+    from qwen3_tts_ros.engine.frame_generator import SUGGESTED_PREFILL_BUCKETS
     from qwen3_tts_ros.engine.loading import resolve_device_dtype
+    from qwen3_tts_ros.home import keep_compiled_kernels
     from qwen3_tts_ros.testing.demo_checkpoint import ensure_demo_checkpoint
 
     try:
@@ -163,6 +167,13 @@ def load_engine(args):
         model = str(ensure_demo_checkpoint())
         print(f"note: no --model given: the built-in tiny RANDOM demo checkpoint {model} (noise, not speech)",
               file=sys.stderr)
+    graphs = device.startswith("cuda") and not args.no_cuda_graphs
+    frame_options: dict = {"compile": False} if args.no_compile else {}
+    if graphs and not args.no_prefill_buckets:
+        buckets = tuple(b for b in SUGGESTED_PREFILL_BUCKETS if b <= args.max_seq_len)
+        frame_options["prefill_buckets"] = buckets
+    if graphs and not args.no_compile:
+        keep_compiled_kernels()
     try:
         engine = Qwen3TTSCudaGraphs.from_pretrained(
             model,
@@ -171,7 +182,7 @@ def load_engine(args):
             max_seq_len=args.max_seq_len,
             use_cuda_graphs=not args.no_cuda_graphs,
             allow_download=args.allow_download,
-            frame_options={"compile": False} if args.no_compile else None,
+            frame_options=frame_options,
         )
     except (OSError, ValueError) as exc:  # FileNotFoundError names the missing file / the hub id
         message = str(exc).replace("pass allow_download=True", "use --allow-download")

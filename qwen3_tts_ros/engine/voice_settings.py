@@ -62,10 +62,14 @@ def check_ref_audio(
 
 
 def voice_request_fields(
-    engine, settings: VoiceSettings, *, label: Callable[[str], str] = node_label
+    engine,
+    settings: VoiceSettings,
+    *,
+    label: Callable[[str], str] = node_label,
+    warn: Callable[[str], Any] = lambda message: None,
 ) -> dict[str, Any]:
     """Validate `settings` against the loaded engine; -> SpeechRequest fields (the voice prompt of a voice
-    clone is encoded here, once)."""
+    clone is encoded here, once). Settings the model ignores are dropped and reported through `warn`."""
     model_mode = MODE_OF_MODEL_TYPE.get(engine.tts_model_type)
     mode = settings.mode or model_mode
     if mode != model_mode:
@@ -87,7 +91,11 @@ def voice_request_fields(
             raise VoiceSettingsError(
                 f"{label('speaker')} {speaker!r} not supported by this model; supported: {speakers}"
             )
-        fields.update(speaker=speaker, instruct=settings.instruct or None)
+        instruct = settings.instruct or None
+        if instruct and engine.tts_model_size == "0b6":
+            warn(f"{label('instruct')} ignored: the 0.6B CustomVoice model takes none (as in qwen-tts)")
+            instruct = None
+        fields.update(speaker=speaker, instruct=instruct)
     elif mode == "voice_design":
         if not settings.instruct.strip():
             raise VoiceSettingsError(
@@ -95,6 +103,8 @@ def voice_request_fields(
             )
         fields.update(instruct=settings.instruct)
     else:
+        if settings.instruct:
+            warn(f"{label('instruct')} ignored: voice_clone mode takes none (the reference sets the voice)")
         if not settings.ref_audio:
             raise VoiceSettingsError(f"{label('ref_audio')} is required in voice_clone mode")
         if not settings.x_vector_only and not settings.ref_text.strip():

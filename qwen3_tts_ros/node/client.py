@@ -23,9 +23,9 @@ from audio_common_msgs.msg import AudioInfo
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
+from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
@@ -55,7 +55,8 @@ class NodeProcess:
     """The node as a real OS process: `python -m qwen3_tts_ros.node.tts_node --ros-args ...`."""
 
     def __init__(self, params_file: str | None = None, overrides: dict[str, Any] | None = None,
-                 namespace: str = "", log_path: str | None = None, extra_ros_args: list[str] | None = None):
+                 namespace: str = "", log_path: str | None = None, extra_ros_args: list[str] | None = None,
+                 env: dict[str, str] | None = None):
         cmd = [sys.executable, "-m", "qwen3_tts_ros.node.tts_node", "--ros-args"]
         if namespace:
             cmd += ["-r", f"__ns:={namespace}"]
@@ -68,8 +69,8 @@ class NodeProcess:
         self.log_path = log_path
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
         # Own process group: the ROS wheels may re-execute the interpreter; signals must reach whatever runs.
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ),
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(env or {})), start_new_session=True)
 
     def log_text(self) -> str:
         if not self.log_path:
@@ -77,9 +78,9 @@ class NodeProcess:
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def stop(self, timeout: float = 20.0) -> int:
+    def stop(self, timeout: float = 20.0, sig: int = signal.SIGINT) -> int:
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
+            os.killpg(self.proc.pid, sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -106,6 +107,7 @@ class TtsClient:
         self.node = rclpy.create_node(client_name, context=self.context)
         ns = namespace.rstrip("/")
         self.node_path = f"{ns}/{node_name}"
+        self.status_name = f"{node_name}: synthesis"  # the node's status on /diagnostics
         self._lock = threading.Condition()
         self.chunks: list[Received] = []
         self.speaking: list[Received] = []
@@ -126,6 +128,7 @@ class TtsClient:
         self._get = n.create_client(GetState, f"{self.node_path}/get_state")
         self._stop = n.create_client(Trigger, f"{self.node_path}/stop")
         self._set_params = n.create_client(SetParameters, f"{self.node_path}/set_parameters")
+        self._get_params = n.create_client(GetParameters, f"{self.node_path}/get_parameters")
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(n)
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -192,6 +195,12 @@ class TtsClient:
         request.parameters = [Parameter(name, value=v).to_parameter_msg() for name, v in values.items()]
         return [(r.successful, r.reason) for r in self._call(self._set_params, request, timeout).results]
 
+    def get_params(self, names: list[str], timeout: float = 10.0) -> dict[str, Any]:
+        """Current values of parameters through <node>/get_parameters."""
+        request = GetParameters.Request(names=list(names))
+        values = self._call(self._get_params, request, timeout).values
+        return {name: parameter_value_to_python(v) for name, v in zip(names, values)}
+
     # ------------------------------------------------------------------ text in, audio out
     def wait_for_subscriber(self, timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -230,6 +239,33 @@ class TtsClient:
     def wait_done(self, mark: dict[str, int], timeout: float) -> bool:
         return self.wait_for(lambda: self.done_since(mark), timeout)
 
+    def statuses(self, since: int = 0) -> list[dict[str, str]]:
+        """Key/values of every '<node>: synthesis' diagnostic status received from index `since`, plus
+        "_level" (0 OK, 1 WARN, 2 ERROR) and "_message"."""
+        with self._lock:
+            received = list(self.diagnostics[since:])
+        out = []
+        for r in received:
+            for status in r.msg.status:
+                if status.name == self.status_name:
+                    level = status.level  # a `byte` field: bytes of length 1 in rclpy
+                    level = level[0] if isinstance(level, bytes) else int(level)
+                    out.append({kv.key: kv.value for kv in status.values} | {"_level": level,
+                                                                             "_message": status.message})
+        return out
+
+    def status(self, after: int = -1, timeout: float = 10.0) -> dict[str, str]:
+        """The newest synthesis status; with after=-1 (default) one published after this call, so the
+        statistics it reports are at least this recent."""
+        if after < 0:
+            after = self.count("diagnostics") + 1
+        if not self.wait_for(lambda: self.count("diagnostics") > after, timeout):
+            raise TimeoutError("no /diagnostics")
+        found = self.statuses(after - 1)
+        if not found:
+            raise AssertionError(f"no '{self.status_name}' status on /diagnostics")
+        return found[-1]
+
     def latencies(self, since: int = 0) -> list:
         with self._lock:
             return [r.msg for r in self.latency[since:]]
@@ -237,6 +273,21 @@ class TtsClient:
     def finals(self, since: int = 0) -> list[AudioChunk]:
         with self._lock:
             return [r.msg for r in self.chunks[since:] if r.msg.is_final]
+
+    def stream_problems(self, since: int = 0) -> list[str]:
+        """What is wrong with the chunk stream from index `since`: per utterance, sequence numbers must be
+        0, 1, 2, ... with contiguous frame ranges, and exactly the last chunk must be final. [] when sound."""
+        problems = []
+        for uid, received in self.utterances(since).items():
+            msgs = [r.msg for r in received]
+            if [m.sequence for m in msgs] != list(range(len(msgs))):
+                problems.append(f"utterance {uid}: sequence {[m.sequence for m in msgs]}")
+            if [m.is_final for m in msgs] != [False] * (len(msgs) - 1) + [True]:
+                problems.append(f"utterance {uid}: final flags {[m.is_final for m in msgs]}")
+            starts = [sum(m.frame_count for m in msgs[:i]) for i in range(len(msgs))]
+            if [m.frame_start for m in msgs] != starts:
+                problems.append(f"utterance {uid}: frame_start {[m.frame_start for m in msgs]} != {starts}")
+        return problems
 
     def utterances(self, since: int = 0) -> dict[int, list[Received]]:
         """Received chunks (from index `since`) grouped by utterance_id, in arrival order."""

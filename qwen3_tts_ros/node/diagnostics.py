@@ -55,6 +55,7 @@ def synthesis_status(
         ("dropped", int(stats.get("dropped", 0))),
         ("texts_received", int(counters.get("received", 0))),
         ("rejected", int(counters.get("rejected", 0))),
+        ("too_long", int(counters.get("too_long", 0))),
         ("empty", int(counters.get("empty", 0))),
         ("gpu_memory_allocated_mb", float(stats.get("gpu_memory_allocated_mb", 0.0))),
     ]

@@ -38,6 +38,7 @@ class Spec:
             int: ParameterType.PARAMETER_INTEGER,
             float: ParameterType.PARAMETER_DOUBLE,
             str: ParameterType.PARAMETER_STRING,
+            tuple: ParameterType.PARAMETER_INTEGER_ARRAY,  # (only integer arrays are declared)
         }
         constraints = []
         if self.choices is not None:
@@ -90,6 +91,22 @@ SPECS: tuple[Spec, ...] = (
         int_range=(64, 32768),
     ),
     Spec("use_cuda_graphs", True, "Capture CUDA graphs at activate (ignored on CPU).", "configure"),
+    Spec(
+        "compile",
+        True,
+        "torch.compile the decoder stacks and samplers before capture (where available: CUDA with Triton). "
+        "The first activate compiles for about a minute; later ones reuse the on-disk cache "
+        "(TORCHINDUCTOR_CACHE_DIR, default $QWEN3_TTS_ROS_HOME/inductor). "
+        "false: eager kernels in the graphs.",
+        "configure",
+    ),
+    Spec(
+        "prefill_buckets",
+        (32, 64, 128, 256),
+        "Prompt lengths (positions) with a prefill graph captured each; a prompt is padded to the smallest "
+        "bucket that holds it, a longer one runs uncaptured. Each <= max_seq_len; [0]: no buckets.",
+        "configure",
+    ),
     # --- voice
     Spec(
         "voice.mode",
@@ -171,6 +188,14 @@ SPECS: tuple[Spec, ...] = (
         "Split long text at sentence boundaries into back-to-back utterances.",
         "utterance",
     ),
+    Spec(
+        "text.max_chars",
+        10000,
+        "Longest text accepted, in characters; a longer one is rejected whole (logged, counted as too_long), "
+        "never cut.",
+        "utterance",
+        int_range=(1, 1000000),
+    ),
     # --- output
     Spec(
         "output.format",
@@ -210,21 +235,21 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "queue.policy",
         "queue",
-        "'queue': play texts in order; 'interrupt': new text cancels the current utterance and the queue.",
+        "'queue': play texts in order; 'interrupt': new text cancels the current text and the queue.",
         "utterance",
         choices=QUEUE_POLICIES,
     ),
     Spec(
         "queue.max_size",
         16,
-        "Most waiting utterances; when full the oldest is dropped and counted.",
+        "Most waiting texts (a text split into sentences is one); when full the oldest is dropped, counted.",
         "utterance",
         int_range=(1, 10000),
     ),
     Spec(
         "queue.keep_on_deactivate",
         False,
-        "Keep waiting utterances across deactivate (else dropped).",
+        "Keep waiting texts across deactivate (else dropped).",
         "utterance",
     ),
     # --- misc
@@ -244,6 +269,8 @@ SPECS: tuple[Spec, ...] = (
     ),
 )
 SPEC_BY_NAME = {s.name: s for s in SPECS}
+# Divisors in sampling: transformers' warpers refuse 0 (the descriptor ranges include it as their bound).
+STRICTLY_POSITIVE = ("sampling.temperature", "sampling.subtalker_temperature", "sampling.repetition_penalty")
 
 
 def validate(name: str, value: Any) -> str | None:
@@ -253,6 +280,12 @@ def validate(name: str, value: Any) -> str | None:
         return None
     if spec.choices is not None and value not in spec.choices:
         return f"{name} must be one of {spec.choices}, got {value!r}"
+    if name in STRICTLY_POSITIVE and not value > 0:
+        return f"{name} must be > 0 (qwen-tts refuses 0; greedy decoding: do_sample false), got {value!r}"
+    if name == "prefill_buckets":
+        sizes = list(value)
+        if sizes != [0] and (not sizes or min(sizes) < 1):
+            return f"prefill_buckets must be positive prompt lengths, or [0] for none, got {sizes}"
     if name == "device":
         v = str(value)
         ok = v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())
@@ -263,8 +296,14 @@ def validate(name: str, value: Any) -> str | None:
 
 def declare_all(node) -> None:
     for spec in SPECS:
-        node.declare_parameter(spec.name, spec.default, spec.descriptor())
+        default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+        node.declare_parameter(spec.name, default, spec.descriptor())
 
 
 def read_all(node) -> dict[str, Any]:
-    return {spec.name: node.get_parameter(spec.name).value for spec in SPECS}
+    """Current values; integer arrays as tuples (rclpy hands them out as lists or array.array)."""
+    values = {spec.name: node.get_parameter(spec.name).value for spec in SPECS}
+    return {
+        name: tuple(int(x) for x in value) if isinstance(SPEC_BY_NAME[name].default, tuple) else value
+        for name, value in values.items()
+    }

@@ -1,4 +1,4 @@
-"""Split incoming text into utterance segments at sentence boundaries.
+"""Clean incoming text and split it into utterance segments at sentence boundaries.
 
 Each segment becomes one utterance; they play back to back, so the first audio of a long text only waits for
 its first sentence. Very short pieces ("Hi.") are merged into the next one: a one-word utterance costs a full
@@ -7,10 +7,22 @@ prefill for little audio.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # A sentence ends at . ! ? ; … followed by white space, or at CJK full-width punctuation (no space needed).
 _BOUNDARY = re.compile(r"(?<=[.!?;\u2026])\s+|(?<=[\u3002\uff01\uff1f\uff1b])")
 MIN_SEGMENT_CHARS = 12
+
+
+def clean_text(text: str) -> str:
+    """Control characters (NUL, BEL, ESC, ... C0/C1) carry no speech and would reach the tokenizer as bytes:
+    white-space ones (tab, newline, ...) become spaces, the others are removed; the result is stripped.
+    Format characters (zero-width joiner in emoji sequences, ...) are kept."""
+    if text.isprintable():
+        return text.strip()
+    return "".join(
+        " " if c.isspace() else c for c in text if c.isspace() or unicodedata.category(c) != "Cc"
+    ).strip()
 
 
 def split_sentences(text: str, min_chars: int = MIN_SEGMENT_CHARS) -> list[str]:

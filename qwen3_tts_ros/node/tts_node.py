@@ -18,6 +18,7 @@ Topic names are relative, so a namespace moves them all (defaults: /tts/...).
 from __future__ import annotations
 
 import array
+import signal
 import socket
 import threading
 import time
@@ -32,6 +33,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
@@ -40,13 +42,25 @@ from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
 from qwen3_tts_ros.node.pcm import PcmEncoder
-from qwen3_tts_ros.node.text import split_sentences
-from qwen3_tts_ros.node.worker import ConfigError, LoadConfig, SynthesisWorker, Utterance, UtteranceSettings
+from qwen3_tts_ros.node.text import clean_text, split_sentences
+from qwen3_tts_ros.node.worker import (
+    ConfigError,
+    LoadConfig,
+    ModelReleased,
+    QueuedText,
+    SynthesisWorker,
+    UtteranceSettings,
+)
 
 NODE_NAME = "qwen3_tts"
 TRANSITION_TIMEOUT_S = 600.0  # model load / CUDA-graph capture; generous for a first load on a Jetson
 DEACTIVATE_TIMEOUT_S = 30.0  # one chunk of the slowest configuration, with margin
 LOG_THROTTLE_S = 5.0
+# Keep-last depth of the tts/text subscription: a burst of more texts than this, faster than the executor
+# takes them, loses the oldest inside DDS before the node sees them (measured: 500 texts published at once
+# with depth 100 -> 101 received). Texts are small; the queue policy decides what is spoken.
+TEXT_DEPTH = 1000
+SPIN_TIMEOUT_S = 0.1  # longest wait of the spin loop before it checks for SIGINT/SIGTERM
 LATCHED = QoSProfile(
     depth=1,
     history=HistoryPolicy.KEEP_LAST,
@@ -62,7 +76,11 @@ class TtsNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._io_group = ReentrantCallbackGroup()
         self._counter_lock = threading.Lock()
-        self._counters = dict(received=0, empty=0, rejected=0)
+        # Held while publishing from a callback or the worker and while cleanup destroys the publishers: a
+        # diagnostics tick racing a cleanup published on a destroyed publisher and that ended the node.
+        self._pub_lock = threading.Lock()
+        # rejected: refused while not active or too long (too_long counts the latter); empty: nothing to say.
+        self._counters = dict(received=0, empty=0, rejected=0, too_long=0)
         self._configured = False
         self._active = False
         self._state_label = "unconfigured"
@@ -117,6 +135,8 @@ class TtsNode(LifecycleNode):
                 dtype=v["dtype"],
                 max_seq_len=v["max_seq_len"],
                 use_cuda_graphs=v["use_cuda_graphs"],
+                compile=v["compile"],
+                prefill_buckets=v["prefill_buckets"],
                 mode=v["voice.mode"],
                 language=v["voice.language"],
                 speaker=v["voice.speaker"],
@@ -145,6 +165,9 @@ class TtsNode(LifecycleNode):
         try:
             message = self._worker.activate().result(TRANSITION_TIMEOUT_S)
             result = super().on_activate(state)  # enables the lifecycle publishers
+        except ModelReleased as exc:  # ERROR -> on_error -> unconfigured: configure again
+            self.get_logger().error(f"activate failed: {exc}")
+            return TransitionCallbackReturn.ERROR
         except Exception as exc:  # noqa: BLE001
             self._state_label = "inactive"
             self.get_logger().error(f"activate failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
@@ -172,7 +195,7 @@ class TtsNode(LifecycleNode):
         self._state_label = "inactive"
         self.get_logger().info(
             f"deactivated: {'stopped the current utterance, ' if was_speaking else ''}"
-            f"{'kept' if keep else f'dropped {cleared}'} queued utterance(s)"
+            f"{'kept' if keep else f'dropped {cleared}'} queued text(s)"
         )
         return result
 
@@ -250,7 +273,9 @@ class TtsNode(LifecycleNode):
         )
         self._keep(
             self.destroy_subscription,
-            self.create_subscription(String, "tts/text", self._on_text, 100, callback_group=self._io_group),
+            self.create_subscription(
+                String, "tts/text", self._on_text, TEXT_DEPTH, callback_group=self._io_group
+            ),
         )
         self._keep(
             self.destroy_service,
@@ -283,11 +308,12 @@ class TtsNode(LifecycleNode):
         return entity
 
     def _destroy_entities(self) -> None:
-        self._pub_audio = self._pub_audio_data = self._pub_latency = None
-        self._pub_speaking = self._pub_info = self._pub_diag = None
-        while self._entities:
-            destroy, entity = self._entities.pop()
-            destroy(entity)
+        with self._pub_lock:
+            self._pub_audio = self._pub_audio_data = self._pub_latency = None
+            self._pub_speaking = self._pub_info = self._pub_diag = None
+            while self._entities:
+                destroy, entity = self._entities.pop()
+                destroy(entity)
 
     # ------------------------------------------------------------------ executor callbacks (cheap only)
     def _count(self, name: str) -> None:
@@ -304,25 +330,29 @@ class TtsNode(LifecycleNode):
                 throttle_duration_sec=LOG_THROTTLE_S,
             )
             return
-        text = msg.data.strip()
+        text = clean_text(msg.data)
         if not text:
             self._count("empty")
             self.get_logger().warning("empty text ignored", throttle_duration_sec=LOG_THROTTLE_S)
             return
         v = P.read_all(self)
+        if len(text) > v["text.max_chars"]:
+            self._count("rejected")
+            self._count("too_long")
+            self.get_logger().warning(
+                f"text of {len(text)} characters rejected: longer than text.max_chars={v['text.max_chars']}",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+            return
         segments = split_sentences(text) if v["text.split_sentences"] else [text]
-        settings = self._utterance_settings(v)
-        dropped = self._worker.enqueue(
-            [Utterance(text=s, settings=settings, received_at=received_at) for s in segments],
-            v["queue.policy"],
-            v["queue.max_size"],
-        )
+        queued = QueuedText(segments=segments, settings=self._utterance_settings(v), received_at=received_at)
+        dropped = self._worker.enqueue(queued, v["queue.policy"], v["queue.max_size"])
         if dropped is None:
             self._count("rejected")
             return
         if dropped:
             self.get_logger().warning(
-                f"{v['queue.policy']}: dropped {dropped} waiting utterance(s)",
+                f"{v['queue.policy']}: dropped {dropped} waiting text(s)",
                 throttle_duration_sec=LOG_THROTTLE_S,
             )
 
@@ -331,20 +361,19 @@ class TtsNode(LifecycleNode):
         response.success = True
         response.message = (
             f"{'stopped the current utterance' if was_speaking else 'nothing was speaking'}; "
-            f"cleared {cleared} queued utterance(s)"
+            f"cleared {cleared} queued text(s)"
         )
         return response
 
     def _publish_diagnostics(self) -> None:
-        pub = self._pub_diag
-        if pub is None:
-            return
         with self._counter_lock:
             counters = dict(self._counters)
         status = synthesis_status(
             self.get_name(), self._state_label, self._worker.snapshot(), counters, self._hardware_id
         )
-        pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
+        with self._pub_lock:
+            if self._pub_diag is not None:
+                self._pub_diag.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 
     # ------------------------------------------------------------------ Sink (called on the worker thread)
     def chunk(
@@ -367,19 +396,24 @@ class TtsNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self._frame_id
         msg.audio.data = array.array("B", data)
-        self._pub_audio.publish(msg)
-        if self._pub_audio_data is not None and data:
-            self._pub_audio_data.publish(msg.audio)
+        with self._pub_lock:
+            if self._pub_audio is None:
+                raise RuntimeError("audio chunk published after cleanup")  # the worker logs it
+            self._pub_audio.publish(msg)
+            if self._pub_audio_data is not None and data:
+                self._pub_audio_data.publish(msg.audio)
 
     def speaking(self, value: bool) -> None:
-        pub = self._pub_speaking
-        if pub is not None:
-            pub.publish(Bool(data=value))
+        with self._pub_lock:
+            if self._pub_speaking is not None:
+                self._pub_speaking.publish(Bool(data=value))
 
     def latency(self, record: dict[str, Any]) -> None:
         msg = UtteranceLatency(**record)
         msg.header.stamp = self.get_clock().now().to_msg()
-        self._pub_latency.publish(msg)
+        with self._pub_lock:
+            if self._pub_latency is not None:
+                self._pub_latency.publish(msg)
 
     # ------------------------------------------------------------------ process
     def close(self) -> None:
@@ -390,17 +424,37 @@ class TtsNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # Our own SIGINT/SIGTERM handling: rclpy's handler shuts the context down at once, so the utterance being
+    # spoken could not publish its final chunk (players would wait for it) and the worker died mid-publish.
+    # Here a signal only ends the spin loop; close() then stops synthesis cleanly while ROS still works.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:
+        stop.set()
+        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     node = TtsNode()
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     try:
-        if node.get_parameter("autostart").value:
-            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        if node.get_parameter("autostart").value and not stop.is_set():
+            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS and not stop.is_set():
                 node.trigger_activate()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        while not stop.is_set() and rclpy.ok():
+            try:
+                executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)  # returns to Python, so signals are seen
+            except ExternalShutdownException:
+                break
+            except Exception as exc:  # noqa: BLE001 - a failing callback must not end a node that runs for days
+                if type(exc).__name__ == "InvalidHandle":
+                    # rclpy's executor can take from an entity (e.g. a publisher's QoS event handler) that a
+                    # cleanup on another executor thread is destroying; nothing of ours is lost.
+                    node.get_logger().warning(f"rclpy: entity destroyed while in use, ignored ({exc})")
+                else:
+                    node.get_logger().error("callback failed: " + traceback.format_exc())
     finally:
         node.close()
         executor.shutdown()

@@ -29,6 +29,7 @@ from qwen3_tts_ros.engine.voice_settings import (
     check_ref_audio,
     voice_request_fields,
 )
+from qwen3_tts_ros.home import keep_compiled_kernels
 from qwen3_tts_ros.node.pcm import PcmEncoder
 from qwen3_tts_ros.testing.demo_checkpoint import ensure_demo_checkpoint
 
@@ -38,6 +39,11 @@ WARMUP_FRAMES = 8
 
 class ConfigError(Exception):
     """A configuration the node cannot load; its message is the one log line naming the cause."""
+
+
+class ModelReleased(ConfigError):
+    """A transition failed in a way that cost the loaded model (CUDA out of memory): it was released, so the
+    node must be configured again."""
 
 
 class Sink(Protocol):
@@ -66,8 +72,12 @@ class UtteranceSettings:
 
 
 @dataclasses.dataclass
-class Utterance:
-    text: str
+class QueuedText:
+    """One accepted text message. Its segments (sentences) are spoken back to back, one utterance (one
+    utterance_id, one final chunk) each; the queue holds, drops and cancels whole texts, so a long text never
+    pushes an earlier one out of the queue and is never left half-spoken with its beginning dropped."""
+
+    segments: list[str]
     settings: UtteranceSettings
     received_at: float  # time.monotonic() when the text message arrived
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
@@ -81,6 +91,8 @@ class LoadConfig:
     dtype: str
     max_seq_len: int
     use_cuda_graphs: bool
+    compile: bool  # torch.compile where available (CUDA with Triton)
+    prefill_buckets: tuple[int, ...]  # (0,) or (): none
     mode: str
     language: str
     speaker: str
@@ -94,12 +106,27 @@ class LoadConfig:
     warmup_settings: UtteranceSettings
 
 
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA out of memory anywhere in the exception chain (a capture that ran out of memory can surface as
+    a later "capture invalidated" error whose context is the OutOfMemoryError)."""
+    import torch
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, torch.cuda.OutOfMemoryError) or "out of memory" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _percentile(values, q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else 0.0
 
 
 class Logger(Protocol):  # what the worker needs of an rclpy logger
     def info(self, message: str) -> Any: ...
+
+    def warning(self, message: str) -> Any: ...
 
     def error(self, message: str) -> Any: ...
 
@@ -112,9 +139,9 @@ class SynthesisWorker:
         self._tasks: collections.deque[tuple[Callable[[], Any], concurrent.futures.Future]] = (
             collections.deque()
         )
-        self._queue: collections.deque[Utterance] = collections.deque()
-        self._accepting = False  # utterances are taken from the queue only while active
-        self._current: Utterance | None = None
+        self._queue: collections.deque[QueuedText] = collections.deque()
+        self._accepting = False  # texts are taken from the queue only while active
+        self._current: QueuedText | None = None
         self._closing = False
         self._speaking = False
         self._next_utterance_id = 0
@@ -169,8 +196,8 @@ class SynthesisWorker:
     def release(self) -> concurrent.futures.Future:
         return self.call(self._release)
 
-    def enqueue(self, utterances: list[Utterance], policy: str, max_size: int) -> int | None:
-        """Queue utterances; returns how many waiting ones were dropped (queue full, or interrupt), or None
+    def enqueue(self, text: QueuedText, policy: str, max_size: int) -> int | None:
+        """Queue a text; returns how many waiting texts were dropped (queue full, or interrupt), or None
         when not accepting (a deactivate won the race against this text)."""
         dropped = 0
         with self._cond:
@@ -181,8 +208,7 @@ class SynthesisWorker:
                 self._queue.clear()
                 if self._current is not None:
                     self._current.cancel.set()
-            for utt in utterances:
-                self._queue.append(utt)
+            self._queue.append(text)
             while len(self._queue) > max_size:
                 self._queue.popleft()
                 dropped += 1
@@ -191,12 +217,14 @@ class SynthesisWorker:
         return dropped
 
     def stop(self, clear_queue: bool = True) -> tuple[bool, int]:
-        """Cancel the current utterance (it ends with a final chunk); returns (was speaking, cleared)."""
+        """Cancel the current text (its utterance ends with a final chunk, its later segments are not spoken);
+        returns (was speaking, cleared). Cleared texts count as dropped."""
         with self._cond:
             cleared = 0
             if clear_queue:
                 cleared = len(self._queue)
                 self._queue.clear()
+                self._stats["dropped"] += cleared
             current = self._current
             if current is not None:
                 current.cancel.set()
@@ -247,13 +275,13 @@ class SynthesisWorker:
                     self._cond.wait()
                 if self._tasks:
                     fn, future = self._tasks.popleft()
-                    utt = None
+                    text = None
                 elif self._closing:
                     break
                 else:
-                    utt = self._queue.popleft()
-                    self._current = utt
-            if utt is None:
+                    text = self._queue.popleft()
+                    self._current = text
+            if text is None:
                 if future.set_running_or_notify_cancel():
                     try:
                         future.set_result(fn())
@@ -261,15 +289,23 @@ class SynthesisWorker:
                         future.set_exception(exc)
                 continue
             try:
-                self._speak(utt)
+                for segment in text.segments:
+                    if text.cancel.is_set():
+                        break
+                    self._speak(segment, text)
+            except Exception:  # noqa: BLE001 - e.g. publishing after the ROS context is gone; keep the thread
+                self._log.error("publishing an utterance failed: " + traceback.format_exc())
             finally:
                 with self._cond:
                     self._current = None
                     idle = not (self._accepting and self._queue)
                     self._cond.notify_all()
-                if idle and self._speaking:
-                    self._speaking = False
+            if idle and self._speaking:
+                self._speaking = False
+                try:
                     self._sink.speaking(False)
+                except Exception:  # noqa: BLE001
+                    self._log.error("publishing speaking=false failed: " + traceback.format_exc())
         try:
             self._log.info(f"worker stopped: {self._release()}")
         except Exception:  # noqa: BLE001 - shutting down; report and go on
@@ -286,6 +322,8 @@ class SynthesisWorker:
 
         self._release()
         model = cfg.model
+        if "://" in model:
+            raise ConfigError(f"model must be a local directory or a hub id (org/name), not a URL: {model}")
         if not model:
             model = str(ensure_demo_checkpoint())
         elif not os.path.isdir(os.path.expanduser(model)):
@@ -305,6 +343,17 @@ class SynthesisWorker:
             raise ConfigError(str(exc)) from exc
 
         cuda_device = torch.device(device) if device.startswith("cuda") else None
+        buckets = tuple(b for b in cfg.prefill_buckets if b > 0)
+        if buckets and max(buckets) > cfg.max_seq_len:
+            raise ConfigError(f"prefill_buckets {list(buckets)} must be <= max_seq_len={cfg.max_seq_len}")
+        graphs = cfg.use_cuda_graphs and cuda_device is not None
+        frame_options: dict[str, Any] = {
+            # Buckets pay off only as captured graphs; uncaptured they would just pad the prefill.
+            "prefill_buckets": buckets if graphs else (),
+            "compile": None if cfg.compile else False,  # None: where available
+        }
+        if cfg.compile and graphs:
+            keep_compiled_kernels()
         if cuda_device is not None:
             torch.cuda.synchronize(cuda_device)
             self._baseline_bytes = torch.cuda.memory_allocated(cuda_device)
@@ -317,12 +366,21 @@ class SynthesisWorker:
                 max_seq_len=cfg.max_seq_len,
                 use_cuda_graphs=cfg.use_cuda_graphs,
                 allow_download=cfg.allow_download,
+                frame_options=frame_options,
             )
-        except (FileNotFoundError, OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a truncated file surfaces as its reader's own error type
+            if cuda_device is not None and _is_out_of_memory(exc):
+                gc.collect()  # the half-built model
+                torch.cuda.empty_cache()
+                raise ConfigError(
+                    f"CUDA out of memory while loading {model!r} with max_seq_len={cfg.max_seq_len}: free "
+                    f"GPU memory or lower max_seq_len ({type(exc).__name__}: {exc})"
+                ) from exc
             raise ConfigError(f"cannot load model {model!r}: {type(exc).__name__}: {exc}") from exc
         self._engine, self._cuda_device = engine, cuda_device
         try:
-            self._request_fields = self._voice(engine, cfg)
+            self._request_fields = self._voice(engine, cfg, self._log)
+            self._check_room_for_text(engine, cfg)
         except BaseException:
             self._release()
             raise
@@ -344,17 +402,40 @@ class SynthesisWorker:
             f"{dtype_name} in {time.monotonic() - t0:.1f} s"
         )
 
+    def _check_room_for_text(self, engine, cfg: LoadConfig) -> None:
+        """Refuse at configure a max_seq_len that the voice's prompt (instruct, voice-clone reference) leaves
+        no room for text in; otherwise every utterance would fail. stream() validates without generating."""
+        request = SpeechRequest(text="Hello.", sampling=cfg.warmup_settings.sampling, **self._request_fields)
+        try:
+            engine.stream(request).close()
+        except ValueError as exc:
+            raise ConfigError(f"max_seq_len={cfg.max_seq_len} is too small for this voice: {exc}") from exc
+
     @staticmethod
-    def _voice(engine, cfg: LoadConfig) -> dict[str, Any]:
+    def _voice(engine, cfg: LoadConfig, log: Logger) -> dict[str, Any]:
         """Validate the voice settings against the loaded model; build (and cache) the voice prompt."""
         try:
-            return voice_request_fields(engine, VoiceSettings.of(cfg))
+            return voice_request_fields(engine, VoiceSettings.of(cfg), warn=log.warning)
         except VoiceSettingsError as exc:
             raise ConfigError(str(exc)) from exc
 
     def _activate(self) -> str:
         if self._engine is None:
             raise ConfigError("not configured")
+        try:
+            return self._capture_and_warm_up()
+        except Exception as exc:
+            if self._cuda_device is None or not _is_out_of_memory(exc):
+                raise
+            max_seq_len = self._cfg.max_seq_len
+            released = self._release()  # a failed capture holds memory; the model must be loaded again anyway
+            raise ModelReleased(
+                f"CUDA out of memory in CUDA-graph capture / warm-up (max_seq_len={max_seq_len}); "
+                f"{released}. Free GPU memory or lower max_seq_len, then configure again. "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+
+    def _capture_and_warm_up(self) -> str:
         msg = "graphs kept from the previous activation"
         if not self._captured:
             capture_s = float(self._engine.capture() or 0.0)
@@ -428,7 +509,7 @@ class SynthesisWorker:
             cancel=cancel,
         )
 
-    def _speak(self, utt: Utterance) -> None:
+    def _speak(self, segment: str, queued: QueuedText) -> None:
         utterance_id = self._next_utterance_id
         self._next_utterance_id += 1
         t_start = time.monotonic()
@@ -441,7 +522,7 @@ class SynthesisWorker:
         stats = None
         try:
             stream = self._engine.stream(
-                self._request(utt.text, utt.settings), **self._stream_kwargs(utt.settings, utt.cancel)
+                self._request(segment, queued.settings), **self._stream_kwargs(queued.settings, queued.cancel)
             )
             stats = stream.stats
             for chunk in stream:
@@ -467,18 +548,20 @@ class SynthesisWorker:
             self._sink.chunk(utterance_id, sequence, frames_done, 0, True, b"")
         t_end = time.monotonic()
         interrupted = (
-            utt.cancel.is_set() or bool(error) or (stats is not None and stats.stopped_by == "cancelled")
+            queued.cancel.is_set() or bool(error) or (stats is not None and stats.stopped_by == "cancelled")
         )
         frame_ms = list(stats.frame_ms) if stats is not None else []
         synthesis_s = t_end - t_start
         audio_s = out_samples / self._cfg.sample_rate
         record = dict(
             utterance_id=utterance_id,
-            text_length=len(utt.text),
-            queue_wait_ms=(t_start - utt.received_at) * 1e3,
+            text_length=len(segment),
+            queue_wait_ms=(t_start - queued.received_at) * 1e3,
             prefill_ms=stats.prefill_ms if stats is not None else 0.0,
             time_to_first_audio_ms=((first_published - t_start) * 1e3) if first_published else 0.0,
-            end_to_end_first_audio_ms=((first_published - utt.received_at) * 1e3) if first_published else 0.0,
+            end_to_end_first_audio_ms=(
+                ((first_published - queued.received_at) * 1e3) if first_published else 0.0
+            ),
             frames=frames_done,
             audio_seconds=audio_s,
             synthesis_seconds=synthesis_s,
@@ -498,7 +581,7 @@ class SynthesisWorker:
             st["utterances"] += 1
             st["interrupted"] += int(interrupted and not error)
             st["errors"] += int(bool(error))
-            st["last_failed"] = bool(error) and not utt.cancel.is_set()
+            st["last_failed"] = bool(error) and not queued.cancel.is_set()
             if error:
                 st["last_error"] = error
             if first_published is not None:

@@ -12,14 +12,13 @@ import pathlib
 import shutil
 import tempfile
 
+from qwen3_tts_ros.home import home_dir
+
 DEMO_KIND = "custom_voice"
 
 
 def demo_checkpoint_dir() -> pathlib.Path:
-    home = os.environ.get("QWEN3_TTS_ROS_HOME") or os.path.join(
-        os.path.expanduser("~"), ".cache", "qwen3_tts_ros"
-    )
-    return pathlib.Path(home) / "demo" / f"tiny_random_{DEMO_KIND}"
+    return home_dir() / "demo" / f"tiny_random_{DEMO_KIND}"
 
 
 def ensure_demo_checkpoint() -> pathlib.Path:

@@ -65,12 +65,13 @@ def long_text(tiny_custom_voice_checkpoint):
 class RunningNode:
     """A node process plus a client bound to its namespace; `log()` is the node's output so far."""
 
-    def __init__(self, tmp_dir: pathlib.Path, overrides: dict, params_file: str | None = None):
+    def __init__(self, tmp_dir: pathlib.Path, overrides: dict, params_file: str | None = None,
+                 env: dict | None = None):
         from qwen3_tts_ros.node.client import NodeProcess, TtsClient
 
         self.namespace = f"/t{uuid.uuid4().hex[:8]}"
         self.proc = NodeProcess(params_file=params_file, overrides=overrides, namespace=self.namespace,
-                                log_path=str(tmp_dir / "node.log"))
+                                log_path=str(tmp_dir / "node.log"), env=env)
         self.client = TtsClient(namespace=self.namespace)
 
     def log(self, tail: int = 4000) -> str:
@@ -94,19 +95,14 @@ class RunningNode:
         return mark, client.utterances(mark["chunks"]), client.latencies(mark["latency"])
 
     def status(self, after: int = -1, timeout: float = 10.0) -> dict:
-        """Key/values of the newest '<node>: synthesis' diagnostic status; with after=-1 (default) one the
-        node published after this call, so the statistics it reports are at least this recent."""
-        client = self.client
-        if after < 0:
-            after = client.count("diagnostics") + 1
-        assert client.wait_for(lambda: client.count("diagnostics") > after, timeout), "no /diagnostics"
-        for r in reversed(client.diagnostics):
-            for status in r.msg.status:
-                if status.name == "qwen3_tts: synthesis":
-                    level = status.level  # a `byte` field: bytes of length 1 in rclpy
-                    level = level[0] if isinstance(level, bytes) else int(level)
-                    return {kv.key: kv.value for kv in status.values} | {"_level": level}
-        raise AssertionError("no 'qwen3_tts: synthesis' status on /diagnostics")
+        """Key/values of the newest '<node>: synthesis' diagnostic status (see TtsClient.status)."""
+        return self.client.status(after, timeout)
+
+    def rss_mb(self) -> float:
+        """Resident memory of the node process now."""
+        from qwen3_tts_ros.testing.process_memory import rss_bytes
+
+        return rss_bytes(self.proc.proc.pid) / 2**20
 
     def close(self) -> int:
         self.client.close()
@@ -120,10 +116,12 @@ def base_overrides():
 
 @pytest.fixture(scope="session")
 def node_factory():
-    """start(log_dir, overrides, params_file=None) -> RunningNode (the caller closes it)."""
+    """start(log_dir, overrides, params_file=None, env=None) -> RunningNode (the caller closes it); env: extra
+    environment variables of the node process."""
 
-    def start(log_dir: pathlib.Path, overrides: dict, params_file: str | None = None) -> RunningNode:
+    def start(log_dir: pathlib.Path, overrides: dict, params_file: str | None = None,
+              env: dict | None = None) -> RunningNode:
         log_dir.mkdir(parents=True, exist_ok=True)
-        return RunningNode(log_dir, overrides, params_file)
+        return RunningNode(log_dir, overrides, params_file, env)
 
     return start
