@@ -3,6 +3,7 @@
 Isolation: each test session picks its own ROS_DOMAIN_ID (unless one is set) and each node process its own
 namespace, so concurrent test runs on one machine never see each other's topics or /diagnostics.
 """
+import contextlib
 import os
 import pathlib
 import uuid
@@ -125,3 +126,26 @@ def node_factory():
         return RunningNode(log_dir, overrides, params_file, env)
 
     return start
+
+
+@pytest.fixture(scope="session")
+def node_session(node_factory):
+    """with node_session(log_dir, overrides, activate=True, env=None) as node: a node process started
+    unconfigured, brought to active (configure, activate, a subscriber on tts/text matched) unless
+    activate=False, closed afterwards with its exit status checked (0: a clean shutdown)."""
+
+    @contextlib.contextmanager
+    def session(log_dir: pathlib.Path, overrides: dict, *, activate: bool = True, env: dict | None = None):
+        running = node_factory(log_dir, overrides, env=env)
+        try:
+            assert running.state() == "unconfigured"
+            if activate:
+                assert running.client.change_state("configure"), running.log()
+                assert running.client.change_state("activate"), running.log()
+                assert running.client.wait_for_subscriber(30.0)
+            yield running
+        finally:
+            rc = running.close()
+            assert rc == 0, f"node exited with {rc}\n{running.log()}"
+
+    return session

@@ -20,19 +20,12 @@ AFTER = "Spoken after the bad input."
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory, tiny_custom_voice_checkpoint, node_factory, base_overrides):
+def node(tmp_path_factory, tiny_custom_voice_checkpoint, node_session, base_overrides):
     overrides = dict(base_overrides, model=str(tiny_custom_voice_checkpoint),
                      **{"sampling.max_new_tokens": FRAMES, "diagnostics.period_s": 0.1})
-    running = node_factory(tmp_path_factory.mktemp("bad_input_node"), overrides, env={"OMP_NUM_THREADS": "1"})
-    try:
-        assert running.state() == "unconfigured"
-        assert running.client.change_state("configure"), running.log()
-        assert running.client.change_state("activate"), running.log()
-        assert running.client.wait_for_subscriber(30.0)
+    log_dir = tmp_path_factory.mktemp("bad_input_node")
+    with node_session(log_dir, overrides, env={"OMP_NUM_THREADS": "1"}) as running:
         yield running
-    finally:
-        rc = running.close()
-        assert rc == 0, f"node exited with {rc}\n{running.log()}"
 
 
 def counters(node) -> dict[str, int]:

@@ -29,18 +29,14 @@ CYCLE_RSS_LIMIT_MB = 24.0
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory, tiny_custom_voice_checkpoint, node_factory, base_overrides):
+def node(tmp_path_factory, tiny_custom_voice_checkpoint, node_session, base_overrides):
     # diagnostics every 10 ms: a tick racing each cleanup (that race used to end the node process)
     overrides = dict(base_overrides, model=str(tiny_custom_voice_checkpoint),
                      **{"sampling.max_new_tokens": FRAMES, "queue.max_size": N_UTTERANCES,
                         "diagnostics.period_s": 0.01})
-    running = node_factory(tmp_path_factory.mktemp("endurance_node"), overrides, env={"OMP_NUM_THREADS": "1"})
-    try:
-        assert running.state() == "unconfigured"
+    log_dir = tmp_path_factory.mktemp("endurance_node")
+    with node_session(log_dir, overrides, env={"OMP_NUM_THREADS": "1"}, activate=False) as running:
         yield running
-    finally:
-        rc = running.close()
-        assert rc == 0, f"node exited with {rc}\n{running.log()}"
 
 
 def test_back_to_back_utterances_keep_memory_and_latency_flat(node):

@@ -31,20 +31,13 @@ RSS_GROWTH_LIMIT_MB = 64.0
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory, tiny_custom_voice_checkpoint, node_factory, base_overrides):
+def node(tmp_path_factory, tiny_custom_voice_checkpoint, node_session, base_overrides):
     overrides = dict(base_overrides, model=str(tiny_custom_voice_checkpoint),
                      **{"sampling.max_new_tokens": FRAMES, "queue.max_size": MAX_SIZE})
-    running = node_factory(tmp_path_factory.mktemp("flood_node"), overrides, env={"OMP_NUM_THREADS": "1"})
-    try:
-        assert running.state() == "unconfigured"
-        assert running.client.change_state("configure"), running.log()
-        assert running.client.change_state("activate"), running.log()
-        assert running.client.wait_for_subscriber(30.0)
+    log_dir = tmp_path_factory.mktemp("flood_node")
+    with node_session(log_dir, overrides, env={"OMP_NUM_THREADS": "1"}) as running:
         running.speak("Warm up the node before measuring.")
         yield running
-    finally:
-        rc = running.close()
-        assert rc == 0, f"node exited with {rc}\n{running.log()}"
 
 
 COUNTERS = ("texts_received", "empty", "rejected", "dropped", "utterances", "interrupted", "errors")

@@ -28,19 +28,11 @@ def engine(tiny_custom_voice_checkpoint):
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory, tiny_custom_voice_checkpoint, engine, node_factory, base_overrides):
+def node(tmp_path_factory, tiny_custom_voice_checkpoint, engine, node_session, base_overrides):
     overrides = dict(base_overrides, model=str(tiny_custom_voice_checkpoint),
                      **{"voice.speaker": engine.get_supported_speakers()[0]})
-    running = node_factory(tmp_path_factory.mktemp("stream_node"), overrides)
-    try:
-        assert running.state() == "unconfigured"
-        assert running.client.change_state("configure"), running.log()
-        assert running.client.change_state("activate"), running.log()
-        assert running.client.wait_for_subscriber(30.0)
+    with node_session(tmp_path_factory.mktemp("stream_node"), overrides) as running:
         yield running
-    finally:
-        rc = running.close()
-        assert rc == 0, f"node exited with {rc}\n{running.log()}"
 
 
 def engine_chunks(engine, text, max_new_tokens):

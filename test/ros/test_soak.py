@@ -28,19 +28,16 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory, tiny_custom_voice_checkpoint, node_factory, base_overrides):
+def node(tmp_path_factory, tiny_custom_voice_checkpoint, node_session, base_overrides):
     overrides = dict(base_overrides, model=str(tiny_custom_voice_checkpoint),
                      **{"sampling.max_new_tokens": 10, "sampling.do_sample": True,
                         "sampling.subtalker_dosample": True, "diagnostics.period_s": 0.5})
-    running = node_factory(tmp_path_factory.mktemp("soak_node"), overrides, env={"OMP_NUM_THREADS": "1"})
-    try:
-        assert running.state() == "unconfigured"
+    log_dir = tmp_path_factory.mktemp("soak_node")
+    with node_session(log_dir, overrides, env={"OMP_NUM_THREADS": "1"}, activate=False) as running:
         yield running
-    finally:
-        rc = running.close()
-        assert rc == 0, f"node exited with {rc}\n{running.log()}"
 
 
+@pytest.mark.timeout(SOAK_S + 600)  # pytest.ini's 600 s would end a long soak
 def test_random_mixed_traffic(node):
     client = node.client
     rng = random.Random(int(os.environ.get("QWEN3_TTS_ROS_SOAK_SEED", "0")))
