@@ -43,16 +43,20 @@ from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest  # noqa: E4
 TEXT_100 = "Robots that speak need their first sound out fast; this sentence fills the prompt to size."
 
 
-def _pct(values, q):
+def percentile(values, q):
+    """q in [0, 1]: the nearest-rank value of `values` (0.0 for none)."""
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else 0.0
 
 
-def _request(text, frames, speaker):
+def sampled_request(text, frames, speaker, *, suppress_eos=True, language="English"):
+    """A custom-voice request with anchors.py's sampling settings, `frames` codec frames at most (exactly
+    that many with suppress_eos: min_new_tokens = max_new_tokens; otherwise qwen-tts's default minimum)."""
+    limits = dict(max_new_tokens=frames + 1, **({"min_new_tokens": frames + 1} if suppress_eos else {}))
     sampling = SamplingParams(do_sample=True, top_k=50, top_p=1.0, temperature=0.9, repetition_penalty=1.05,
-                              max_new_tokens=frames + 1, min_new_tokens=frames + 1)
+                              **limits)
     return SpeechRequest(
-        text=text, mode="custom_voice", language="English", speaker=speaker, sampling=sampling
+        text=text, mode="custom_voice", language=language, speaker=speaker, sampling=sampling
     )
 
 
@@ -103,7 +107,7 @@ def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream):
     torch.cuda.reset_peak_memory_stats()
 
     # Per-frame latency over a long utterance (EOS suppressed), streamed in 4-frame chunks.
-    stream = engine.stream(_request(TEXT_100, frames, speaker), first_chunk_frames=4, chunk_frames=4)
+    stream = engine.stream(sampled_request(TEXT_100, frames, speaker), first_chunk_frames=4, chunk_frames=4)
     wall0 = time.perf_counter()
     chunks = [c for c in stream if c.frame_count]
     wall = time.perf_counter() - wall0
@@ -119,7 +123,7 @@ def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream):
     for first in (1, 4):
         runs = []
         for _ in range(5):
-            s = engine.stream(_request(TEXT_100, 8, speaker), first_chunk_frames=first, chunk_frames=4)
+            s = engine.stream(sampled_request(TEXT_100, 8, speaker), first_chunk_frames=first, chunk_frames=4)
             for _chunk in s:
                 pass
             runs.append(s.stats.time_to_first_audio_ms)
@@ -131,12 +135,12 @@ def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream):
                compiled=engine.frame_generator.compiled, prefill_buckets=bool(buckets),
                capture_s=round(capture_s, 2), prefill_ms=round(statistics.median(prefill), 2),
                frames=len(frame_ms), ms_per_frame_median=round(statistics.median(frame_ms), 3),
-               ms_per_frame_p95=round(_pct(frame_ms, 0.95), 3),
+               ms_per_frame_p95=round(percentile(frame_ms, 0.95), 3),
                wall_ms_per_frame=round(wall * 1000 / len(frame_ms), 3),
                chunk_decode_wait_ms_median=round(statistics.median(decode_wait_ms), 3),
-               chunk_decode_wait_ms_p95=round(_pct(decode_wait_ms, 0.95), 3),
+               chunk_decode_wait_ms_p95=round(percentile(decode_wait_ms, 0.95), 3),
                chunk_interval_ms_median=round(statistics.median(interval_ms), 3),
-               chunk_interval_ms_p95=round(_pct(interval_ms, 0.95), 3),
+               chunk_interval_ms_p95=round(percentile(interval_ms, 0.95), 3),
                ttfa_ms_first_chunk_1=round(ttfa[1], 2), ttfa_ms_first_chunk_4=round(ttfa[4], 2),
                rtf=round(audio_s / wall, 2), audio_s=round(audio_s, 2),
                weights_gb=round(weights_gb, 3), peak_gb_over_weights=round(peak_gb - weights_gb, 3),

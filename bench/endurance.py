@@ -32,17 +32,12 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench.benchmark import percentile, sampled_request  # noqa: E402
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs  # noqa: E402
-from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest  # noqa: E402
 from qwen3_tts_ros.testing.process_memory import rss_bytes  # noqa: E402
 
 WORDS = ("robot arm moves left right forward slowly quickly the red blue cup table door kitchen battery "
          "charging station obstacle ahead please wait goal reached turning corner hello again").split()
-
-
-def _pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else 0.0
 
 
 def _mb(n_bytes):
@@ -89,10 +84,7 @@ def _load(model_dir, args):
 
 
 def _speak(engine, text, speaker, frames):
-    sampling = SamplingParams(do_sample=True, top_k=50, top_p=1.0, temperature=0.9, repetition_penalty=1.05,
-                              subtalker_dosample=True, max_new_tokens=frames + 1)
-    request = SpeechRequest(text=text, mode="custom_voice", language="Auto", speaker=speaker,
-                            sampling=sampling)
+    request = sampled_request(text, frames, speaker, suppress_eos=False, language="Auto")
     stream = engine.stream(request, first_chunk_frames=1, chunk_frames=4)
     chunks = list(stream)
     assert chunks and chunks[-1].is_final, "every utterance ends with a final chunk"
@@ -116,9 +108,11 @@ def run_utterances(engine, counter, args, out):
             audio_s += stats.audio_seconds
         gc.collect()
         block = dict(utterances_done=min(start + args.block, args.utterances), frames=len(frame_ms),
-                     frame_ms_p50=round(_pct(frame_ms, 0.5), 3), frame_ms_p95=round(_pct(frame_ms, 0.95), 3),
+                     frame_ms_p50=round(percentile(frame_ms, 0.5), 3),
+                     frame_ms_p95=round(percentile(frame_ms, 0.95), 3),
                      frame_ms_max=round(max(frame_ms), 3) if frame_ms else 0.0,
-                     ttfa_ms_p50=round(_pct(ttfa, 0.5), 2), ttfa_ms_p95=round(_pct(ttfa, 0.95), 2),
+                     ttfa_ms_p50=round(percentile(ttfa, 0.5), 2),
+                     ttfa_ms_p95=round(percentile(ttfa, 0.95), 2),
                      rtf=round(audio_s / wall_s, 3) if wall_s else 0.0, graph_captures=counter.count,
                      host_rss_mb=_mb(rss_bytes()), **_gpu(args.device))
         blocks.append(block)
