@@ -9,6 +9,7 @@ Lives in test/engine so that it runs where the GPU suite runs (no ROS there): `p
     after each release, host RSS flat.
 The CPU test runs the same helpers (3 cycles) so that they are checked in CI too.
 """
+import contextlib
 import dataclasses
 import gc
 import threading
@@ -137,29 +138,31 @@ def test_worker_cycles_return_gpu_memory(worker, tiny_custom_voice_dir):
     assert max(rss[2:]) - rss[1] < 64, "host memory grows across cycles"
 
 
-def fill_gpu() -> list:
-    """Allocate every free block of the GPU (halving the block size down to 1 MiB on each failure)."""
+@contextlib.contextmanager
+def gpu_full():
+    """Every free block of the GPU allocated (halving the block size down to 1 MiB on each failure) for the
+    duration, then freed and handed back to the driver."""
     blocks, size = [], 1 << 30
     while size >= 1 << 20:
         try:
             blocks.append(torch.empty(size, dtype=torch.uint8, device="cuda"))
         except torch.cuda.OutOfMemoryError:
             size //= 2
-    return blocks
+    try:
+        yield
+    finally:
+        blocks.clear()
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 @pytest.mark.gpu
 def test_out_of_memory_at_configure_fails_clearly_and_configure_works_after(worker, tiny_custom_voice_dir):
     w, recorder = worker
-    filler = fill_gpu()
-    try:
+    with gpu_full():
         with pytest.raises(ConfigError, match="CUDA out of memory while loading .* free GPU memory"):
             w.load(load_config(tiny_custom_voice_dir, "cuda")).result(300)
         assert w._engine is None
-    finally:
-        del filler
-        gc.collect()
-        torch.cuda.empty_cache()
     w.load(load_config(tiny_custom_voice_dir, "cuda")).result(300)
     w.activate().result(300)
     speak(w, recorder)
@@ -169,16 +172,11 @@ def test_out_of_memory_at_configure_fails_clearly_and_configure_works_after(work
 def test_out_of_memory_in_capture_releases_the_model_and_configure_works_after(worker, tiny_custom_voice_dir):
     w, recorder = worker
     w.load(load_config(tiny_custom_voice_dir, "cuda")).result(300)
-    filler = fill_gpu()
-    try:
+    with gpu_full():
         with pytest.raises(ModelReleased, match="CUDA out of memory in CUDA-graph capture") as info:
             w.activate().result(300)
         print(f"activate failed with: {info.value}")
         assert w._engine is None, "the model must be released"
-    finally:
-        del filler
-        gc.collect()
-        torch.cuda.empty_cache()
     w.load(load_config(tiny_custom_voice_dir, "cuda")).result(300)
     w.activate().result(300)
     record = speak(w, recorder)
