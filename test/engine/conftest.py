@@ -10,13 +10,13 @@ import torch
 from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
 
 
-def _load(path):
+def _load(path, dtype=torch.float32):
     # qwen-tts's own from_pretrained, plus the rotary-frequency repair every engine load does (a no-op under
     # transformers 4.57; see loading.restore_rotary_frequencies), so the reference is a correct model under
     # qwen-tts-compat / transformers 5 too.
     from qwen3_tts_ros.engine.loading import load_qwen_tts
 
-    return load_qwen_tts(path, device="cpu", dtype=torch.float32)
+    return load_qwen_tts(path, device="cpu", dtype=dtype)
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +47,18 @@ def tiny_custom_voice_tts(tiny_custom_voice_dir):
 @pytest.fixture(scope="session")
 def tiny_voice_design_tts(tiny_voice_design_dir):
     return _load(tiny_voice_design_dir)
+
+
+# The same checkpoints in float64: tests that compare two decodes of the same codes (streamed vs whole) run
+# on these, so the comparison shows exactness, not float32 rounding (waveform_bounds.py, rule 1).
+@pytest.fixture(scope="session")
+def tiny_base_tts_f64(tiny_base_dir):
+    return _load(tiny_base_dir, torch.float64)
+
+
+@pytest.fixture(scope="session")
+def tiny_custom_voice_tts_f64(tiny_custom_voice_dir):
+    return _load(tiny_custom_voice_dir, torch.float64)
 
 
 @pytest.fixture(scope="session")

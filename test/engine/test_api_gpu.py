@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from waveform_bounds import assert_same_audio
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
 from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME
@@ -31,26 +32,24 @@ def test_cuda_graph_waveforms_equal_qwen_tts(cuda_engine):
     np.testing.assert_array_equal(ours[0], theirs[0])
 
 
-def test_cuda_stream_chunks_and_cancel(cuda_engine, no_tf32):
-    (request,) = cuda_engine.custom_voice_requests(TEXT, "vivian", "english", **GREEDY)
-    full = cuda_engine.synthesize(request)
-    chunks = list(cuda_engine.stream(request, first_chunk_frames=1, chunk_frames=4, pcm_format="float32"))
+def test_cuda_stream_chunks_and_cancel(tiny_custom_voice_dir):
+    # float64: streamed vs whole audio of the same codes is compared for exactness (waveform_bounds.py)
+    engine = Qwen3TTSCudaGraphs.from_pretrained(
+        tiny_custom_voice_dir, device="cuda", dtype=torch.float64, max_seq_len=256
+    )
+    (request,) = engine.custom_voice_requests(TEXT, "vivian", "english", **GREEDY)
+    full = engine.synthesize(request)
+    chunks = list(engine.stream(request, first_chunk_frames=1, chunk_frames=4, pcm_format="float32"))
     assert chunks[-1].is_final
     assert all(len(c.pcm) == c.frame_count * SAMPLES_PER_FRAME for c in chunks)
-    streamed = np.concatenate([c.pcm for c in chunks])
-    assert streamed.shape == full.shape
-    # Float rounding (float32, TF32 off). The tiny codec clips nearly every sample at +-1 and its gain turns
-    # rounding into sign flips of the few samples between (H100: 11 of 28800 samples, 3.8e-4). Exactness
-    # on CUDA is measured on a non-clipping codec in test_codec_gpu.py.
-    diff = np.abs(streamed - full)
-    print(f"max |diff| {diff.max():.3g}, fraction > 1e-5: {(diff > 1e-5).mean():.3g}")
-    assert (diff > 1e-5).mean() <= 1e-3
+    assert_same_audio(np.concatenate([c.pcm for c in chunks]), full, "CUDA streamed vs whole")
     cancel = threading.Event()
     got = []
-    for chunk in cuda_engine.stream(request, cancel=cancel, prefetch_chunks=2):
+    for chunk in engine.stream(request, cancel=cancel, prefetch_chunks=2):
         got.append(chunk)
         cancel.set()
     assert got[-1].is_final and sum(c.frame_count for c in got) < len(full) // SAMPLES_PER_FRAME
+    engine.close()
 
 
 def test_bfloat16_stream(tiny_voice_design_dir):

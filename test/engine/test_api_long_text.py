@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from waveform_bounds import assert_same_audio
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs, SamplingParams, SpeechRequest
 from qwen3_tts_ros.engine.codec import decode_full
@@ -18,6 +19,12 @@ def short_engine(tiny_custom_voice_tts):
     # The tiny tokenizer is byte-level (one token per byte): the non-streaming custom-voice prompt without
     # text takes 13 positions, so 60 positions leave (60 - 13) // 5 = 9 text tokens per piece.
     return Qwen3TTSCudaGraphs(tiny_custom_voice_tts, max_seq_len=60)
+
+
+@pytest.fixture(scope="module")
+def short_engine_f64(tiny_custom_voice_tts_f64):
+    # float64: the streamed and the whole decode are compared for exactness (waveform_bounds.py, rule 1)
+    return Qwen3TTSCudaGraphs(tiny_custom_voice_tts_f64, max_seq_len=60)
 
 
 def _request(text, **sampling):
@@ -49,7 +56,8 @@ def test_pieces_generated_in_order_and_concatenated(short_engine, tiny_custom_vo
     np.testing.assert_array_equal(wav, np.concatenate(theirs))
 
 
-def test_long_text_streams_all_pieces(short_engine, tiny_custom_voice_tts):
+def test_long_text_streams_all_pieces(short_engine_f64, tiny_custom_voice_tts_f64):
+    short_engine = short_engine_f64
     generate = short_engine.frame_generator.generate
     frames = []
 
@@ -69,16 +77,15 @@ def test_long_text_streams_all_pieces(short_engine, tiny_custom_voice_tts):
     assert sum(c.frame_count for c in chunks) == len(frames)
     assert [c.frame_start for c in chunks] == list(np.cumsum([0] + [c.frame_count for c in chunks[:-1]]))
     # Each piece is decoded on its own, as generate_*() decodes it: the stream equals the non-streaming
-    # waveform to float rounding (tolerance as in test_api_streaming.py), and the per-piece decode of the
-    # recorded codes exactly.
+    # waveform (waveform_bounds.py, rule 1), and the per-piece decode of the recorded codes exactly.
     streamed = np.concatenate([c.pcm for c in chunks])
     (full,), _ = short_engine.generate_custom_voice(LONG_TEXT, "vivian", "english", **GREEDY)
-    speech_tokenizer = tiny_custom_voice_tts.model.speech_tokenizer
+    speech_tokenizer = tiny_custom_voice_tts_f64.model.speech_tokenizer
     pieces = [torch.stack(frames[i : i + 3]) for i in (0, 3, 6)]
     per_piece = np.concatenate([decode_full(speech_tokenizer, codes) for codes in pieces])
     np.testing.assert_array_equal(full, per_piece)
     assert streamed.shape == full.shape == (len(frames) * 1920,)
-    assert (np.abs(streamed - full) > 1e-5).mean() <= 1e-4
+    assert_same_audio(streamed, full, "long text streamed vs whole")
 
 
 def test_no_room_for_text_raises(tiny_custom_voice_tts):

@@ -2,22 +2,22 @@
 engine decoding on the main stream (codec_stream=False) and against the non-streaming decode. gpu-marked,
 except `test_checks_on_cpu`: on the CPU both engines take the one plain path, so CI runs the checks' logic.
 
-- The codec alone captured and replayed on its own stream == qwen-tts's decode within test_codec_gpu.py's
-  float32 tolerance (released architecture, audio-range random weights: no clipping).
+- The codec alone captured and replayed on its own stream: as accurate as qwen-tts's decode (released
+  architecture, audio-range random weights: no clipping; waveform_bounds.py, rule 2).
 - Frames handed out on a consumer stream equal the frames cloned on the generating stream token for token
-  (greedy, float32, several pipelines), also while the consumer stream is kept busy (torch.cuda._sleep), so
+  (greedy, float64, several pipelines), also while the consumer stream is kept busy (torch.cuda._sleep), so
   that its clones run long after the generating stream has launched the replays that rewrite their ring
   slots: only the read events hold those rewrites back.
 - Streamed audio, chunks of 1 then 4 and of 1 then 1: with the side stream == without it == the full
-  non-streaming decode, within test_api_gpu.py's tolerance (float32, TF32 off; the random codecs clip, so
-  rounding can flip a few clipped samples: at most STREAM_DIFFER_FRACTION of the samples may differ by more
-  than 1e-5). Utterances back to back, EOS inside a chunk, a cancel and a close in the middle each followed
-  by a clean utterance, the prefetch thread, a voice-clone prefix, a text split into pieces.
+  non-streaming decode (float64 engines: waveform_bounds.py, rule 1). Utterances back to back, EOS inside a
+  chunk, a cancel and a close in the middle each followed by a clean utterance, the prefetch thread, a
+  voice-clone prefix, a text split into pieces.
 - The same frames and audio on the full-size 0.6B architecture (random weights,
   bench/full_size_checkpoint.py).
 """
 
 import contextlib
+import copy
 import threading
 from dataclasses import replace
 
@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import torch
 from test_frame_generator import EOS_REQUEST, LONG_REQUEST  # greedy on CPU: EOS after 8 frames / no EOS
+from waveform_bounds import assert_as_accurate, assert_same_audio
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
 from qwen3_tts_ros.engine.codec_stream import CausalCodecDecoder
@@ -37,7 +38,6 @@ from qwen3_tts_ros.testing.tiny_checkpoint import random_speech_decoder
 GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=32)
 CHUNKINGS = [(1, 4), (1, 1)]  # (first_chunk_frames, chunk_frames)
 PIPELINES = [(1, 1), (2, 1), (3, 1), (2, 2), (3, 4)]  # (launch_ahead, frames_per_replay)
-STREAM_DIFFER_FRACTION = 1e-3
 BUSY_CYCLES = 10_000_000  # ~5 ms of GPU clock per frame handed out: the consumer falls further behind
 
 
@@ -67,23 +67,14 @@ def streamed(engine, request, chunking, **kwargs):
     return np.concatenate([c.pcm for c in chunks]), stream.stats
 
 
-def assert_close(got, expected, what):
-    assert got.shape == expected.shape, what
-    diff = np.abs(got.astype(np.float64) - expected)
-    differ = (diff > 1e-5).mean() if len(diff) else 0.0
-    print(f"{what}: {len(got) // SAMPLES_PER_FRAME} frames, max |diff| {diff.max(initial=0):.3g}, "
-          f"fraction > 1e-5: {differ:.3g}")
-    assert differ <= STREAM_DIFFER_FRACTION, what
-
-
 def check_streams(on, off, request, chunking):
     """One request streamed with and without the side stream, and decoded whole."""
     full = on.synthesize(request)
     got, stats = streamed(on, request, chunking)
     expected, expected_stats = streamed(off, request, chunking)
     assert (stats.frames, stats.stopped_by) == (expected_stats.frames, expected_stats.stopped_by)
-    assert_close(got, expected, f"side stream vs main stream {chunking} {stats.stopped_by}")
-    assert_close(got, full, f"side stream vs full {chunking} {stats.stopped_by}")
+    assert_same_audio(got, expected, f"side stream vs main stream {chunking} {stats.stopped_by}")
+    assert_same_audio(got, full, f"side stream vs full {chunking} {stats.stopped_by}")
     return stats
 
 
@@ -91,7 +82,7 @@ def check_interruptions(on, off, requests):
     """Back to back, cancel, close, prefetch: every clean utterance after them equals the reference."""
     references = [streamed(off, request, (1, 4))[0] for request in requests]
     for request, reference in zip(requests + requests, references + references):
-        assert_close(streamed(on, request, (1, 4))[0], reference, "back to back")
+        assert_same_audio(streamed(on, request, (1, 4))[0], reference, "back to back")
     cancel = threading.Event()
     chunks = []
     for chunk in on.stream(requests[0], first_chunk_frames=1, chunk_frames=2, cancel=cancel):
@@ -99,17 +90,17 @@ def check_interruptions(on, off, requests):
         if len(chunks) == 2:
             cancel.set()  # frames launched ahead and handed out to the side stream are dropped
     assert chunks[-1].is_final and chunks[-1].frame_count == 0 and len(chunks) == 3
-    assert_close(streamed(on, requests[1], (1, 4))[0], references[1], "after a cancel")
+    assert_same_audio(streamed(on, requests[1], (1, 4))[0], references[1], "after a cancel")
     stream = on.stream(requests[0], first_chunk_frames=1, chunk_frames=4)
     next(iter(stream))
     stream.close()  # replays still in flight, the next frames not decoded
-    assert_close(streamed(on, requests[0], (1, 4))[0], references[0], "after a close")
+    assert_same_audio(streamed(on, requests[0], (1, 4))[0], references[0], "after a close")
     got, _ = streamed(on, requests[1], (1, 4), prefetch_chunks=2)  # producer thread: its own main stream
-    assert_close(got, references[1], "prefetch")
+    assert_same_audio(got, references[1], "prefetch")
     cancel = threading.Event()
     for _ in on.stream(requests[0], cancel=cancel, prefetch_chunks=1):
         cancel.set()
-    assert_close(streamed(on, requests[0], (1, 1))[0], references[0], "after a prefetch cancel")
+    assert_same_audio(streamed(on, requests[0], (1, 1))[0], references[0], "after a prefetch cancel")
 
 
 def greedy(request, sampling=GREEDY):
@@ -117,9 +108,9 @@ def greedy(request, sampling=GREEDY):
 
 
 @pytest.mark.usefixtures("torch_single_thread")
-def test_checks_on_cpu(tiny_custom_voice_tts):
-    on = Qwen3TTSCudaGraphs(tiny_custom_voice_tts, max_seq_len=256)
-    off = Qwen3TTSCudaGraphs(tiny_custom_voice_tts, max_seq_len=256, codec_stream=False)
+def test_checks_on_cpu(tiny_custom_voice_tts_f64):
+    on = Qwen3TTSCudaGraphs(tiny_custom_voice_tts_f64, max_seq_len=256)
+    off = Qwen3TTSCudaGraphs(tiny_custom_voice_tts_f64, max_seq_len=256, codec_stream=False)
     assert on.decode_stream is None and off.decode_stream is None  # no streams on the CPU
     short = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=10)
     stats = check_streams(on, off, greedy(EOS_REQUEST), (1, 4))
@@ -133,7 +124,7 @@ def test_checks_on_cpu(tiny_custom_voice_tts):
 # -- CUDA ----------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cuda_tts(tiny_custom_voice_dir):
-    tts = load_qwen_tts(tiny_custom_voice_dir, device="cuda", dtype=torch.float32)
+    tts = load_qwen_tts(tiny_custom_voice_dir, device="cuda", dtype=torch.float64)
     yield tts
     del tts
     torch.cuda.empty_cache()
@@ -162,10 +153,11 @@ def test_codec_on_its_own_stream(no_tf32):
     codes = codes.cuda()  # a blocking copy: complete before the codec's stream reads it
     codec = CausalCodecDecoder(decoder, stream=torch.cuda.Stream(priority=-1))
     assert codec.capture() > 0
-    full = codec_test.full_decode(decoder, codes)
+    theirs = codec_test.full_decode(decoder, codes)
+    exact = codec_test.full_decode(copy.deepcopy(decoder).to(torch.float64), codes)
     for sizes in ([1, 4], [1, 1], [3, 7]):
         got = codec_test.stream(codec, codes, sizes)
-        assert codec_test.max_diff(got, full, f"own stream {sizes}") <= codec_test.FP32_TOLERANCE
+        assert_as_accurate(got, theirs, exact, f"own stream {sizes}")
 
 
 @pytest.mark.gpu
@@ -202,14 +194,15 @@ def test_interruptions_on_the_side_stream(cuda_engines, no_tf32):
 @pytest.mark.gpu
 def test_voice_clone_prefix_and_split_text(tiny_base_dir, tiny_custom_voice_dir, reference_audio, no_tf32):
     """The reference codes (put on the device on the main stream) and a chunk spanning two text pieces."""
-    base = load_qwen_tts(tiny_base_dir, device="cuda", dtype=torch.float32)
+    base = load_qwen_tts(tiny_base_dir, device="cuda", dtype=torch.float64)
     on, off = (Qwen3TTSCudaGraphs(base, max_seq_len=256, codec_stream=flag) for flag in (True, False))
     prompt = on.create_voice_prompt(reference_audio, ref_text="Reference words.")
     (request,) = on.voice_clone_requests("Cloned speech.", voice_clone_prompt=prompt)
     request = greedy(request)
     for chunking in CHUNKINGS:
-        assert_close(streamed(on, request, chunking)[0], streamed(off, request, chunking)[0], "voice clone")
-    custom = load_qwen_tts(tiny_custom_voice_dir, device="cuda", dtype=torch.float32)
+        side, main = streamed(on, request, chunking)[0], streamed(off, request, chunking)[0]
+        assert_same_audio(side, main, "voice clone")
+    custom = load_qwen_tts(tiny_custom_voice_dir, device="cuda", dtype=torch.float64)
     on, off = (Qwen3TTSCudaGraphs(custom, max_seq_len=96, codec_stream=flag) for flag in (True, False))
     (request,) = on.custom_voice_requests("First part of it. Then the second part! And a third.", "vivian")
     request = greedy(request)
@@ -219,10 +212,11 @@ def test_voice_clone_prefix_and_split_text(tiny_base_dir, tiny_custom_voice_dir,
 
 @pytest.mark.gpu
 def test_full_size(tmp_path, no_tf32):
-    """Released 0.6B architecture, random weights, float32, greedy, EOS kept out: 40 frames."""
+    """Released 0.6B architecture, random weights, float64 (audio compared by rule 1), greedy, EOS kept out:
+    40 frames."""
     from bench.full_size_checkpoint import write_full_size_checkpoint  # the repository root is on sys.path
 
-    tts = load_qwen_tts(write_full_size_checkpoint(tmp_path, "0b6"), device="cuda", dtype=torch.float32)
+    tts = load_qwen_tts(write_full_size_checkpoint(tmp_path, "0b6"), device="cuda", dtype=torch.float64)
     sampling = SamplingParams(
         do_sample=False, subtalker_dosample=False, max_new_tokens=41, min_new_tokens=41
     )

@@ -51,12 +51,14 @@ def test_rms_norm_matches_module(tiny_custom_voice_tts):
     "seq,cache_len,heads,kv_heads", [(1, 32, 4, 2), (6, 32, 4, 2), (5, 16, 16, 8), (3, 8, 4, 4)]
 )
 def test_grouped_query_attention_equals_repeated_kv(seq, cache_len, heads, kv_heads):
-    """Folding query-head groups into the query length == transformers' repeat_kv + SDPA with the mask."""
+    """Folding query-head groups into the query length == transformers' repeat_kv + SDPA with the mask. In
+    float64, so the bound is float64 rounding of a <= 32-term softmax-weighted sum (~1e-16 relative), with a
+    wide margin: 1e-12."""
     g = torch.Generator().manual_seed(seq * 100 + cache_len)
     d = 16
-    q = torch.randn(1, heads, seq, d, generator=g)
-    k = torch.randn(1, kv_heads, cache_len, d, generator=g)
-    v = torch.randn(1, kv_heads, cache_len, d, generator=g)
+    q = torch.randn(1, heads, seq, d, generator=g, dtype=torch.float64)
+    k = torch.randn(1, kv_heads, cache_len, d, generator=g, dtype=torch.float64)
+    v = torch.randn(1, kv_heads, cache_len, d, generator=g, dtype=torch.float64)
     positions = torch.arange(seq) + 2  # queries at positions 2..seq+1 of the cache
     mask = causal_mask(positions, cache_len)
     n_rep = heads // kv_heads
@@ -64,6 +66,6 @@ def test_grouped_query_attention_equals_repeated_kv(seq, cache_len, heads, kv_he
     v_rep = v[:, :, None].expand(1, kv_heads, n_rep, cache_len, d).reshape(1, heads, cache_len, d)
     ref = F.scaled_dot_product_attention(q, k_rep, v_rep, attn_mask=mask, scale=d**-0.5)
     ours = grouped_query_attention(q, k, v, mask, d**-0.5)
-    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
     # the mask matters: slots after each query's position are not attended
     assert not torch.allclose(ours, F.scaled_dot_product_attention(q, k_rep, v_rep, scale=d**-0.5))
