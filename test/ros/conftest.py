@@ -10,6 +10,8 @@ import uuid
 
 import pytest
 
+from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT
+
 os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
 
 # Every override the tests' node processes share: the tiny checkpoint on CPU, greedy decoding (deterministic,
@@ -78,7 +80,7 @@ class RunningNode:
     def log(self, tail: int = 4000) -> str:
         return self.proc.log_text()[-tail:]
 
-    def state(self, timeout: float = 60.0) -> str:
+    def state(self, timeout: float = TIMEOUT) -> str:
         """Lifecycle state once the services answer (a fresh process needs a few seconds)."""
         return self.client.get_state(timeout=timeout)
 
@@ -95,7 +97,7 @@ class RunningNode:
         assert client.wait_done(mark, timeout), f"utterance did not complete\n{self.log()}"
         return mark, client.utterances(mark["chunks"]), client.latencies(mark["latency"])
 
-    def status(self, after: int = -1, timeout: float = 10.0) -> dict:
+    def status(self, after: int = -1, timeout: float = TIMEOUT) -> dict:
         """Key/values of the newest '<node>: synthesis' diagnostic status (see TtsClient.status)."""
         return self.client.status(after, timeout)
 
@@ -142,7 +144,7 @@ def node_session(node_factory):
             if activate:
                 assert running.client.change_state("configure"), running.log()
                 assert running.client.change_state("activate"), running.log()
-                assert running.client.wait_for_subscriber(30.0)
+                assert running.client.wait_for_subscriber(TIMEOUT)
             yield running
         finally:
             rc = running.close()

@@ -10,6 +10,8 @@ from audio_common_msgs.msg import AudioInfo  # noqa: E402
 from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
+from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def ros_node():
@@ -29,7 +31,7 @@ def _round_trip(ros_node, msg_type, topic, msg):
     received = []
     sub = node.create_subscription(msg_type, topic, received.append, qos)
     pub = node.create_publisher(msg_type, topic, qos)
-    deadline = time.monotonic() + 10.0
+    deadline = time.monotonic() + TIMEOUT
     while pub.get_subscription_count() < 1 and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.05)
     pub.publish(msg)

@@ -6,9 +6,10 @@ deactivate and stop mid-utterance, cleanup + configure again with another output
 """
 import pytest
 
+from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT
+
 pytestmark = pytest.mark.ros
 
-TIMEOUT = 120.0
 MISSING_MODEL = "/nonexistent/qwen3-tts-model"
 
 
@@ -51,8 +52,8 @@ def test_load_time_parameters_refused_while_configured(node):
 def test_text_while_inactive_is_rejected_and_counted(node):
     assert node.state() == "inactive"
     client = node.client
-    assert client.wait_for_subscriber(30.0)
-    assert client.wait_for(lambda: client.count("audio_info") >= 1, 10.0)
+    assert client.wait_for_subscriber(TIMEOUT)
+    assert client.wait_for(lambda: client.count("audio_info") >= 1, TIMEOUT)
     assert client.audio_info[-1].msg.sample_rate == 24000
     before = int(node.status()["rejected"])
     mark = client.mark()
@@ -80,9 +81,9 @@ def test_deactivate_mid_utterance_ends_it_with_a_final_chunk(node, long_text):
     client = node.client
     assert client.change_state("activate"), node.log()
     mark = _start_long(node, long_text)
-    assert client.change_state("deactivate", timeout=30.0), node.log()
+    assert client.change_state("deactivate"), node.log()
     assert client.get_state() == "inactive"
-    assert client.wait_done(mark, 10.0), "final chunk, latency and speaking=false must follow the deactivate"
+    assert client.wait_done(mark, TIMEOUT), "final chunk, latency, speaking=false must follow the deactivate"
     (msgs,) = [[r.msg for r in g] for g in client.utterances(mark["chunks"]).values()]
     assert [m.sequence for m in msgs] == list(range(len(msgs))) and msgs[-1].is_final
     (lat,) = client.latencies(mark["latency"])
@@ -95,7 +96,7 @@ def test_reactivate_and_stop_service(node, long_text):
     mark = _start_long(node, long_text)
     response = client.stop()
     assert response.success, response.message
-    assert client.wait_done(mark, 30.0), node.log()
+    assert client.wait_done(mark, TIMEOUT), node.log()
     (lat,) = client.latencies(mark["latency"])
     assert lat.interrupted
     response = client.stop()
@@ -112,7 +113,7 @@ def test_cleanup_then_configure_float32_resampled(node):
     info_mark = client.count("audio_info")
     assert client.change_state("configure"), node.log()
     assert client.change_state("activate"), node.log()
-    assert client.wait_for(lambda: client.count("audio_info") > info_mark, 10.0)
+    assert client.wait_for(lambda: client.count("audio_info") > info_mark, TIMEOUT)
     info = client.audio_info[-1].msg
     assert (info.sample_rate, info.sample_format, info.bitrate) == (16000, "F32LE", 16000 * 32)
     _, groups, latencies = node.speak("Resampled output for an older speaker.")

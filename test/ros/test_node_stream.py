@@ -7,10 +7,11 @@ the expected output of the same request.
 import numpy as np
 import pytest
 
+from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT
+
 pytestmark = pytest.mark.ros
 
 SHORT_FRAMES = 20  # max_new_tokens for the quick utterances
-TIMEOUT = 120.0
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,7 @@ def test_stop_service_mid_utterance(node, long_text):
     assert client.wait_for(lambda: client.count("chunks") > mark["chunks"], TIMEOUT)
     response = client.stop()
     assert response.success and response.message.startswith("stopped the current utterance"), response.message
-    assert client.wait_done(mark, 30.0), node.log()
+    assert client.wait_done(mark, TIMEOUT), node.log()
     groups = client.utterances(mark["chunks"])
     (msgs,) = [[r.msg for r in g] for g in groups.values()]
     assert [m.sequence for m in msgs] == list(range(len(msgs))) and msgs[-1].is_final

@@ -19,6 +19,8 @@ import uuid
 
 import pytest
 
+from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT
+
 pytestmark = pytest.mark.ros
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -121,7 +123,7 @@ def test_node_never_touches_the_network_nor_uses_topic_text_as_anything_but_text
         shutil.copytree(tiny_custom_voice_checkpoint, model_dir)
         node.set_params(model=str(model_dir))
         assert client.change_state("configure") and client.change_state("activate"), node.log()
-        assert client.wait_for_subscriber(30.0)
+        assert client.wait_for_subscriber(TIMEOUT)
 
         topic = f"{marker}_topic"
         hostile = [
@@ -148,7 +150,7 @@ def test_node_never_touches_the_network_nor_uses_topic_text_as_anything_but_text
         assert client.wait_for(lambda: client.count("chunks") > mark["chunks"] + 1, 120.0), node.log()
         rc = node.proc.stop(timeout=30.0, sig=signal.SIGTERM)
         assert rc == 0, node.log()
-        assert client.wait_for(lambda: client.finals(mark["chunks"]), 5.0)
+        assert client.wait_for(lambda: client.finals(mark["chunks"]), TIMEOUT)
         assert client.speaking[-1].msg.data is False
         assert client.stream_problems(mark["chunks"]) == []
     finally:

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT
+
 pytestmark = pytest.mark.ros
 
 LONG = os.environ.get("QWEN3_TTS_ROS_LONG") == "1"
@@ -42,7 +44,7 @@ def test_random_mixed_traffic(node):
     client = node.client
     rng = random.Random(int(os.environ.get("QWEN3_TTS_ROS_SOAK_SEED", "0")))
     assert client.change_state("configure") and client.change_state("activate"), node.log()
-    assert client.wait_for_subscriber(30.0)
+    assert client.wait_for_subscriber(TIMEOUT)
     mark = client.mark()
     received_before = int(node.status()["texts_received"])
     sent = 0
