@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 
 # /proc/<pid>/status fields reported by memory_status: the resident set split into anonymous memory (heap,
 # arenas, pinned buffers), file-backed pages (shared libraries touched, e.g. GPU kernels loaded lazily from
@@ -50,6 +51,15 @@ def mapping_count(pid: int | str = "self") -> int:
     allocations, pinned buffers)."""
     with open(f"/proc/{pid}/maps") as f:
         return sum(1 for _ in f)
+
+
+def process_age_s(pid: int | str = "self") -> float:
+    """Seconds since `pid` started (its start time in /proc/<pid>/stat against /proc/uptime)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: starttime in ticks
 
 
 class _Mallinfo2(ctypes.Structure):

@@ -15,6 +15,16 @@ def test_memory_status_splits_the_resident_set():
     assert status["Threads"] >= 1 and pm.mapping_count() > 10
 
 
+def test_process_age_counts_from_the_start_of_this_process():
+    import time
+
+    started = time.monotonic() - pm.process_age_s()
+    time.sleep(0.2)
+    # The start time does not move (bound: /proc/uptime has 10 ms resolution, the start time one clock tick).
+    assert abs((time.monotonic() - pm.process_age_s()) - started) < 0.1
+    assert pm.process_age_s() > 0
+
+
 @pytest.mark.skipif(pm.mallinfo2() is None, reason="needs glibc >= 2.33")
 def test_mallinfo2_sees_blocks_allocated_and_freed():
     before = pm.mallinfo2()["uordblks"]
