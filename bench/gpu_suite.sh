@@ -4,10 +4,14 @@
 # ${OUT:-bench/results/latest}.
 #   Wheels for qwen-tts 0.1.1 + transformers 4.57.3 (the device image has transformers 5.x) are carried in
 #   .whl/ and installed into /tmp/site, which goes first on PYTHONPATH. Stages: tests parity profile
-#   framegraph bench codec overlap overlapbench endurance cycles (default: tests parity bench codec). endurance
-#   and cycles (bench/endurance.py) take ~5 min each on an H100: run them in their own device calls. overlap:
-#   the side-stream codec's gpu tests; overlapbench: the 0.6B benchmark with the codec on the side and on the
-#   main stream (each a few minutes: their own device calls too).
+#   framegraph bench codec overlap overlapbench endurance cycles node0b6 node1b7 (default: tests parity bench
+#   codec). endurance and cycles (bench/endurance.py) take ~5 min each on an H100: run them in their own
+#   device calls. overlap: the side-stream codec's gpu tests; overlapbench: the 0.6B benchmark with the codec
+#   on the side and on the main stream (each a few minutes: their own device calls too). node0b6 / node1b7:
+#   bench/endurance_node_defaults.py (the node's worker with config/tts.yaml's defaults) on full-size 0.6B /
+#   1.7B, one device call each: it stops by itself ENDURANCE_BUDGET_S (default 510) seconds after this script
+#   started (wheel install included) and writes endurance_node_<size>.json / .log; ENDURANCE_ARGS adds
+#   options (e.g. "--tracemalloc 1 --malloc-trim --shape-probe 40").
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${OUT:-bench/results/latest}"
@@ -32,6 +36,11 @@ for stage in $stages; do
     codec) python3 bench/codec_stream.py --device cuda --dtype bfloat16 --out "$out/codec_stream.json" 2>&1 | tee "$out/codec_stream.log" || rc=1 ;;
     endurance) python3 bench/endurance.py --size 0b6 --utterances 500 --out "$out/endurance.json" 2>&1 | tee "$out/endurance.log" || rc=1 ;;
     cycles) python3 bench/endurance.py --size 0b6 --utterances 0 --cycles 20 --out "$out/cycles.json" 2>&1 | tee "$out/cycles.log" || rc=1 ;;
+    node0b6|node1b7)
+      size=${stage#node}
+      # shellcheck disable=SC2086
+      python3 bench/endurance_node_defaults.py --size "$size" --budget-s $((${ENDURANCE_BUDGET_S:-510} - SECONDS)) \
+        ${ENDURANCE_ARGS:-} --out "$out/endurance_node_$size.json" 2>&1 | tee "$out/endurance_node_$size.log" || rc=1 ;;
     *) echo "unknown stage $stage"; rc=1 ;;
   esac
 done

@@ -37,7 +37,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
-from qwen3_tts_ros.engine.types import SAMPLE_RATE, SamplingParams
+from qwen3_tts_ros.engine.types import SAMPLE_RATE
 from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
@@ -45,11 +45,11 @@ from qwen3_tts_ros.node.pcm import PcmEncoder
 from qwen3_tts_ros.node.text import clean_text, split_sentences
 from qwen3_tts_ros.node.worker import (
     ConfigError,
-    LoadConfig,
     ModelReleased,
     QueuedText,
     SynthesisWorker,
-    UtteranceSettings,
+    load_config,
+    utterance_settings,
 )
 
 NODE_NAME = "qwen3_tts"
@@ -108,17 +108,6 @@ class TtsNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
-    @staticmethod
-    def _utterance_settings(v: dict[str, Any]) -> UtteranceSettings:
-        sampling = SamplingParams(
-            **{name.split(".", 1)[1]: v[name] for name in v if name.startswith("sampling.")}
-        )
-        return UtteranceSettings(
-            sampling=sampling,
-            first_chunk_frames=v["streaming.first_chunk_frames"],
-            chunk_frames=v["streaming.chunk_frames"],
-        )
-
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._state_label = "configuring"
@@ -128,27 +117,7 @@ class TtsNode(LifecycleNode):
                 reason = P.validate(name, value)
                 if reason:
                     raise ConfigError(f"invalid parameter: {reason}")
-            cfg = LoadConfig(
-                model=v["model"],
-                allow_download=v["allow_download"],
-                device=v["device"],
-                dtype=v["dtype"],
-                max_seq_len=v["max_seq_len"],
-                use_cuda_graphs=v["use_cuda_graphs"],
-                compile=v["compile"],
-                prefill_buckets=v["prefill_buckets"],
-                mode=v["voice.mode"],
-                language=v["voice.language"],
-                speaker=v["voice.speaker"],
-                instruct=v["voice.instruct"],
-                ref_audio=v["voice.ref_audio"],
-                ref_text=v["voice.ref_text"],
-                x_vector_only=v["voice.x_vector_only"],
-                pcm_format=v["output.format"],
-                sample_rate=v["output.sample_rate"],
-                warmup_text=v["warmup.text"],
-                warmup_settings=self._utterance_settings(v),
-            )
+            cfg = load_config(v)
             message = self._worker.load(cfg).result(TRANSITION_TIMEOUT_S)
             self._create_entities(v)
         except ConfigError as exc:
@@ -345,7 +314,7 @@ class TtsNode(LifecycleNode):
             )
             return
         segments = split_sentences(text) if v["text.split_sentences"] else [text]
-        queued = QueuedText(segments=segments, settings=self._utterance_settings(v), received_at=received_at)
+        queued = QueuedText(segments=segments, settings=utterance_settings(v), received_at=received_at)
         dropped = self._worker.enqueue(queued, v["queue.policy"], v["queue.max_size"])
         if dropped is None:
             self._count("rejected")

@@ -27,6 +27,7 @@ from qwen3_tts_ros.engine.voice_settings import (
     VoiceSettings,
     VoiceSettingsError,
     check_ref_audio,
+    node_label,
     voice_request_fields,
 )
 from qwen3_tts_ros.home import keep_compiled_kernels
@@ -104,6 +105,40 @@ class LoadConfig:
     sample_rate: int
     warmup_text: str
     warmup_settings: UtteranceSettings
+
+
+def utterance_settings(values: dict[str, Any]) -> UtteranceSettings:
+    """The per-utterance settings in the node's parameter values (name -> value, as params.read_all gives
+    them, or config/tts.yaml's ros__parameters)."""
+    sampling = SamplingParams(
+        **{name.split(".", 1)[1]: values[name] for name in values if name.startswith("sampling.")}
+    )
+    return UtteranceSettings(
+        sampling=sampling,
+        first_chunk_frames=values["streaming.first_chunk_frames"],
+        chunk_frames=values["streaming.chunk_frames"],
+    )
+
+
+# LoadConfig fields whose parameter has another name (the voice ones are voice.<field>, the rest the same).
+_PARAMETER_OF_FIELD = {
+    "pcm_format": "output.format",
+    "sample_rate": "output.sample_rate",
+    "warmup_text": "warmup.text",
+}
+
+
+def load_config(values: dict[str, Any]) -> LoadConfig:
+    """The load-time configuration in the node's parameter values (as for utterance_settings)."""
+    voice = {f.name for f in dataclasses.fields(VoiceSettings)}
+
+    def parameter(name: str) -> str:
+        return node_label(name) if name in voice else _PARAMETER_OF_FIELD.get(name, name)
+
+    names = [f.name for f in dataclasses.fields(LoadConfig) if f.name != "warmup_settings"]
+    kwargs = {name: values[parameter(name)] for name in names}
+    kwargs["prefill_buckets"] = tuple(kwargs["prefill_buckets"])
+    return LoadConfig(**kwargs, warmup_settings=utterance_settings(values))
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
