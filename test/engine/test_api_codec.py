@@ -3,8 +3,8 @@
 For any chunking (1,1,1...; 1 then 4s; 3s; 7s; one chunk), with or without a voice-clone prefix, across the
 72-frame attention window and across qwen-tts's 300-frame decode segments, the streamed samples equal
 qwen-tts's `speech_tokenizer.decode` of the whole sequence. Two rules (waveform_bounds.py):
-- in float64 the two are equal to float64 rounding (rule 1, per sample <= 2**-23 after the float32 output
-  rounding): the carried state is exact;
+- in float64 the two are equal to float64 rounding and qwen-tts's two float32 steps (rule 1, per sample
+  <= EXACT_BOUND): the carried state is exact;
 - in float32, on audio-range random codecs (waveform std ~0.2, see tiny_checkpoint.write_speech_tokenizer),
   the stream is as close to the float64 decode as qwen-tts's own float32 decode is (rule 2).
 The tiny model checkpoints' own codec clips nearly every sample at +-1 (random weights of huge gain), so it

@@ -1,7 +1,7 @@
 """Qwen3TTSCudaGraphs.stream(): chunking, formats, equality with the non-streaming waveform, cancel, prefetch.
 
 The engines here run the tiny checkpoints in float64, so streamed vs non-streaming audio (the same codes,
-decoded in chunks vs whole) is compared for exactness: waveform_bounds.py, rule 1 (per sample <= 2**-23).
+decoded in chunks vs whole) is compared for exactness: waveform_bounds.py, rule 1 (per sample <= EXACT_BOUND).
 Float32 rounding of the streaming codec is tested on its own in test_api_codec.py (rule 2).
 """
 
