@@ -300,7 +300,7 @@ class FrameGenerator:
             self._slot_read[slot] = None
         self.ring[slot].copy_(self.frames)
         done = None
-        if self.host_ring is not self.ring:
+        if self.device.type == "cuda":
             self.host_ring[slot].copy_(self.frames, non_blocking=True)
             done = torch.cuda.Event(enable_timing=True)
             done.record()
@@ -308,7 +308,7 @@ class FrameGenerator:
 
     def _decode(self, prefill, sampling, cancel, stats, consumer) -> Iterator[torch.Tensor]:
         start = time.perf_counter()
-        on_cuda = self.host_ring is not self.ring
+        on_cuda = self.device.type == "cuda"
         prefill_start = prefill_done = None
         if on_cuda:
             prefill_start = torch.cuda.Event(enable_timing=True)

@@ -13,7 +13,7 @@ import pathlib
 
 import torch
 
-# What `Qwen3TTSModel.from_pretrained` reads from a model directory (see the reference, section 5).
+# What qwen-tts 0.1.1's `Qwen3TTSModel.from_pretrained` reads from a model directory.
 REQUIRED_FILES = (
     "config.json",
     "generation_config.json",

@@ -23,17 +23,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from .pcm import PCM_FORMATS, to_pcm
 from .types import SAMPLE_RATE, SAMPLES_PER_FRAME, PcmChunk, StreamStats
-
-PCM_FORMATS = ("int16", "float32")
-
-
-def to_pcm(wav: np.ndarray, pcm_format: str) -> np.ndarray:
-    """float waveform in [-1, 1] -> int16 (full scale 32767) or float32 samples."""
-    if pcm_format == "float32":
-        return wav.astype(np.float32, copy=False)
-    return np.clip(np.round(wav * 32767.0), -32768, 32767).astype(np.int16)
-
 
 def check_chunking(first_chunk_frames: int, chunk_frames: int, pcm_format: str) -> None:
     if first_chunk_frames < 1 or chunk_frames < 1:

@@ -11,9 +11,6 @@ import numpy as np
 
 SAMPLE_RATE = 24000
 SAMPLES_PER_FRAME = 1920  # one 12.5 Hz codec frame = 80 ms at 24 kHz
-FRAME_SECONDS = SAMPLES_PER_FRAME / SAMPLE_RATE
-
-MODES = ("voice_clone", "custom_voice", "voice_design")
 # tts_model_type in config.json -> the generation mode it supports
 MODE_OF_MODEL_TYPE = {"base": "voice_clone", "custom_voice": "custom_voice", "voice_design": "voice_design"}
 
@@ -79,7 +76,7 @@ class SpeechRequest:
     """One utterance to synthesise (batch size 1)."""
 
     text: str
-    mode: str  # one of MODES
+    mode: str  # voice_clone, custom_voice or voice_design (MODE_OF_MODEL_TYPE's values)
     language: str = "Auto"
     speaker: str | None = None  # custom_voice
     instruct: str | None = None  # custom_voice (1.7B) / voice_design

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .types import MODE_OF_MODEL_TYPE
+from .voice_prompt import is_url
 
 
 class VoiceSettingsError(ValueError):
@@ -41,10 +42,6 @@ def node_label(name: str) -> str:
     return name if name == "allow_download" else f"voice.{name}"
 
 
-def _is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
-
-
 def check_ref_audio(
     settings: VoiceSettings, *, allow_download: bool, label: Callable[[str], str] = node_label
 ) -> None:
@@ -52,7 +49,7 @@ def check_ref_audio(
     ref = settings.ref_audio
     if not ref:
         return
-    if _is_url(ref):
+    if is_url(ref):
         if not allow_download:
             raise VoiceSettingsError(
                 f"{label('ref_audio')} is a URL ({ref}); set {label('allow_download')} or give a local file"
@@ -111,7 +108,7 @@ def voice_request_fields(
             raise VoiceSettingsError(
                 f"{label('ref_text')} is required in voice_clone mode unless {label('x_vector_only')}"
             )
-        ref = settings.ref_audio if _is_url(settings.ref_audio) else os.path.expanduser(settings.ref_audio)
+        ref = settings.ref_audio if is_url(settings.ref_audio) else os.path.expanduser(settings.ref_audio)
         try:
             fields["voice_prompt"] = engine.create_voice_prompt(
                 ref, ref_text=settings.ref_text or None, x_vector_only_mode=settings.x_vector_only

@@ -15,10 +15,11 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
+from qwen3_tts_ros.engine.pcm import PCM_FORMATS
+
 DEVICES_HELP = "'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'"
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 VOICE_MODES = ("", "voice_clone", "custom_voice", "voice_design")
-PCM_FORMATS = ("int16", "float32")
 QUEUE_POLICIES = ("queue", "interrupt")
 
 
