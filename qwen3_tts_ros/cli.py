@@ -111,18 +111,17 @@ def read_text(words: list[str], stdin) -> str:
 
 
 def check_numbers(args) -> None:
-    if args.first_chunk_frames < 1 or args.chunk_frames < 1:
-        raise BadInput("--first-chunk-frames and --chunk-frames must be >= 1")
+    """The engine's rules (and messages) for the numbers given, before anything is loaded."""
+    from qwen3_tts_ros.engine.streaming import check_chunking
+    from qwen3_tts_ros.engine.types import SamplingParams
+
     if args.max_seq_len < 64:
         raise BadInput("--max-seq-len must be >= 64")
-    if args.max_new_tokens is not None and args.max_new_tokens < 1:
-        raise BadInput("--max-new-tokens must be >= 1")
-    if args.temperature is not None and args.temperature <= 0:
-        raise BadInput("--temperature must be > 0")
-    if args.top_k is not None and args.top_k < 0:
-        raise BadInput("--top-k must be >= 0")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise BadInput("--top-p must be in (0, 1]")
+    try:
+        check_chunking(args.first_chunk_frames, args.chunk_frames, "int16")
+        SamplingParams.check_overrides(**sampling_kwargs(args))
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
 
 
 def open_output(path: str):
@@ -194,7 +193,7 @@ def speak(args, text: str, out_file) -> int:
     import numpy as np
     import torch
 
-    from qwen3_tts_ros.engine.types import SAMPLE_RATE, SamplingParams, SpeechRequest
+    from qwen3_tts_ros.engine.types import SAMPLE_RATE, SpeechRequest
     from qwen3_tts_ros.engine.voice_settings import (
         VoiceSettings,
         VoiceSettingsError,
@@ -218,7 +217,7 @@ def speak(args, text: str, out_file) -> int:
         return 0
     try:
         fields = voice_request_fields(engine, voice, label=flag)
-        sampling = SamplingParams.merged(engine.generate_defaults, **sampling_kwargs(args))
+        sampling = engine.sampling_params(**sampling_kwargs(args))
     except VoiceSettingsError as exc:
         raise BadInput(str(exc)) from exc
     request = SpeechRequest(text=text, sampling=sampling, **fields)

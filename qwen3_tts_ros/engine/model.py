@@ -227,8 +227,10 @@ class Qwen3TTSCudaGraphs:
             raise ValueError(f"Unsupported speaker {speaker!r}. Supported: {sorted(supported)}")
         return str(speaker)
 
-    def _sampling(self, kwargs: dict[str, Any]) -> SamplingParams:
-        return SamplingParams.merged(self.generate_defaults, **kwargs)
+    def sampling_params(self, **overrides: Any) -> SamplingParams:
+        """The sampling settings of a call: `overrides` (None: not given) > the model's
+        generation_config.json > qwen-tts's defaults. TypeError / ValueError as SamplingParams.merged."""
+        return SamplingParams.merged(self.generate_defaults, **overrides)
 
     # -- voice prompts --------------------------------------------------------------------------------------
     def create_voice_clone_prompt(self, ref_audio, ref_text=None, x_vector_only_mode=False) -> list:
@@ -304,7 +306,7 @@ class Qwen3TTSCudaGraphs:
         texts = _as_list(text)
         languages = [self._check_language(x) for x in _broadcast("language", _as_list(language), len(texts))]
         prompts = self._voice_prompts(len(texts), ref_audio, ref_text, x_vector_only_mode, voice_clone_prompt)
-        sampling = self._sampling(kwargs)
+        sampling = self.sampling_params(**kwargs)
         return [
             SpeechRequest(
                 text=t,
@@ -327,7 +329,7 @@ class Qwen3TTSCudaGraphs:
         if self.tts_model_size in "0b6":  # qwen-tts: the 0.6B CustomVoice model takes no instruct
             instruct = None
         instructs = _broadcast("instruct", _as_list(instruct), len(texts))
-        sampling = self._sampling(kwargs)
+        sampling = self.sampling_params(**kwargs)
         return [
             SpeechRequest(
                 text=t,
@@ -348,7 +350,7 @@ class Qwen3TTSCudaGraphs:
         texts = _as_list(text)
         languages = [self._check_language(x) for x in _broadcast("language", _as_list(language), len(texts))]
         instructs = _broadcast("instruct", _as_list(instruct), len(texts))
-        sampling = self._sampling(kwargs)
+        sampling = self.sampling_params(**kwargs)
         return [
             SpeechRequest(
                 text=t,

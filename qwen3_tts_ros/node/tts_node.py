@@ -37,7 +37,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
-from qwen3_tts_ros.engine.types import SAMPLE_RATE, SamplingParams
+from qwen3_tts_ros.engine.types import SAMPLE_RATE
 from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
@@ -110,11 +110,8 @@ class TtsNode(LifecycleNode):
 
     @staticmethod
     def _utterance_settings(v: dict[str, Any]) -> UtteranceSettings:
-        sampling = SamplingParams(
-            **{name.split(".", 1)[1]: v[name] for name in v if name.startswith("sampling.")}
-        )
         return UtteranceSettings(
-            sampling=sampling,
+            sampling=P.sampling_overrides(v),
             first_chunk_frames=v["streaming.first_chunk_frames"],
             chunk_frames=v["streaming.chunk_frames"],
         )

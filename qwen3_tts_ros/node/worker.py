@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qwen3_tts_ros.engine.types import SAMPLE_RATE, SamplingParams, SpeechRequest
+from qwen3_tts_ros.engine.types import SAMPLE_RATE, SpeechRequest
 from qwen3_tts_ros.engine.voice_settings import (
     VoiceSettings,
     VoiceSettingsError,
@@ -66,7 +66,7 @@ class Sink(Protocol):
 class UtteranceSettings:
     """Per-utterance parameters, snapshotted when the text arrives."""
 
-    sampling: SamplingParams
+    sampling: dict[str, Any]  # SamplingParams.merged's explicit settings; None: the model's default
     first_chunk_frames: int
     chunk_frames: int
 
@@ -405,7 +405,7 @@ class SynthesisWorker:
     def _check_room_for_text(self, engine, cfg: LoadConfig) -> None:
         """Refuse at configure a max_seq_len that the voice's prompt (instruct, voice-clone reference) leaves
         no room for text in; otherwise every utterance would fail. stream() validates without generating."""
-        request = SpeechRequest(text="Hello.", sampling=cfg.warmup_settings.sampling, **self._request_fields)
+        request = self._request("Hello.", cfg.warmup_settings)
         try:
             engine.stream(request).close()
         except ValueError as exc:
@@ -448,7 +448,7 @@ class SynthesisWorker:
                 # The configured voice and chunking, a few frames only (a random model may never say EOS).
                 t0 = time.monotonic()
                 base = self._cfg.warmup_settings
-                sampling = dataclasses.replace(base.sampling, max_new_tokens=WARMUP_FRAMES)
+                sampling = {**base.sampling, "max_new_tokens": WARMUP_FRAMES}
                 settings = dataclasses.replace(base, sampling=sampling)
                 request = self._request(self._cfg.warmup_text, settings)
                 for _ in self._engine.stream(request, **self._stream_kwargs(settings, threading.Event())):
@@ -497,7 +497,8 @@ class SynthesisWorker:
             self._stats["gpu_memory_allocated_mb"] = mb
 
     def _request(self, text: str, settings: UtteranceSettings) -> SpeechRequest:
-        return SpeechRequest(text=text, sampling=settings.sampling, **self._request_fields)
+        sampling = self._engine.sampling_params(**settings.sampling)
+        return SpeechRequest(text=text, sampling=sampling, **self._request_fields)
 
     def _stream_kwargs(self, s: UtteranceSettings, cancel: threading.Event) -> dict[str, Any]:
         resampling = self._cfg.sample_rate != SAMPLE_RATE
