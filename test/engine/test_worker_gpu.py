@@ -62,7 +62,7 @@ class Recorder:
 
 def utterance_settings() -> UtteranceSettings:
     # Built from the dataclass's own fields, so a streaming field added or removed there needs no change here.
-    values = dict(sampling=GREEDY, first_chunk_frames=1, chunk_frames=4)
+    values = dict(sampling=dataclasses.asdict(GREEDY), first_chunk_frames=1, chunk_frames=4)
     return UtteranceSettings(**{f.name: values[f.name] for f in dataclasses.fields(UtteranceSettings)})
 
 
