@@ -114,6 +114,8 @@ class Qwen3TTSCudaGraphs:
             stream=self.decode_stream,
         )
         self.sample_rate = SAMPLE_RATE
+        self.source: str | None = None  # the model directory or hub id, when loaded by from_pretrained
+        self.memory_baseline_bytes = 0  # CUDA memory allocated before loading (open_engine measures it)
 
     @classmethod
     def from_pretrained(
@@ -134,7 +136,7 @@ class Qwen3TTSCudaGraphs:
         `qwen_tts.Qwen3TTSModel.from_pretrained` (e.g. attn_implementation, cache_dir, revision).
         """
         tts = load_qwen_tts(model_name, device=device, dtype=dtype, allow_download=allow_download, **kwargs)
-        return cls(
+        engine = cls(
             tts,
             max_seq_len=max_seq_len,
             use_cuda_graphs=use_cuda_graphs,
@@ -142,6 +144,8 @@ class Qwen3TTSCudaGraphs:
             codec_stream=codec_stream,
             **(frame_options or {}),
         )
+        engine.source = str(model_name)
+        return engine
 
     # -- model facts --------------------------------------------------------------------------------------
     @property

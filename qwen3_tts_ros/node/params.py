@@ -16,6 +16,9 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
+from qwen3_tts_ros.engine.config import EngineConfig
+from qwen3_tts_ros.engine.frame_generator import check_prefill_buckets
+from qwen3_tts_ros.engine.loading import check_device_name
 from qwen3_tts_ros.engine.pcm import PCM_FORMATS
 from qwen3_tts_ros.engine.types import SAMPLING_RULES, SamplingParams
 
@@ -299,16 +302,33 @@ def validate(name: str, value: Any) -> str | None:
             SamplingParams.check_overrides(**sampling_overrides({name: value}))
         except ValueError as exc:
             return str(exc)
-    if name == "prefill_buckets":
-        sizes = list(value)
-        if sizes != [0] and (not sizes or min(sizes) < 1):
-            return f"prefill_buckets must be positive prompt lengths, or [0] for none, got {sizes}"
-    if name == "device":
-        v = str(value)
-        ok = v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())
-        if not ok:
-            return f"device must be {DEVICES_HELP}, got {value!r}"
+    checks = {"prefill_buckets": _check_buckets, "device": check_device_name}  # the engine's (EngineConfig)
+    try:
+        checks.get(name, lambda value: None)(value)
+    except ValueError as exc:
+        return str(exc)
     return None
+
+
+def _check_buckets(value) -> None:
+    sizes = [int(b) for b in value]
+    if sizes != [0]:  # [0]: none
+        check_prefill_buckets(sizes)
+
+
+def engine_config(values: dict[str, Any]) -> EngineConfig:
+    """The load-time parameters of the engine as its EngineConfig (ValueError naming a setting it refuses)."""
+    buckets = tuple(b for b in values["prefill_buckets"] if b != 0)  # [0]: none (ROS has no empty int array)
+    return EngineConfig(
+        model=values["model"],
+        device=values["device"],
+        dtype=values["dtype"],
+        max_seq_len=values["max_seq_len"],
+        use_cuda_graphs=values["use_cuda_graphs"],
+        compile=values["compile"],
+        prefill_buckets=buckets,
+        allow_download=values["allow_download"],
+    )
 
 
 def declare_all(node) -> None:

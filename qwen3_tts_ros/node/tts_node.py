@@ -125,15 +125,12 @@ class TtsNode(LifecycleNode):
                 reason = P.validate(name, value)
                 if reason:
                     raise ConfigError(f"invalid parameter: {reason}")
+            try:
+                engine_config = P.engine_config(v)
+            except ValueError as exc:
+                raise ConfigError(f"invalid parameter: {exc}") from exc
             cfg = LoadConfig(
-                model=v["model"],
-                allow_download=v["allow_download"],
-                device=v["device"],
-                dtype=v["dtype"],
-                max_seq_len=v["max_seq_len"],
-                use_cuda_graphs=v["use_cuda_graphs"],
-                compile=v["compile"],
-                prefill_buckets=v["prefill_buckets"],
+                engine=engine_config,
                 mode=v["voice.mode"],
                 language=v["voice.language"],
                 speaker=v["voice.speaker"],

@@ -5,8 +5,8 @@ import torch
 
 from qwen3_tts_ros.engine.loading import load_qwen_tts
 from qwen3_tts_ros.engine.prefill import build_prefill
+from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
 from qwen3_tts_ros.engine.types import SpeechRequest, VoicePrompt
-from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
 
 TEXTS = ("Hello there, world.", "你好，世界")
 

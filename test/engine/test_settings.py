@@ -3,7 +3,9 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
+from qwen3_tts_ros.engine.config import EngineConfig, EngineConfigError, ModelLoadError, open_engine
 from qwen3_tts_ros.engine.streaming import check_chunking
 from qwen3_tts_ros.engine.types import HARD_DEFAULTS, SAMPLING_RULES, SamplingParams, SpeechRequest
 
@@ -77,3 +79,34 @@ def test_chunking_is_refused_per_setting():
         check_chunking(1, 2.5, "int16")
     with pytest.raises(ValueError, match="pcm_format"):
         check_chunking(1, 4, "int8")
+
+
+def test_engine_config_refuses_what_it_cannot_use_once_with_one_message():
+    assert EngineConfig().buckets() == (32, 64, 128, 256)
+    assert EngineConfig(max_seq_len=100).buckets() == (32, 64)  # None: the suggested sizes that fit
+    assert EngineConfig(prefill_buckets=[64]).prefill_buckets == (64,)
+    refused = [
+        (dict(max_seq_len=256, prefill_buckets=(64, 512)),
+         r"^prefill_buckets \[64, 512\] must be <= max_seq_len=256$"),
+        (dict(prefill_buckets=(32, -1)), r"^prefill_buckets must be positive prompt lengths, got \[32, -1\]"),
+        (dict(max_seq_len=12), r"^max_seq_len must be an integer >= 64, got 12$"),
+        (dict(device="tpu"), r"^device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'$"),
+        (dict(dtype="int8"), r"^dtype must be 'auto' or one of"),
+        (dict(model="https://huggingface.co/Qwen/x"), "not a URL"),
+        (dict(compile="yes"), r"^compile must be true or false, got 'yes'$"),
+    ]
+    for settings, message in refused:
+        with pytest.raises(ValueError, match=message):
+            EngineConfig(**settings)
+
+
+def test_open_engine_loads_and_names_what_it_cannot_load(tiny_custom_voice_dir, tmp_path):
+    engine = open_engine(EngineConfig(model=str(tiny_custom_voice_dir), device="cpu", max_seq_len=128))
+    assert (engine.source, engine.device.type, engine.max_seq_len) == (str(tiny_custom_voice_dir), "cpu", 128)
+    assert engine.frame_generator.compiled is False  # CPU: nothing to compile
+    engine.close()
+    with pytest.raises(ModelLoadError, match=r"^cannot load model '.*nope': FileNotFoundError: model dir"):
+        open_engine(EngineConfig(model=str(tmp_path / "nope"), device="cpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(EngineConfigError, match="CUDA is not available"):
+            open_engine(EngineConfig(model=str(tiny_custom_voice_dir), device="cuda"))

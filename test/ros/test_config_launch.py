@@ -96,7 +96,7 @@ def test_bad_values_are_refused_by_set_parameters(node_from_yaml, name, value):
     before = node_from_yaml.get_parameter(name).value
     result = node_from_yaml.set_parameters([Parameter(name, value=value)])[0]
     assert not result.successful
-    assert node_from_yaml.get_parameter(name).value == before
+    assert _same(node_from_yaml.get_parameter(name).value, before)
 
 
 def test_good_values_are_accepted_while_unconfigured(node_from_yaml):
