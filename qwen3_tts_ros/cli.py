@@ -188,7 +188,7 @@ def speak(args, text: str, out_file) -> int:
     import torch
 
     from qwen3_tts_ros.engine.types import SAMPLE_RATE, SpeechRequest
-    from qwen3_tts_ros.engine.voice_settings import (
+    from qwen3_tts_ros.engine.voice import (
         VoiceSettings,
         VoiceSettingsError,
         check_ref_audio,

@@ -23,7 +23,7 @@ import numpy as np
 
 from qwen3_tts_ros.engine.config import EngineConfig, is_out_of_memory
 from qwen3_tts_ros.engine.types import SAMPLE_RATE, SpeechRequest
-from qwen3_tts_ros.engine.voice_settings import (
+from qwen3_tts_ros.engine.voice import (
     VoiceSettings,
     VoiceSettingsError,
     check_ref_audio,

@@ -8,6 +8,7 @@ import torch
 from qwen3_tts_ros.engine.config import EngineConfig, EngineConfigError, ModelLoadError, open_engine
 from qwen3_tts_ros.engine.streaming import check_chunking
 from qwen3_tts_ros.engine.types import HARD_DEFAULTS, SAMPLING_RULES, SamplingParams, SpeechRequest
+from qwen3_tts_ros.engine.voice import ModelVoices
 
 # field -> (values it takes, values it refuses, a word its refusal must contain)
 CASES = {
@@ -110,3 +111,25 @@ def test_open_engine_loads_and_names_what_it_cannot_load(tiny_custom_voice_dir, 
     if not torch.cuda.is_available():
         with pytest.raises(EngineConfigError, match="CUDA is not available"):
             open_engine(EngineConfig(model=str(tiny_custom_voice_dir), device="cuda"))
+
+
+def test_voice_rules_live_in_model_voices():
+    small = ModelVoices("custom_voice", "0b6", ("auto", "english"), ("ryan", "vivian"))
+    big = ModelVoices("custom_voice", "1b7", ("auto", "english"), ("ryan", "vivian"))
+    assert (small.mode, small.first_speaker()) == ("custom_voice", "ryan")
+    assert not small.takes_instruct("custom_voice") and big.takes_instruct("custom_voice")
+    request = SpeechRequest(
+        text="Hi.", mode="custom_voice", language="English", speaker="Ryan", instruct="Whisper."
+    )
+    assert small.normalize(request).instruct is None and big.normalize(request).instruct == "Whisper."
+    normal = big.normalize(request)
+    assert big.normalize(normal) == normal and normal.non_streaming_mode is True  # qwen-tts's default
+    with pytest.raises(ValueError, match=r"^speaker .nobody. not supported by this model; supported: \[.ryan"):
+        big.normalize(SpeechRequest(text="Hi.", mode="custom_voice", speaker="nobody"))
+    with pytest.raises(ValueError, match=r"^language 'Klingon' not supported by this model; supported: "):
+        big.normalize(SpeechRequest(text="Hi.", mode="custom_voice", speaker="ryan", language="Klingon"))
+    with pytest.raises(ValueError, match="generate_voice_design needs a 'voice_design' model"):
+        big.normalize(SpeechRequest(text="Hi.", mode="voice_design", instruct="calm"))
+    design = ModelVoices("voice_design", "1b7", None, None)
+    kept = design.normalize(SpeechRequest(text="Hi.", mode="voice_design", instruct="calm", speaker="ryan"))
+    assert (kept.speaker, kept.instruct, kept.language) == (None, "calm", "Auto")  # speaker: not used
