@@ -66,8 +66,9 @@ from bench.endurance import WORDS  # noqa: E402
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs  # noqa: E402
 from qwen3_tts_ros.engine.codec_stream import CausalCodecDecoder  # noqa: E402
 from qwen3_tts_ros.engine.frame_generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.node.settings import load_config, utterance_settings  # noqa: E402
 from qwen3_tts_ros.node.text import clean_text, split_sentences  # noqa: E402
-from qwen3_tts_ros.node.worker import QueuedText, SynthesisWorker, load_config, utterance_settings  # noqa: E402
+from qwen3_tts_ros.node.worker import QueuedText, SynthesisWorker  # noqa: E402
 from qwen3_tts_ros.testing import process_memory as pm  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -591,7 +592,7 @@ class Run:
                 segments = split_sentences(clean_text(make_text(rng)))
                 limit = frame_bound(segments, args.frames_per_word, args.max_frames)
                 settings = dataclasses.replace(
-                    base, sampling=dataclasses.replace(base.sampling, max_new_tokens=limit + 1))
+                    base, sampling=dict(base.sampling, max_new_tokens=limit + 1))
                 before = len(self.sink.records)
                 t0 = time.monotonic()
                 speak_text(self.worker, self.sink, segments, settings, values)
@@ -741,7 +742,7 @@ class Run:
         if args.model:
             model_dir = args.model
         elif args.tiny:
-            from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
+            from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
 
             model_dir = write_tiny_checkpoint(os.path.join(workdir, "tiny"), args.kind, seed=args.seed,
                                               model_size=args.size)

@@ -14,7 +14,7 @@ import pathlib
 
 import torch
 
-from qwen3_tts_ros.testing.tiny_checkpoint import (
+from qwen3_tts_ros.engine.tiny_checkpoint import (
     DIALECTS,
     GENERATION_CONFIG,
     LANGUAGES,

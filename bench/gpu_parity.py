@@ -44,7 +44,7 @@ def released_config(size: str):
 def tiny_config(size: str):
     from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSConfig
 
-    from qwen3_tts_ros.testing.tiny_checkpoint import tiny_config_dict
+    from qwen3_tts_ros.engine.tiny_checkpoint import tiny_config_dict
 
     return Qwen3TTSConfig(**tiny_config_dict("base", size))
 

@@ -111,18 +111,16 @@ def read_text(words: list[str], stdin) -> str:
 
 
 def check_numbers(args) -> None:
-    if args.first_chunk_frames < 1 or args.chunk_frames < 1:
-        raise BadInput("--first-chunk-frames and --chunk-frames must be >= 1")
-    if args.max_seq_len < 64:
-        raise BadInput("--max-seq-len must be >= 64")
-    if args.max_new_tokens is not None and args.max_new_tokens < 1:
-        raise BadInput("--max-new-tokens must be >= 1")
-    if args.temperature is not None and args.temperature <= 0:
-        raise BadInput("--temperature must be > 0")
-    if args.top_k is not None and args.top_k < 0:
-        raise BadInput("--top-k must be >= 0")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise BadInput("--top-p must be in (0, 1]")
+    """The engine's rules (and messages) for the numbers given, before anything is loaded."""
+    from qwen3_tts_ros.engine.streaming import check_chunking
+    from qwen3_tts_ros.engine.types import SamplingParams
+
+    engine_config(args)  # the model settings
+    try:
+        check_chunking(args.first_chunk_frames, args.chunk_frames, "int16")
+        SamplingParams.check_overrides(**sampling_kwargs(args))
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
 
 
 def open_output(path: str):
@@ -148,54 +146,49 @@ def sampling_kwargs(args) -> dict:
     return kwargs
 
 
-def load_engine(args):
-    """-> (engine, model it was loaded from, dtype name); BadInput for a model/device that cannot be used."""
-    import torch
-
-    from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
-    from qwen3_tts_ros.engine.frame_generator import SUGGESTED_PREFILL_BUCKETS
-    from qwen3_tts_ros.engine.loading import resolve_device_dtype
-    from qwen3_tts_ros.home import keep_compiled_kernels
-    from qwen3_tts_ros.testing.demo_checkpoint import ensure_demo_checkpoint
+def engine_config(args):
+    """The model flags as the engine's EngineConfig; BadInput with the engine's message for one it refuses."""
+    from qwen3_tts_ros.engine.config import EngineConfig
 
     try:
-        device, dtype_name = resolve_device_dtype(args.device, args.dtype)
-    except ValueError as exc:
-        raise BadInput(str(exc)) from exc
-    model = args.model
-    if not model:
-        model = str(ensure_demo_checkpoint())
-        print(f"note: no --model given: the built-in tiny RANDOM demo checkpoint {model} (noise, not speech)",
-              file=sys.stderr)
-    graphs = device.startswith("cuda") and not args.no_cuda_graphs
-    frame_options: dict = {"compile": False} if args.no_compile else {}
-    if graphs and not args.no_prefill_buckets:
-        buckets = tuple(b for b in SUGGESTED_PREFILL_BUCKETS if b <= args.max_seq_len)
-        frame_options["prefill_buckets"] = buckets
-    if graphs and not args.no_compile:
-        keep_compiled_kernels()
-    try:
-        engine = Qwen3TTSCudaGraphs.from_pretrained(
-            model,
-            device=device,
-            dtype=getattr(torch, dtype_name),
+        return EngineConfig(
+            model=args.model,
+            device=args.device,
+            dtype=args.dtype,
             max_seq_len=args.max_seq_len,
             use_cuda_graphs=not args.no_cuda_graphs,
+            compile=not args.no_compile,
+            prefill_buckets=() if args.no_prefill_buckets else None,  # None: the suggested ones that fit
             allow_download=args.allow_download,
-            frame_options=frame_options,
         )
-    except (OSError, ValueError) as exc:  # FileNotFoundError names the missing file / the hub id
-        message = str(exc).replace("pass allow_download=True", "use --allow-download")
-        raise BadInput(f"cannot load model {args.model or model!r}: {message}") from exc
-    return engine, model, dtype_name
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+
+
+def load_engine(args):
+    """-> the engine, through open_engine; BadInput for a model/device that cannot be used."""
+    from qwen3_tts_ros.engine.config import EngineConfigError, ModelLoadError, open_engine
+
+    try:
+        engine = open_engine(engine_config(args))
+    except EngineConfigError as exc:
+        raise BadInput(str(exc)) from exc
+    except ModelLoadError as exc:
+        if not isinstance(exc.__cause__, (OSError, ValueError)):  # FileNotFoundError names the file / hub id
+            raise
+        raise BadInput(str(exc).replace("pass allow_download=True", "use --allow-download")) from exc
+    if not args.model:
+        print(f"note: no --model given: the built-in tiny RANDOM demo checkpoint {engine.source} "
+              "(noise, not speech)", file=sys.stderr)
+    return engine
 
 
 def speak(args, text: str, out_file) -> int:
     import numpy as np
     import torch
 
-    from qwen3_tts_ros.engine.types import SAMPLE_RATE, SamplingParams, SpeechRequest
-    from qwen3_tts_ros.engine.voice_settings import (
+    from qwen3_tts_ros.engine.types import SAMPLE_RATE, SpeechRequest
+    from qwen3_tts_ros.engine.voice import (
         VoiceSettings,
         VoiceSettingsError,
         check_ref_audio,
@@ -208,8 +201,9 @@ def speak(args, text: str, out_file) -> int:
     except VoiceSettingsError as exc:
         raise BadInput(str(exc)) from exc
     t0 = time.perf_counter()
-    engine, model, dtype_name = load_engine(args)
-    print(f"model {model} ({engine.tts_model_type}, {engine.tts_model_size}) on {engine.device} "
+    engine = load_engine(args)
+    dtype_name = str(engine.dtype).removeprefix("torch.")
+    print(f"model {engine.source} ({engine.tts_model_type}, {engine.tts_model_size}) on {engine.device} "
           f"{dtype_name}, loaded in {time.perf_counter() - t0:.1f} s")
     if args.list_voices:
         print(f"mode: {engine.mode}")
@@ -218,7 +212,7 @@ def speak(args, text: str, out_file) -> int:
         return 0
     try:
         fields = voice_request_fields(engine, voice, label=flag)
-        sampling = SamplingParams.merged(engine.generate_defaults, **sampling_kwargs(args))
+        sampling = engine.sampling_params(**sampling_kwargs(args))
     except VoiceSettingsError as exc:
         raise BadInput(str(exc)) from exc
     request = SpeechRequest(text=text, sampling=sampling, **fields)

@@ -19,7 +19,8 @@ def keep_compiled_kernels() -> str:
     """Point torch inductor's on-disk cache at home_dir()/inductor unless TORCHINDUCTOR_CACHE_DIR is set.
 
     Why: inductor's default is /tmp/torchinductor_<user>, which a reboot empties, and then every activate of
-    the node compiles again (about a minute on an H100, longer on a Jetson). Applications (the node, the
-    CLI) call this before their first compile; the engine library leaves the environment alone.
+    the node compiles again (about a minute on an H100, longer on a Jetson). `open_engine` (what the node and
+    the CLI load through) calls this before the first compile; the engine's classes leave the environment
+    alone.
     -> the cache directory in use."""
     return os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(home_dir() / "inductor"))

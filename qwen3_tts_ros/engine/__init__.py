@@ -1,5 +1,6 @@
 """ROS-free Qwen3-TTS engine: qwen-tts's API on a CUDA-graph decode loop, plus streaming output."""
 
+from .config import EngineConfig, EngineConfigError, EngineOutOfMemory, ModelLoadError, open_engine
 from .model import Qwen3TTSCudaGraphs
 from .streaming import AudioStream
 from .types import PcmChunk, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
@@ -7,6 +8,10 @@ from .voice_prompt import load_voice_prompt, save_voice_prompt
 
 __all__ = [
     "AudioStream",
+    "EngineConfig",
+    "EngineConfigError",
+    "EngineOutOfMemory",
+    "ModelLoadError",
     "PcmChunk",
     "Qwen3TTSCudaGraphs",
     "SamplingParams",
@@ -14,5 +19,6 @@ __all__ = [
     "StreamStats",
     "VoicePrompt",
     "load_voice_prompt",
+    "open_engine",
     "save_voice_prompt",
 ]

@@ -16,7 +16,6 @@ from .layers import EAGER, DecoderStack, LayerFunctions, causal_mask
 
 class CodePredictor:
     def __init__(self, code_predictor, device, dtype, fns: LayerFunctions = EAGER):
-        self.module = code_predictor
         self.fns = fns
         self.num_groups = code_predictor.config.num_code_groups
         self.projection = code_predictor.small_to_mtp_projection
@@ -30,7 +29,7 @@ class CodePredictor:
         self.masks = [causal_mask(p, cache_len) for p in self.positions]
 
     def predict(self, past_hidden: torch.Tensor, embed0: torch.Tensor, sample) -> list[torch.Tensor]:
-        """past_hidden, embed0: (1, 1, H_talker); sample(j, logits (1, V) float32) -> code (1,) int64.
+        """past_hidden, embed0: (1, 1, H_talker); sample(logits (1, V) float32) -> code (1,) int64.
 
         Returns codes 1..15, each (1,) int64.
         """
@@ -41,7 +40,7 @@ class CodePredictor:
                 x = self.codec_embedding[j - 1](codes[-1][:, None])
             hidden = self.stack(self.projection(x), self.positions[j], self.masks[j], self.fns)
             logits = self.lm_head[j](hidden)[:, -1]
-            codes.append(sample(j, logits.to(torch.float32)))
+            codes.append(sample(logits.to(torch.float32)))
         return codes
 
     def frame_embedding(self, embed0: torch.Tensor, codes: list[torch.Tensor]) -> torch.Tensor:

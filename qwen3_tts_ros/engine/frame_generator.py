@@ -61,6 +61,15 @@ DEFAULT_LAUNCH_AHEAD = 2  # replays in flight on CUDA: the next frame is queued 
 SUGGESTED_PREFILL_BUCKETS = (32, 64, 128, 256)
 
 
+def check_prefill_buckets(buckets, max_seq_len: int | None = None) -> None:
+    """ValueError unless every bucket is a positive prompt length (and, given max_seq_len, fits it)."""
+    sizes = list(buckets)
+    if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
+        raise ValueError(f"prefill_buckets must be positive prompt lengths, got {sizes}")
+    if max_seq_len is not None and sizes and max(sizes) > max_seq_len:
+        raise ValueError(f"prefill_buckets {sizes} must be <= max_seq_len={max_seq_len}")
+
+
 @dataclass
 class _PrefillBucket:
     embeds: torch.Tensor  # (1, size, H) static padded prompt
@@ -111,9 +120,7 @@ class FrameGenerator:
             raise ValueError(
                 f"launch_ahead and frames_per_replay must be >= 1, got {launch_ahead}, {frames_per_replay}"
             )
-        bad = [b for b in prefill_buckets if not 0 < b <= max_seq_len]
-        if bad:
-            raise ValueError(f"prefill buckets must be in 1..max_seq_len={max_seq_len}, got {bad}")
+        check_prefill_buckets(prefill_buckets, max_seq_len)
         self.launch_ahead = int(launch_ahead)
         self.frames_per_replay = int(frames_per_replay)
         self._busy = threading.Lock()
@@ -300,7 +307,7 @@ class FrameGenerator:
             self._slot_read[slot] = None
         self.ring[slot].copy_(self.frames)
         done = None
-        if self.host_ring is not self.ring:
+        if self.device.type == "cuda":
             self.host_ring[slot].copy_(self.frames, non_blocking=True)
             done = torch.cuda.Event(enable_timing=True)
             done.record()
@@ -308,7 +315,7 @@ class FrameGenerator:
 
     def _decode(self, prefill, sampling, cancel, stats, consumer) -> Iterator[torch.Tensor]:
         start = time.perf_counter()
-        on_cuda = self.host_ring is not self.ring
+        on_cuda = self.device.type == "cuda"
         prefill_start = prefill_done = None
         if on_cuda:
             prefill_start = torch.cuda.Event(enable_timing=True)

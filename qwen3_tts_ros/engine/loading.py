@@ -13,7 +13,7 @@ import pathlib
 
 import torch
 
-# What `Qwen3TTSModel.from_pretrained` reads from a model directory (see the reference, section 5).
+# What qwen-tts 0.1.1's `Qwen3TTSModel.from_pretrained` reads from a model directory.
 REQUIRED_FILES = (
     "config.json",
     "generation_config.json",
@@ -35,18 +35,28 @@ def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str
     CUDA, float32 on CPU) or one of DTYPE_NAMES. ValueError names what is wrong (an unknown name, or a
     CUDA device on a machine without CUDA).
     """
+    check_device_name(device)
+    check_dtype_name(dtype)
     device = str(device)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if not (device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    if dtype not in DTYPE_NAMES:
-        raise ValueError(f"dtype must be 'auto' or one of {DTYPE_NAMES}, got {dtype!r}")
     return device, dtype
+
+
+def check_device_name(device) -> None:
+    """ValueError unless `device` is "auto", "cpu", "cuda" or "cuda:N" (whether it exists is not checked)."""
+    device = str(device)
+    if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+
+
+def check_dtype_name(dtype) -> None:
+    if dtype != "auto" and dtype not in DTYPE_NAMES:
+        raise ValueError(f"dtype must be 'auto' or one of {DTYPE_NAMES}, got {dtype!r}")
 
 
 def check_model_dir(path) -> pathlib.Path:

@@ -39,20 +39,16 @@ from .codec import StreamingDecoder, decode_full
 from .codec_stream import CausalCodecDecoder
 from .frame_generator import FrameGenerator
 from .loading import load_qwen_tts
-from .prefill import DEFAULT_NON_STREAMING_MODE, build_prefill
+from .prefill import build_prefill
 from .streaming import AudioStream, check_chunking, chunk_stream
 from .text_split import split_text
-from .types import MODE_OF_MODEL_TYPE, SAMPLE_RATE, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
+from .types import SAMPLE_RATE, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
+from .voice import METHOD_OF_MODE, ModelVoices
 
 # Budget for splitting long text: each text token is expected to take at most this many codec frames of
 # speech (12.5 frames/s; one BPE token is ~0.1-0.3 s of speech); the frames share max_seq_len with the
 # prompt.
 FRAMES_PER_TEXT_TOKEN = 4
-METHOD_OF_MODE = {
-    "voice_clone": "generate_voice_clone",
-    "custom_voice": "generate_custom_voice",
-    "voice_design": "generate_voice_design",
-}
 
 
 def _as_list(value) -> list:
@@ -94,6 +90,7 @@ class Qwen3TTSCudaGraphs:
         self.model = tts.model
         self.processor = tts.processor
         self.generate_defaults = dict(tts.generate_defaults or {})
+        self.voices = ModelVoices.of(tts)
         self.max_seq_len = int(max_seq_len)
         self.allow_download = allow_download
         self.frame_generator = FrameGenerator(
@@ -114,6 +111,8 @@ class Qwen3TTSCudaGraphs:
             stream=self.decode_stream,
         )
         self.sample_rate = SAMPLE_RATE
+        self.source: str | None = None  # the model directory or hub id, when loaded by from_pretrained
+        self.memory_baseline_bytes = 0  # CUDA memory allocated before loading (open_engine measures it)
 
     @classmethod
     def from_pretrained(
@@ -134,7 +133,7 @@ class Qwen3TTSCudaGraphs:
         `qwen_tts.Qwen3TTSModel.from_pretrained` (e.g. attn_implementation, cache_dir, revision).
         """
         tts = load_qwen_tts(model_name, device=device, dtype=dtype, allow_download=allow_download, **kwargs)
-        return cls(
+        engine = cls(
             tts,
             max_seq_len=max_seq_len,
             use_cuda_graphs=use_cuda_graphs,
@@ -142,6 +141,8 @@ class Qwen3TTSCudaGraphs:
             codec_stream=codec_stream,
             **(frame_options or {}),
         )
+        engine.source = str(model_name)
+        return engine
 
     # -- model facts --------------------------------------------------------------------------------------
     @property
@@ -155,7 +156,7 @@ class Qwen3TTSCudaGraphs:
     @property
     def mode(self) -> str:
         """The generation mode this model supports: voice_clone, custom_voice or voice_design."""
-        return MODE_OF_MODEL_TYPE[self.tts_model_type]
+        return self.voices.mode
 
     def get_supported_speakers(self) -> list[str] | None:
         return self.tts.get_supported_speakers()
@@ -175,7 +176,7 @@ class Qwen3TTSCudaGraphs:
         self.capture()
         fields: dict[str, Any] = {}
         if self.mode == "custom_voice":
-            fields["speaker"] = sorted(self.get_supported_speakers())[0]
+            fields["speaker"] = self.voices.first_speaker()
         elif self.mode == "voice_design":
             fields["instruct"] = "A calm voice."
         else:  # any speaker embedding will do to exercise the path
@@ -207,28 +208,12 @@ class Qwen3TTSCudaGraphs:
     def _check_mode(self, mode: str, method: str) -> None:
         if self.model is None:
             raise RuntimeError("this Qwen3TTSCudaGraphs was closed")
-        if self.mode != mode:
-            raise ValueError(
-                f"{method} needs a {mode!r} model; the loaded model has "
-                f"tts_model_type={self.tts_model_type!r} "
-                f"(size {self.tts_model_size}), which supports only {METHOD_OF_MODE[self.mode]}"
-            )
+        self.voices.check_mode(mode, method)
 
-    def _check_language(self, language) -> str:
-        language = "Auto" if language is None else language
-        supported = self.get_supported_languages()
-        if supported is not None and str(language).lower() not in supported:
-            raise ValueError(f"Unsupported language {language!r}. Supported: {sorted(supported)}")
-        return str(language)
-
-    def _check_speaker(self, speaker) -> str:
-        supported = self.get_supported_speakers() or []
-        if not speaker or str(speaker).lower() not in supported:
-            raise ValueError(f"Unsupported speaker {speaker!r}. Supported: {sorted(supported)}")
-        return str(speaker)
-
-    def _sampling(self, kwargs: dict[str, Any]) -> SamplingParams:
-        return SamplingParams.merged(self.generate_defaults, **kwargs)
+    def sampling_params(self, **overrides: Any) -> SamplingParams:
+        """The sampling settings of a call: `overrides` (None: not given) > the model's
+        generation_config.json > qwen-tts's defaults. TypeError / ValueError as SamplingParams.merged."""
+        return SamplingParams.merged(self.generate_defaults, **overrides)
 
     # -- voice prompts --------------------------------------------------------------------------------------
     def create_voice_clone_prompt(self, ref_audio, ref_text=None, x_vector_only_mode=False) -> list:
@@ -302,18 +287,18 @@ class Qwen3TTSCudaGraphs:
     ) -> list[SpeechRequest]:
         self._check_mode("voice_clone", "generate_voice_clone")
         texts = _as_list(text)
-        languages = [self._check_language(x) for x in _broadcast("language", _as_list(language), len(texts))]
+        languages = _broadcast("language", _as_list(language), len(texts))
         prompts = self._voice_prompts(len(texts), ref_audio, ref_text, x_vector_only_mode, voice_clone_prompt)
-        sampling = self._sampling(kwargs)
-        return [
-            SpeechRequest(
+        sampling = self.sampling_params(**kwargs)
+        return [  # normalised here, before anything of a list is generated
+            self.voices.normalize(SpeechRequest(
                 text=t,
                 mode="voice_clone",
                 language=lang,
                 voice_prompt=p,
                 non_streaming_mode=non_streaming_mode,
                 sampling=sampling,
-            )
+            ))
             for t, lang, p in zip(texts, languages, prompts)
         ]
 
@@ -322,14 +307,12 @@ class Qwen3TTSCudaGraphs:
     ) -> list[SpeechRequest]:
         self._check_mode("custom_voice", "generate_custom_voice")
         texts = _as_list(text)
-        languages = [self._check_language(x) for x in _broadcast("language", _as_list(language), len(texts))]
-        speakers = [self._check_speaker(x) for x in _broadcast("speaker", _as_list(speaker), len(texts))]
-        if self.tts_model_size in "0b6":  # qwen-tts: the 0.6B CustomVoice model takes no instruct
-            instruct = None
+        languages = _broadcast("language", _as_list(language), len(texts))
+        speakers = _broadcast("speaker", _as_list(speaker), len(texts))
         instructs = _broadcast("instruct", _as_list(instruct), len(texts))
-        sampling = self._sampling(kwargs)
-        return [
-            SpeechRequest(
+        sampling = self.sampling_params(**kwargs)
+        return [  # normalised here, before anything of a list is generated
+            self.voices.normalize(SpeechRequest(
                 text=t,
                 mode="custom_voice",
                 language=lang,
@@ -337,7 +320,7 @@ class Qwen3TTSCudaGraphs:
                 instruct=ins or None,
                 non_streaming_mode=non_streaming_mode,
                 sampling=sampling,
-            )
+            ))
             for t, lang, spk, ins in zip(texts, languages, speakers, instructs)
         ]
 
@@ -346,33 +329,25 @@ class Qwen3TTSCudaGraphs:
     ) -> list[SpeechRequest]:
         self._check_mode("voice_design", "generate_voice_design")
         texts = _as_list(text)
-        languages = [self._check_language(x) for x in _broadcast("language", _as_list(language), len(texts))]
+        languages = _broadcast("language", _as_list(language), len(texts))
         instructs = _broadcast("instruct", _as_list(instruct), len(texts))
-        sampling = self._sampling(kwargs)
-        return [
-            SpeechRequest(
+        sampling = self.sampling_params(**kwargs)
+        return [  # normalised here, before anything of a list is generated
+            self.voices.normalize(SpeechRequest(
                 text=t,
                 mode="voice_design",
                 language=lang,
                 instruct=ins or None,
                 non_streaming_mode=non_streaming_mode,
                 sampling=sampling,
-            )
+            ))
             for t, lang, ins in zip(texts, languages, instructs)
         ]
 
     def _check_request(self, request: SpeechRequest) -> SpeechRequest:
+        """`request` with the voice rules applied (voice.py); ValueError for what this model refuses."""
         self._check_mode(request.mode, METHOD_OF_MODE.get(request.mode, request.mode))
-        language = self._check_language(request.language)
-        if request.mode == "custom_voice":
-            self._check_speaker(request.speaker)
-        if request.mode == "voice_clone":
-            if request.voice_prompt is None:
-                raise ValueError("a voice_clone request needs a voice_prompt (see create_voice_prompt)")
-            request = replace(request, voice_prompt=vp.from_prompt_item(request.voice_prompt))
-        if request.non_streaming_mode is None:
-            request = replace(request, non_streaming_mode=DEFAULT_NON_STREAMING_MODE[request.mode])
-        return replace(request, language=language)
+        return self.voices.normalize(request)
 
     # -- text that does not fit -----------------------------------------------------------------------------
     def _count_tokens(self, text: str) -> int:

@@ -22,9 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .types import SpeechRequest
-
-# qwen-tts's default non_streaming_mode per generation method.
-DEFAULT_NON_STREAMING_MODE = {"voice_clone": False, "custom_voice": True, "voice_design": True}
+from .voice import DEFAULT_NON_STREAMING_MODE
 
 
 @dataclass
@@ -103,26 +101,23 @@ def _icl_part(tracks, tc, text_ids, ref_ids, ref_code, tts_pad, tts_eos, non_str
 
 @torch.inference_mode()
 def build_prefill(model, processor, request: SpeechRequest) -> Prefill:
-    """Build the talker prompt for `request` (validated by the caller) on `model`'s device and dtype.
+    """Build the talker prompt for `request` on `model`'s device and dtype.
+
+    request: normalised (voice.ModelVoices.normalize): only what its mode uses is set (speaker, instruct,
+    voice prompt), its language and speaker are the model's.
 
     model: qwen-tts `Qwen3TTSForConditionalGeneration`; processor: its `Qwen3TTSProcessor`.
     """
     cfg, tc = model.config, model.config.talker_config
     tracks = _Tracks(model)
     device = tracks.device
-    mode = request.mode
     non_streaming_mode = request.non_streaming_mode
     if non_streaming_mode is None:
-        non_streaming_mode = DEFAULT_NON_STREAMING_MODE[mode]
+        non_streaming_mode = DEFAULT_NON_STREAMING_MODE[request.mode]
 
     input_ids = _tokenize(processor, assistant_text(request.text), device)
-    instruct = request.instruct if mode in ("custom_voice", "voice_design") else None
-    if mode == "custom_voice" and model.tts_model_size in "0b6":  # qwen-tts drops instruct for 0.6B
-        instruct = None
-
-    speaker = request.speaker if mode == "custom_voice" else None
+    instruct, speaker, prompt = request.instruct, request.speaker, request.voice_prompt
     speaker_embed = None
-    prompt = request.voice_prompt if mode == "voice_clone" else None
     if speaker:
         speaker_embed = tracks.codec([tc.spk_id[speaker.lower()]])
     elif prompt is not None and (prompt.x_vector_only_mode or prompt.icl_mode):

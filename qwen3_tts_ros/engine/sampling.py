@@ -193,5 +193,6 @@ class CodeSampler:
             params.subtalker_top_p,
         )
 
-    def __call__(self, step: int, logits: torch.Tensor) -> torch.Tensor:
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        """(1, V) logits of one codebook -> (1,) int64 token."""
         return self.warper.choose(logits.to(torch.float32))

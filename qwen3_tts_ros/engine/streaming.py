@@ -23,23 +23,16 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from .types import SAMPLE_RATE, SAMPLES_PER_FRAME, PcmChunk, StreamStats
+from .pcm import PCM_FORMATS, to_pcm
+from .types import SAMPLE_RATE, SAMPLES_PER_FRAME, PcmChunk, Rule, StreamStats
 
-PCM_FORMATS = ("int16", "float32")
-
-
-def to_pcm(wav: np.ndarray, pcm_format: str) -> np.ndarray:
-    """float waveform in [-1, 1] -> int16 (full scale 32767) or float32 samples."""
-    if pcm_format == "float32":
-        return wav.astype(np.float32, copy=False)
-    return np.clip(np.round(wav * 32767.0), -32768, 32767).astype(np.int16)
+CHUNK_FRAMES_RULE = Rule(int, 1)
 
 
 def check_chunking(first_chunk_frames: int, chunk_frames: int, pcm_format: str) -> None:
-    if first_chunk_frames < 1 or chunk_frames < 1:
-        raise ValueError(
-            f"first_chunk_frames and chunk_frames must be >= 1, got {first_chunk_frames}, {chunk_frames}"
-        )
+    """ValueError naming the first streaming setting that cannot be used."""
+    CHUNK_FRAMES_RULE.check("first_chunk_frames", first_chunk_frames)
+    CHUNK_FRAMES_RULE.check("chunk_frames", chunk_frames)
     if pcm_format not in PCM_FORMATS:
         raise ValueError(f"pcm_format must be one of {PCM_FORMATS}, got {pcm_format!r}")
 

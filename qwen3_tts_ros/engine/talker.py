@@ -20,7 +20,6 @@ from .layers import EAGER, DecoderStack, LayerFunctions, causal_mask
 class Talker:
     def __init__(self, talker, max_seq_len: int, device, dtype, fns: LayerFunctions = EAGER):
         """fns: the layer functions of `step` (possibly compiled); prefill is always eager."""
-        self.module = talker
         self.fns = fns
         self.max_seq_len = max_seq_len
         self.stack = DecoderStack(talker.model, talker.config, max_seq_len, device, dtype)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-# A boundary is kept at the end of the piece before it. ASCII marks need following whitespace (so "3.14"
-# or "e.g.x" stay whole); CJK full-width marks end a sentence wherever they are.
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])|\n+")
+# A sentence ends at . ! ? ; … followed by white space, at CJK full-width punctuation (no space needed)
+# or at a line break; so "3.14" or "e.g.x" stay whole. Also the node's utterance boundary (node/text.py).
+SENTENCE_END = re.compile(r"(?<=[.!?;\u2026])\s+|(?<=[\u3002\uff01\uff1f\uff1b])|\n+")
 _CLAUSE_END = re.compile(r"(?<=[,:])\s+|(?<=[，、：])")
 _WHITESPACE = re.compile(r"\s+")
 
@@ -68,7 +68,7 @@ def split_text(text: str, max_len: int, length: Callable[[str], int] = len) -> l
         return []
     if length(text) <= max_len:
         return [text]
-    levels = (_SENTENCE_END, _CLAUSE_END, _WHITESPACE)
+    levels = (SENTENCE_END, _CLAUSE_END, _WHITESPACE)
 
     def split(segment: str, level: int) -> list[str]:
         if length(segment.strip()) <= max_len:

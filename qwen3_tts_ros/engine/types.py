@@ -4,6 +4,7 @@ No torch work happens here; tensors are only carried.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -11,9 +12,6 @@ import numpy as np
 
 SAMPLE_RATE = 24000
 SAMPLES_PER_FRAME = 1920  # one 12.5 Hz codec frame = 80 ms at 24 kHz
-FRAME_SECONDS = SAMPLES_PER_FRAME / SAMPLE_RATE
-
-MODES = ("voice_clone", "custom_voice", "voice_design")
 # tts_model_type in config.json -> the generation mode it supports
 MODE_OF_MODEL_TYPE = {"base": "voice_clone", "custom_voice": "custom_voice", "voice_design": "voice_design"}
 
@@ -26,30 +24,96 @@ HARD_DEFAULTS: dict[str, Any] = dict(
 
 
 @dataclass(frozen=True)
-class SamplingParams:
-    """Per-call sampling settings, with qwen-tts's names and semantics."""
+class Rule:
+    """What one setting accepts: its type and bounds (low exclusive where `above`); `why` ends the refusal."""
 
-    do_sample: bool = True
-    top_k: int = 50
-    top_p: float = 1.0
-    temperature: float = 0.9
-    repetition_penalty: float = 1.05
-    subtalker_dosample: bool = True
-    subtalker_top_k: int = 50
-    subtalker_top_p: float = 1.0
-    subtalker_temperature: float = 0.9
-    max_new_tokens: int = 2048
+    kind: type  # bool, int or float
+    low: float | None = None
+    high: float | None = None
+    above: bool = False  # low itself is refused
+    why: str = ""
+
+    def describe(self) -> str:
+        if self.kind is bool:
+            return "true or false"
+        if self.high is not None:
+            return f"in the range [{self.low:g}, {self.high:g}]"
+        return f"{'>' if self.above else '>='} {self.low:g}"
+
+    def check(self, name: str, value: Any) -> None:
+        """ValueError naming `name` unless `value` is acceptable."""
+        if self.kind is bool:
+            ok = isinstance(value, (bool, np.bool_))
+        elif isinstance(value, (bool, np.bool_)) or not isinstance(value, NUMBER_TYPES[self.kind]):
+            ok = False
+        else:
+            ok = math.isfinite(value)
+            ok = ok and (self.low is None or (value > self.low if self.above else value >= self.low))
+            ok = ok and (self.high is None or value <= self.high)
+        if not ok:
+            kind = {bool: "", int: "an integer ", float: "a number "}[self.kind]
+            raise ValueError(f"{name} must be {kind}{self.describe()}{self.why}, got {value!r}")
+
+
+NUMBER_TYPES = {int: (int, np.integer), float: (int, np.integer, float, np.floating)}
+_DIVISOR = " (qwen-tts divides by it; for greedy decoding set do_sample false)"
+SAMPLING_RULES: dict[str, Rule] = dict(
+    do_sample=Rule(bool),
+    top_k=Rule(int, 0, why=" (0: off)"),
+    top_p=Rule(float, 0.0, 1.0),
+    temperature=Rule(float, 0.0, above=True, why=_DIVISOR),
+    repetition_penalty=Rule(float, 0.0, above=True, why=" (qwen-tts divides by it; 1.0: no penalty)"),
+    subtalker_dosample=Rule(bool),
+    subtalker_top_k=Rule(int, 0, why=" (0: off)"),
+    subtalker_top_p=Rule(float, 0.0, 1.0),
+    subtalker_temperature=Rule(
+        float, 0.0, above=True, why=_DIVISOR.replace("do_sample", "subtalker_dosample")
+    ),
+    max_new_tokens=Rule(int, 1),
+    min_new_tokens=Rule(int, 0),
+)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-call sampling settings, with qwen-tts's names and semantics; refuses a value it cannot use
+    (ValueError naming the setting and what it accepts: SAMPLING_RULES)."""
+
+    do_sample: bool = HARD_DEFAULTS["do_sample"]
+    top_k: int = HARD_DEFAULTS["top_k"]
+    top_p: float = HARD_DEFAULTS["top_p"]
+    temperature: float = HARD_DEFAULTS["temperature"]
+    repetition_penalty: float = HARD_DEFAULTS["repetition_penalty"]
+    subtalker_dosample: bool = HARD_DEFAULTS["subtalker_dosample"]
+    subtalker_top_k: int = HARD_DEFAULTS["subtalker_top_k"]
+    subtalker_top_p: float = HARD_DEFAULTS["subtalker_top_p"]
+    subtalker_temperature: float = HARD_DEFAULTS["subtalker_temperature"]
+    max_new_tokens: int = HARD_DEFAULTS["max_new_tokens"]
     min_new_tokens: int = 2  # qwen-tts passes min_new_tokens=2 to the talker's generate
+
+    def __post_init__(self) -> None:
+        for name, rule in SAMPLING_RULES.items():
+            rule.check(name, getattr(self, name))
+
+    @classmethod
+    def check_overrides(cls, **explicit: Any) -> None:
+        """Refuse what `merged` would refuse, without the model's defaults: TypeError for an unknown name,
+        ValueError for a value (None stands for "the model's default" and is accepted)."""
+        unknown = set(explicit) - set(SAMPLING_RULES)
+        if unknown:
+            allowed = sorted(SAMPLING_RULES)
+            raise TypeError(f"unknown sampling argument(s): {sorted(unknown)}; allowed: {allowed}")
+        for name, value in explicit.items():
+            if value is not None:
+                SAMPLING_RULES[name].check(name, value)
 
     @classmethod
     def merged(cls, generate_defaults: dict[str, Any] | None = None, **explicit: Any) -> SamplingParams:
         """Merge like qwen-tts: explicit (not None) > generation_config.json > hard defaults."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(explicit) - names
-        if unknown:
-            raise TypeError(f"unknown sampling argument(s): {sorted(unknown)}; allowed: {sorted(names)}")
+        cls.check_overrides(**explicit)
         values: dict[str, Any] = {}
-        for name in names:
+        for f in fields(cls):
+            name = f.name
             if explicit.get(name) is not None:
                 values[name] = explicit[name]
             elif generate_defaults and generate_defaults.get(name) is not None:
@@ -79,13 +143,26 @@ class SpeechRequest:
     """One utterance to synthesise (batch size 1)."""
 
     text: str
-    mode: str  # one of MODES
+    mode: str  # voice_clone, custom_voice or voice_design (MODE_OF_MODEL_TYPE's values)
     language: str = "Auto"
     speaker: str | None = None  # custom_voice
     instruct: str | None = None  # custom_voice (1.7B) / voice_design
     voice_prompt: VoicePrompt | None = None  # voice_clone
     non_streaming_mode: bool | None = None  # None: qwen-tts's default for the mode
     sampling: SamplingParams = field(default_factory=SamplingParams)
+
+    def __post_init__(self) -> None:
+        """The fields' types and the mode; what the loaded model accepts is checked by the engine."""
+        if self.mode not in MODE_OF_MODEL_TYPE.values():
+            raise ValueError(f"mode must be one of {sorted(MODE_OF_MODEL_TYPE.values())}, got {self.mode!r}")
+        for name in ("text", "language", "speaker", "instruct"):
+            value = getattr(self, name)
+            if not (isinstance(value, str) or (value is None and name != "text")):
+                raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        if self.non_streaming_mode not in (None, True, False):
+            raise TypeError(f"non_streaming_mode must be None, True or False, got {self.non_streaming_mode}")
+        if not isinstance(self.sampling, SamplingParams):
+            raise TypeError(f"sampling must be a SamplingParams, got {type(self.sampling).__name__}")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from .types import VoicePrompt
 FORMAT_VERSION = "1"
 
 
-def _is_url(source: str) -> bool:
+def is_url(source: str) -> bool:
     parsed = urlparse(source)
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
@@ -81,11 +81,11 @@ def load_reference_audio(source, *, allow_download: bool = False) -> tuple[np.nd
         raise TypeError(
             f"unsupported reference audio type {type(source).__name__}; use a path or (array, sr)"
         )
-    if _is_url(source) or (_is_base64(source) and not os.path.exists(source)):
-        kind = "URL" if _is_url(source) else "base64 audio"
+    if is_url(source) or (_is_base64(source) and not os.path.exists(source)):
+        kind = "URL" if is_url(source) else "base64 audio"
         if not allow_download:
             raise ValueError(f"reference audio given as {kind}; pass allow_download=True or use a local file")
-        if _is_url(source):
+        if is_url(source):
             with urllib.request.urlopen(source) as response:
                 audio, sr = _read_audio_bytes(response.read(), source)
         else:

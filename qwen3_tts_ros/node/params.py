@@ -15,11 +15,23 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
+from qwen3_tts_ros.engine.frame_generator import check_prefill_buckets
+from qwen3_tts_ros.engine.loading import check_device_name
+from qwen3_tts_ros.engine.pcm import PCM_FORMATS
+from qwen3_tts_ros.engine.types import SAMPLING_RULES, SamplingParams
+from qwen3_tts_ros.node.settings import (
+    MODEL_DEFAULT_FLOAT,
+    MODEL_DEFAULT_INT,
+    SAMPLING_PREFIX,
+    sampling_overrides,
+)
+
 DEVICES_HELP = "'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'"
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 VOICE_MODES = ("", "voice_clone", "custom_voice", "voice_design")
-PCM_FORMATS = ("int16", "float32")
 QUEUE_POLICIES = ("queue", "interrupt")
+# A sampling number at this value means "the model's default" (a ROS parameter cannot be unset or null):
+# .nan in YAML for a float, -1 for an integer (no sampling setting accepts -1).
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,11 @@ class Spec:
             if self.applied_at == "configure"
             else "applies from the next utterance"
         )
+        if self.name.startswith(SAMPLING_PREFIX):
+            rule = SAMPLING_RULES[self.name[len(SAMPLING_PREFIX) :]]
+            if rule.kind is not bool:
+                default = ".nan" if rule.kind is float else str(MODEL_DEFAULT_INT)
+                constraints.insert(0, f"{rule.describe()}, or {default}: the model's default")
         d = ParameterDescriptor(
             name=self.name,
             type=types[type(self.default)],
@@ -137,41 +154,28 @@ SPECS: tuple[Spec, ...] = (
         "voice_clone: use only the speaker embedding, no reference codes.",
         "configure",
     ),
-    # --- sampling (qwen-tts names; do_sample false + subtalker_dosample false = greedy, deterministic)
+    # --- sampling (qwen-tts names; do_sample false + subtalker_dosample false = greedy, deterministic).
+    # Numbers left at MODEL_DEFAULT (.nan / -1) take the model's generation_config.json, then qwen-tts's
+    # default; what a value must be is SamplingParams' rule (engine/types.py), checked in `validate`.
     Spec("sampling.do_sample", True, "Sample the talker's first codebook (false: greedy).", "utterance"),
-    Spec("sampling.top_k", 50, "Talker top-k (0: off).", "utterance", int_range=(0, 100000)),
-    Spec("sampling.top_p", 1.0, "Talker top-p.", "utterance", float_range=(0.0, 1.0)),
-    Spec("sampling.temperature", 0.9, "Talker temperature.", "utterance", float_range=(0.0, 10.0)),
-    Spec(
-        "sampling.repetition_penalty",
-        1.05,
-        "Talker repetition penalty.",
-        "utterance",
-        float_range=(0.0, 10.0),
-    ),
+    Spec("sampling.top_k", MODEL_DEFAULT_INT, "Talker top-k (0: off).", "utterance"),
+    Spec("sampling.top_p", MODEL_DEFAULT_FLOAT, "Talker top-p.", "utterance"),
+    Spec("sampling.temperature", MODEL_DEFAULT_FLOAT, "Talker temperature.", "utterance"),
+    Spec("sampling.repetition_penalty", MODEL_DEFAULT_FLOAT, "Talker repetition penalty.", "utterance"),
     Spec(
         "sampling.subtalker_dosample",
         True,
         "Sample the code predictor's codebooks (false: greedy).",
         "utterance",
     ),
-    Spec(
-        "sampling.subtalker_top_k", 50, "Code-predictor top-k (0: off).", "utterance", int_range=(0, 100000)
-    ),
-    Spec("sampling.subtalker_top_p", 1.0, "Code-predictor top-p.", "utterance", float_range=(0.0, 1.0)),
-    Spec(
-        "sampling.subtalker_temperature",
-        0.9,
-        "Code-predictor temperature.",
-        "utterance",
-        float_range=(0.0, 10.0),
-    ),
+    Spec("sampling.subtalker_top_k", MODEL_DEFAULT_INT, "Code-predictor top-k (0: off).", "utterance"),
+    Spec("sampling.subtalker_top_p", MODEL_DEFAULT_FLOAT, "Code-predictor top-p.", "utterance"),
+    Spec("sampling.subtalker_temperature", MODEL_DEFAULT_FLOAT, "Code-predictor temperature.", "utterance"),
     Spec(
         "sampling.max_new_tokens",
-        2048,
+        MODEL_DEFAULT_INT,
         "Most codec frames per utterance (80 ms each).",
         "utterance",
-        int_range=(1, 32768),
     ),
     # --- streaming
     Spec(
@@ -269,8 +273,10 @@ SPECS: tuple[Spec, ...] = (
     ),
 )
 SPEC_BY_NAME = {s.name: s for s in SPECS}
-# Divisors in sampling: transformers' warpers refuse 0 (the descriptor ranges include it as their bound).
-STRICTLY_POSITIVE = ("sampling.temperature", "sampling.subtalker_temperature", "sampling.repetition_penalty")
+
+
+
+
 
 
 def validate(name: str, value: Any) -> str | None:
@@ -280,18 +286,25 @@ def validate(name: str, value: Any) -> str | None:
         return None
     if spec.choices is not None and value not in spec.choices:
         return f"{name} must be one of {spec.choices}, got {value!r}"
-    if name in STRICTLY_POSITIVE and not value > 0:
-        return f"{name} must be > 0 (qwen-tts refuses 0; greedy decoding: do_sample false), got {value!r}"
-    if name == "prefill_buckets":
-        sizes = list(value)
-        if sizes != [0] and (not sizes or min(sizes) < 1):
-            return f"prefill_buckets must be positive prompt lengths, or [0] for none, got {sizes}"
-    if name == "device":
-        v = str(value)
-        ok = v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())
-        if not ok:
-            return f"device must be {DEVICES_HELP}, got {value!r}"
+    if name.startswith(SAMPLING_PREFIX):
+        try:  # the engine's rule, with the engine's message
+            SamplingParams.check_overrides(**sampling_overrides({name: value}))
+        except ValueError as exc:
+            return str(exc)
+    checks = {"prefill_buckets": _check_buckets, "device": check_device_name}  # the engine's (EngineConfig)
+    try:
+        checks.get(name, lambda value: None)(value)
+    except ValueError as exc:
+        return str(exc)
     return None
+
+
+def _check_buckets(value) -> None:
+    sizes = [int(b) for b in value]
+    if sizes != [0]:  # [0]: none
+        check_prefill_buckets(sizes)
+
+
 
 
 def declare_all(node) -> None:

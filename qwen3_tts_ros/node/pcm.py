@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from qwen3_tts_ros.engine.pcm import float_to_int16
+
 SAMPLE_FORMATS = {"int16": "S16LE", "float32": "F32LE"}
 BYTES_PER_SAMPLE = {"int16": 2, "float32": 4}
 
@@ -19,7 +21,7 @@ def to_format(pcm: np.ndarray, pcm_format: str) -> np.ndarray:
     if pcm_format == "int16":
         if pcm.dtype == np.int16:
             return pcm.astype("<i2", copy=False)
-        return (np.clip(pcm.astype(np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2")
+        return float_to_int16(pcm).astype("<i2", copy=False)
     if pcm_format == "float32":
         if pcm.dtype == np.int16:
             return (pcm.astype(np.float32) / 32768.0).astype("<f4")

@@ -6,11 +6,10 @@ prefill for little audio.
 """
 from __future__ import annotations
 
-import re
 import unicodedata
 
-# A sentence ends at . ! ? ; … followed by white space, or at CJK full-width punctuation (no space needed).
-_BOUNDARY = re.compile(r"(?<=[.!?;\u2026])\s+|(?<=[\u3002\uff01\uff1f\uff1b])")
+from qwen3_tts_ros.engine.text_split import SENTENCE_END
+
 MIN_SEGMENT_CHARS = 12
 
 
@@ -26,7 +25,7 @@ def clean_text(text: str) -> str:
 
 
 def split_sentences(text: str, min_chars: int = MIN_SEGMENT_CHARS) -> list[str]:
-    pieces = [p.strip() for p in _BOUNDARY.split(text.strip())]
+    pieces = [p.strip() for p in SENTENCE_END.split(text.strip())]
     segments: list[str] = []
     pending = ""
     for piece in pieces:

@@ -42,15 +42,9 @@ from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
 from qwen3_tts_ros.node.pcm import PcmEncoder
+from qwen3_tts_ros.node.settings import load_config, utterance_settings
 from qwen3_tts_ros.node.text import clean_text, split_sentences
-from qwen3_tts_ros.node.worker import (
-    ConfigError,
-    ModelReleased,
-    QueuedText,
-    SynthesisWorker,
-    load_config,
-    utterance_settings,
-)
+from qwen3_tts_ros.node.worker import ConfigError, ModelReleased, QueuedText, SynthesisWorker
 
 NODE_NAME = "qwen3_tts"
 TRANSITION_TIMEOUT_S = 600.0  # model load / CUDA-graph capture; generous for a first load on a Jetson
@@ -117,7 +111,10 @@ class TtsNode(LifecycleNode):
                 reason = P.validate(name, value)
                 if reason:
                     raise ConfigError(f"invalid parameter: {reason}")
-            cfg = load_config(v)
+            try:
+                cfg = load_config(v)
+            except ValueError as exc:
+                raise ConfigError(f"invalid parameter: {exc}") from exc
             message = self._worker.load(cfg).result(TRANSITION_TIMEOUT_S)
             self._create_entities(v)
         except ConfigError as exc:

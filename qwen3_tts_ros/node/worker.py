@@ -13,7 +13,6 @@ import collections
 import concurrent.futures
 import dataclasses
 import gc
-import os
 import threading
 import time
 import traceback
@@ -22,17 +21,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qwen3_tts_ros.engine.types import SAMPLE_RATE, SamplingParams, SpeechRequest
-from qwen3_tts_ros.engine.voice_settings import (
+from qwen3_tts_ros.engine.config import EngineConfig, is_out_of_memory
+from qwen3_tts_ros.engine.types import SAMPLE_RATE, SpeechRequest
+from qwen3_tts_ros.engine.voice import (
     VoiceSettings,
     VoiceSettingsError,
     check_ref_audio,
-    node_label,
     voice_request_fields,
 )
-from qwen3_tts_ros.home import keep_compiled_kernels
 from qwen3_tts_ros.node.pcm import PcmEncoder
-from qwen3_tts_ros.testing.demo_checkpoint import ensure_demo_checkpoint
 
 TTFA_WINDOW = 200  # utterances kept for the p50/p95 of time to first audio
 WARMUP_FRAMES = 8
@@ -67,7 +64,7 @@ class Sink(Protocol):
 class UtteranceSettings:
     """Per-utterance parameters, snapshotted when the text arrives."""
 
-    sampling: SamplingParams
+    sampling: dict[str, Any]  # SamplingParams.merged's explicit settings; None: the model's default
     first_chunk_frames: int
     chunk_frames: int
 
@@ -86,14 +83,7 @@ class QueuedText:
 
 @dataclasses.dataclass
 class LoadConfig:
-    model: str
-    allow_download: bool
-    device: str
-    dtype: str
-    max_seq_len: int
-    use_cuda_graphs: bool
-    compile: bool  # torch.compile where available (CUDA with Triton)
-    prefill_buckets: tuple[int, ...]  # (0,) or (): none
+    engine: EngineConfig
     mode: str
     language: str
     speaker: str
@@ -105,53 +95,6 @@ class LoadConfig:
     sample_rate: int
     warmup_text: str
     warmup_settings: UtteranceSettings
-
-
-def utterance_settings(values: dict[str, Any]) -> UtteranceSettings:
-    """The per-utterance settings in the node's parameter values (name -> value, as params.read_all gives
-    them, or config/tts.yaml's ros__parameters)."""
-    sampling = SamplingParams(
-        **{name.split(".", 1)[1]: values[name] for name in values if name.startswith("sampling.")}
-    )
-    return UtteranceSettings(
-        sampling=sampling,
-        first_chunk_frames=values["streaming.first_chunk_frames"],
-        chunk_frames=values["streaming.chunk_frames"],
-    )
-
-
-# LoadConfig fields whose parameter has another name (the voice ones are voice.<field>, the rest the same).
-_PARAMETER_OF_FIELD = {
-    "pcm_format": "output.format",
-    "sample_rate": "output.sample_rate",
-    "warmup_text": "warmup.text",
-}
-
-
-def load_config(values: dict[str, Any]) -> LoadConfig:
-    """The load-time configuration in the node's parameter values (as for utterance_settings)."""
-    voice = {f.name for f in dataclasses.fields(VoiceSettings)}
-
-    def parameter(name: str) -> str:
-        return node_label(name) if name in voice else _PARAMETER_OF_FIELD.get(name, name)
-
-    names = [f.name for f in dataclasses.fields(LoadConfig) if f.name != "warmup_settings"]
-    kwargs = {name: values[parameter(name)] for name in names}
-    kwargs["prefill_buckets"] = tuple(kwargs["prefill_buckets"])
-    return LoadConfig(**kwargs, warmup_settings=utterance_settings(values))
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA out of memory anywhere in the exception chain (a capture that ran out of memory can surface as
-    a later "capture invalidated" error whose context is the OutOfMemoryError)."""
-    import torch
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, torch.cuda.OutOfMemoryError) or "out of memory" in str(seen).lower():
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _percentile(values, q: float) -> float:
@@ -350,68 +293,22 @@ class SynthesisWorker:
                 future.cancel()
 
     def _load(self, cfg: LoadConfig) -> str:
-        import torch
-
-        from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
-        from qwen3_tts_ros.engine.loading import resolve_device_dtype
+        from qwen3_tts_ros.engine.config import EngineConfigError, ModelLoadError, open_engine
 
         self._release()
-        model = cfg.model
-        if "://" in model:
-            raise ConfigError(f"model must be a local directory or a hub id (org/name), not a URL: {model}")
-        if not model:
-            model = str(ensure_demo_checkpoint())
-        elif not os.path.isdir(os.path.expanduser(model)):
-            if model.startswith(("/", ".", "~")):
-                raise ConfigError(f"model directory not found: {model}")
-            # Otherwise a hub id: without allow_download the engine resolves it from the local hub cache only.
-        else:
-            model = os.path.expanduser(model)
         try:
-            device, dtype_name = resolve_device_dtype(cfg.device, cfg.dtype)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-        dtype = getattr(torch, dtype_name)
-        try:
-            check_ref_audio(VoiceSettings.of(cfg), allow_download=cfg.allow_download)
+            check_ref_audio(VoiceSettings.of(cfg), allow_download=cfg.engine.allow_download)
         except VoiceSettingsError as exc:
             raise ConfigError(str(exc)) from exc
-
-        cuda_device = torch.device(device) if device.startswith("cuda") else None
-        buckets = tuple(b for b in cfg.prefill_buckets if b > 0)
-        if buckets and max(buckets) > cfg.max_seq_len:
-            raise ConfigError(f"prefill_buckets {list(buckets)} must be <= max_seq_len={cfg.max_seq_len}")
-        graphs = cfg.use_cuda_graphs and cuda_device is not None
-        frame_options: dict[str, Any] = {
-            # Buckets pay off only as captured graphs; uncaptured they would just pad the prefill.
-            "prefill_buckets": buckets if graphs else (),
-            "compile": None if cfg.compile else False,  # None: where available
-        }
-        if cfg.compile and graphs:
-            keep_compiled_kernels()
-        if cuda_device is not None:
-            torch.cuda.synchronize(cuda_device)
-            self._baseline_bytes = torch.cuda.memory_allocated(cuda_device)
         t0 = time.monotonic()
         try:
-            engine = Qwen3TTSCudaGraphs.from_pretrained(
-                model,
-                device=device,
-                dtype=dtype,
-                max_seq_len=cfg.max_seq_len,
-                use_cuda_graphs=cfg.use_cuda_graphs,
-                allow_download=cfg.allow_download,
-                frame_options=frame_options,
-            )
-        except Exception as exc:  # noqa: BLE001 - a truncated file surfaces as its reader's own error type
-            if cuda_device is not None and _is_out_of_memory(exc):
-                gc.collect()  # the half-built model
-                torch.cuda.empty_cache()
-                raise ConfigError(
-                    f"CUDA out of memory while loading {model!r} with max_seq_len={cfg.max_seq_len}: free "
-                    f"GPU memory or lower max_seq_len ({type(exc).__name__}: {exc})"
-                ) from exc
-            raise ConfigError(f"cannot load model {model!r}: {type(exc).__name__}: {exc}") from exc
+            engine = open_engine(cfg.engine)
+        except (EngineConfigError, ModelLoadError) as exc:  # their messages name the setting / the model
+            raise ConfigError(str(exc)) from exc
+        cuda_device = engine.device if engine.device.type == "cuda" else None
+        self._baseline_bytes = engine.memory_baseline_bytes
+        model, device = engine.source, str(engine.device)
+        dtype_name = str(engine.dtype).removeprefix("torch.")
         self._engine, self._cuda_device = engine, cuda_device
         try:
             self._request_fields = self._voice(engine, cfg, self._log)
@@ -440,11 +337,12 @@ class SynthesisWorker:
     def _check_room_for_text(self, engine, cfg: LoadConfig) -> None:
         """Refuse at configure a max_seq_len that the voice's prompt (instruct, voice-clone reference) leaves
         no room for text in; otherwise every utterance would fail. stream() validates without generating."""
-        request = SpeechRequest(text="Hello.", sampling=cfg.warmup_settings.sampling, **self._request_fields)
+        request = self._request("Hello.", cfg.warmup_settings)
         try:
             engine.stream(request).close()
         except ValueError as exc:
-            raise ConfigError(f"max_seq_len={cfg.max_seq_len} is too small for this voice: {exc}") from exc
+            max_seq_len = cfg.engine.max_seq_len
+            raise ConfigError(f"max_seq_len={max_seq_len} is too small for this voice: {exc}") from exc
 
     @staticmethod
     def _voice(engine, cfg: LoadConfig, log: Logger) -> dict[str, Any]:
@@ -460,9 +358,9 @@ class SynthesisWorker:
         try:
             return self._capture_and_warm_up()
         except Exception as exc:
-            if self._cuda_device is None or not _is_out_of_memory(exc):
+            if self._cuda_device is None or not is_out_of_memory(exc):
                 raise
-            max_seq_len = self._cfg.max_seq_len
+            max_seq_len = self._cfg.engine.max_seq_len
             released = self._release()  # a failed capture holds memory; the model must be loaded again anyway
             raise ModelReleased(
                 f"CUDA out of memory in CUDA-graph capture / warm-up (max_seq_len={max_seq_len}); "
@@ -475,7 +373,7 @@ class SynthesisWorker:
         if not self._captured:
             capture_s = float(self._engine.capture() or 0.0)
             self._captured = True
-            graphs = bool(self._cfg.use_cuda_graphs and self._cuda_device is not None)
+            graphs = bool(self._cfg.engine.use_cuda_graphs and self._cuda_device is not None)
             with self._cond:
                 self._stats.update(capture_time_s=capture_s, cuda_graphs_captured=graphs)
             msg = f"{'CUDA graphs captured' if graphs else 'no CUDA graphs (CPU)'} in {capture_s:.2f} s"
@@ -483,7 +381,7 @@ class SynthesisWorker:
                 # The configured voice and chunking, a few frames only (a random model may never say EOS).
                 t0 = time.monotonic()
                 base = self._cfg.warmup_settings
-                sampling = dataclasses.replace(base.sampling, max_new_tokens=WARMUP_FRAMES)
+                sampling = {**base.sampling, "max_new_tokens": WARMUP_FRAMES}
                 settings = dataclasses.replace(base, sampling=sampling)
                 request = self._request(self._cfg.warmup_text, settings)
                 for _ in self._engine.stream(request, **self._stream_kwargs(settings, threading.Event())):
@@ -532,7 +430,8 @@ class SynthesisWorker:
             self._stats["gpu_memory_allocated_mb"] = mb
 
     def _request(self, text: str, settings: UtteranceSettings) -> SpeechRequest:
-        return SpeechRequest(text=text, sampling=settings.sampling, **self._request_fields)
+        sampling = self._engine.sampling_params(**settings.sampling)
+        return SpeechRequest(text=text, sampling=sampling, **self._request_fields)
 
     def _stream_kwargs(self, s: UtteranceSettings, cancel: threading.Event) -> dict[str, Any]:
         resampling = self._cfg.sample_rate != SAMPLE_RATE

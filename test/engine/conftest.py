@@ -7,7 +7,7 @@ loader. Tests must not modify the loaded models.
 import pytest
 import torch
 
-from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
+from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
 
 
 def _load(path, dtype=torch.float32):

@@ -11,7 +11,7 @@ import torch
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs, VoicePrompt
 from qwen3_tts_ros.engine.loading import load_qwen_tts
-from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
+from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
 
 GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=12)
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -124,7 +124,7 @@ def test_voice_clone_prompt_forms_equal_qwen_tts(engines, tiny_base_tts, referen
 
 def test_sampling_defaults_merged_like_qwen_tts(engines, tiny_custom_voice_tts):
     engine = engines["custom_voice"]
-    sampling = engine._sampling(dict(top_k=7, max_new_tokens=None))
+    sampling = engine.sampling_params(top_k=7, max_new_tokens=None)
     defaults = tiny_custom_voice_tts.generate_defaults
     merged = tiny_custom_voice_tts._merge_generate_kwargs(top_k=7)
     for name, value in merged.items():

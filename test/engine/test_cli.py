@@ -99,8 +99,8 @@ def test_default_model_is_the_demo_checkpoint_and_text_comes_from_arguments(tmp_
 
 BAD_INPUT = [
     ([], "   \n", "the text is empty"),
-    (["x", "--chunk-frames", "0"], None, "--chunk-frames must be >= 1"),
-    (["x", "--top-p", "1.5"], None, "--top-p must be in (0, 1]"),
+    (["x", "--chunk-frames", "0"], None, "chunk_frames must be an integer >= 1, got 0"),
+    (["x", "--top-p", "1.5"], None, "top_p must be a number in the range [0, 1], got 1.5"),
     (["x", "--dtype", "float8"], None, "dtype must be 'auto' or one of"),
     (["x", "--device", "tpu"], None, "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     (["x", "--model", "/nonexistent/model"], None, "model directory not found: /nonexistent/model"),

@@ -16,8 +16,8 @@ import torch
 from waveform_bounds import assert_as_accurate, assert_same_audio
 
 from qwen3_tts_ros.engine.codec_stream import CausalCodecDecoder
+from qwen3_tts_ros.engine.tiny_checkpoint import random_speech_decoder
 from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME
-from qwen3_tts_ros.testing.tiny_checkpoint import random_speech_decoder
 
 pytestmark = pytest.mark.gpu
 PREFIX, FRAMES = 30, 120

@@ -32,8 +32,8 @@ from qwen3_tts_ros.engine.codec_stream import CausalCodecDecoder
 from qwen3_tts_ros.engine.frame_generator import FrameGenerator
 from qwen3_tts_ros.engine.loading import load_qwen_tts
 from qwen3_tts_ros.engine.prefill import build_prefill
+from qwen3_tts_ros.engine.tiny_checkpoint import random_speech_decoder
 from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME, SamplingParams, StreamStats
-from qwen3_tts_ros.testing.tiny_checkpoint import random_speech_decoder
 
 GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=32)
 CHUNKINGS = [(1, 4), (1, 1)]  # (first_chunk_frames, chunk_frames)

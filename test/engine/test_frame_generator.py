@@ -217,7 +217,7 @@ def test_pipeline_settings_checked(setup):
         FrameGenerator(tts.model, max_seq_len=64, launch_ahead=0)
     with pytest.raises(ValueError, match="frames_per_replay"):
         FrameGenerator(tts.model, max_seq_len=64, frames_per_replay=0)
-    with pytest.raises(ValueError, match="prefill buckets"):
+    with pytest.raises(ValueError, match="prefill_buckets"):
         FrameGenerator(tts.model, max_seq_len=64, prefill_buckets=(32, 128))
     assert FrameGenerator(tts.model, max_seq_len=64).launch_ahead == 1  # CPU: nothing to overlap
 

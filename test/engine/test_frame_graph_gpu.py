@@ -34,7 +34,7 @@ def cuda_tiny():
 
     from qwen_tts import Qwen3TTSModel
 
-    from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
+    from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
 
     path = write_tiny_checkpoint(pathlib.Path(tempfile.mkdtemp()), "custom_voice", seed=1)
     tts = Qwen3TTSModel.from_pretrained(str(path), dtype=torch.float32, device_map="cuda")

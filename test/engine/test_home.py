@@ -1,7 +1,7 @@
 """The per-user directory and the persistent compiled-kernel cache the node and CLI point inductor at."""
 
+from qwen3_tts_ros.engine.demo_checkpoint import demo_checkpoint_dir
 from qwen3_tts_ros.home import home_dir, keep_compiled_kernels
-from qwen3_tts_ros.testing.demo_checkpoint import demo_checkpoint_dir
 
 
 def test_home_dir_follows_the_environment(monkeypatch, tmp_path):

@@ -5,8 +5,9 @@ import torch
 
 from qwen3_tts_ros.engine.loading import load_qwen_tts
 from qwen3_tts_ros.engine.prefill import build_prefill
+from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
 from qwen3_tts_ros.engine.types import SpeechRequest, VoicePrompt
-from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
+from qwen3_tts_ros.engine.voice import ModelVoices
 
 TEXTS = ("Hello there, world.", "你好，世界")
 
@@ -156,7 +157,7 @@ def test_small_custom_voice_drops_instruct(tmp_path):
     req = SpeechRequest(
         text="Hello.", mode="custom_voice", language="english", speaker="ryan", instruct="Whisper."
     )
-    ours = build_prefill(tts.model, tts.processor, req)
+    ours = build_prefill(tts.model, tts.processor, ModelVoices.of(tts).normalize(req))  # the rule's place
     assert_same(ours, theirs)
     no_instruct = build_prefill(
         tts.model,

@@ -130,11 +130,11 @@ def test_sampling_follows_distribution_and_fixed_seed_repeats():
     sampler.set(SamplingParams(subtalker_temperature=1.0, subtalker_top_k=50, subtalker_top_p=1.0))
     logits = torch.log(torch.tensor([[0.5, 0.25, 0.15, 0.1, 0.0]]))
     torch.manual_seed(123)
-    draws = torch.stack([sampler(0, logits) for _ in range(4000)]).view(-1)
+    draws = torch.stack([sampler(logits) for _ in range(4000)]).view(-1)
     freq = torch.bincount(draws, minlength=5).float() / len(draws)
     torch.testing.assert_close(freq, torch.tensor([0.5, 0.25, 0.15, 0.1, 0.0]), atol=0.03, rtol=0)
     torch.manual_seed(123)
-    again = torch.stack([sampler(0, logits) for _ in range(4000)]).view(-1)
+    again = torch.stack([sampler(logits) for _ in range(4000)]).view(-1)
     assert torch.equal(draws, again)
 
 
@@ -142,8 +142,8 @@ def test_settings_change_without_rebuilding():
     sampler = CodeSampler(5, torch.device("cpu"))
     logits = torch.tensor([[3.0, 2.9, 0.0, -1.0, -2.0]])
     sampler.set(SamplingParams(subtalker_dosample=False))
-    assert all(sampler(0, logits).item() == 0 for _ in range(20))
+    assert all(sampler(logits).item() == 0 for _ in range(20))
     sampler.set(SamplingParams(subtalker_dosample=True, subtalker_top_k=2, subtalker_temperature=1.0))
     torch.manual_seed(0)
-    seen = {sampler(0, logits).item() for _ in range(200)}
+    seen = {sampler(logits).item() for _ in range(200)}
     assert seen == {0, 1}

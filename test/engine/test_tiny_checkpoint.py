@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
 from qwen3_tts_ros.engine.types import SAMPLE_RATE, SAMPLES_PER_FRAME
-from qwen3_tts_ros.testing.tiny_checkpoint import write_tiny_checkpoint
 
 GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=40)
 

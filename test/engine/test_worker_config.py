@@ -1,12 +1,13 @@
-"""The node's parameter values -> the worker's LoadConfig / UtteranceSettings (worker.load_config,
-worker.utterance_settings), which the node and bench/endurance_node_defaults.py both use."""
+"""The node's parameter values -> the worker's LoadConfig / UtteranceSettings (node/settings.py), which the
+node and bench/endurance_node_defaults.py both use."""
 
 import dataclasses
 import pathlib
 
 import yaml
 
-from qwen3_tts_ros.node.worker import LoadConfig, UtteranceSettings, load_config, utterance_settings
+from qwen3_tts_ros.node.settings import load_config, utterance_settings
+from qwen3_tts_ros.node.worker import LoadConfig, UtteranceSettings
 
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / "config" / "tts.yaml"
 
@@ -15,24 +16,26 @@ def _yaml_values() -> dict:
     return dict(yaml.safe_load(CONFIG.read_text())["/**"]["ros__parameters"])
 
 
-def test_every_load_time_field_comes_from_its_own_parameter():
+def test_every_voice_and_output_field_comes_from_its_own_parameter():
     values = _yaml_values()
-    # Each parameter a value of its own (sampling and streaming keep theirs: UtteranceSettings checks them).
-    marked = {name: f"marker {i}" for i, name in enumerate(values)}
-    marked.update({name: v for name, v in values.items() if name.startswith(("sampling.", "streaming."))})
-    marked["prefill_buckets"] = [7]
+    marked = dict(values)
+    fields = [f.name for f in dataclasses.fields(LoadConfig) if f.name not in ("engine", "warmup_settings")]
+    marks = {name: f"marker {i}" for i, name in enumerate(values) if not name.startswith(("sampling.",
+                                                                                          "streaming."))}
+    engine_parameters = ("model", "device", "dtype", "max_seq_len", "use_cuda_graphs", "compile",
+                         "prefill_buckets", "allow_download")
+    marked.update({k: v for k, v in marks.items() if k not in engine_parameters})
     got = load_config(marked)
-    source = {}
-    for field in dataclasses.fields(LoadConfig):
-        if field.name != "warmup_settings":
-            value = getattr(got, field.name)
-            source[field.name] = [n for n, v in marked.items() if v == value or v == list(value or ())]
+    source = {field: [n for n, v in marked.items() if v == getattr(got, field)] for field in fields}
     assert all(len(names) == 1 for names in source.values()), source
     assert {field: names[0] for field, names in source.items() if not names[0].endswith(field)} == {
         "pcm_format": "output.format",
         "warmup_text": "warmup.text",
     }
-    assert load_config(values).prefill_buckets == tuple(values["prefill_buckets"])
+    engine = load_config(values).engine
+    assert engine.prefill_buckets == tuple(values["prefill_buckets"])
+    assert (engine.model, engine.max_seq_len, engine.compile) == (values["model"], values["max_seq_len"],
+                                                                 values["compile"])
 
 
 def test_utterance_settings_take_sampling_and_streaming_parameters():
@@ -40,6 +43,7 @@ def test_utterance_settings_take_sampling_and_streaming_parameters():
     values.update({"sampling.max_new_tokens": 17, "sampling.temperature": 0.5, "streaming.chunk_frames": 3})
     settings = utterance_settings(values)
     assert isinstance(settings, UtteranceSettings)
-    assert (settings.sampling.max_new_tokens, settings.sampling.temperature) == (17, 0.5)
+    assert (settings.sampling["max_new_tokens"], settings.sampling["temperature"]) == (17, 0.5)
+    assert settings.sampling["top_k"] is None  # left at -1 in tts.yaml: the model's default
     assert (settings.first_chunk_frames, settings.chunk_frames) == (values["streaming.first_chunk_frames"], 3)
     assert load_config(values).warmup_settings == settings

@@ -18,6 +18,7 @@ import time
 import pytest
 import torch
 
+from qwen3_tts_ros.engine.config import EngineConfig
 from qwen3_tts_ros.engine.types import SamplingParams
 from qwen3_tts_ros.node.worker import (
     ConfigError,
@@ -62,16 +63,19 @@ class Recorder:
 
 def utterance_settings() -> UtteranceSettings:
     # Built from the dataclass's own fields, so a streaming field added or removed there needs no change here.
-    values = dict(sampling=GREEDY, first_chunk_frames=1, chunk_frames=4)
+    values = dict(sampling=dataclasses.asdict(GREEDY), first_chunk_frames=1, chunk_frames=4)
     return UtteranceSettings(**{f.name: values[f.name] for f in dataclasses.fields(UtteranceSettings)})
 
 
 def load_config(model_dir, device: str) -> LoadConfig:
-    return LoadConfig(
+    engine = EngineConfig(
         model=str(model_dir), allow_download=False, device=device,
         dtype="bfloat16" if device == "cuda" else "float32", max_seq_len=2048, use_cuda_graphs=True,
         compile=True, prefill_buckets=(32, 64, 128, 256),
-        mode="", language="Auto", speaker="", instruct="", ref_audio="", ref_text="", x_vector_only=False,
+    )
+    return LoadConfig(
+        engine=engine, mode="", language="Auto", speaker="", instruct="", ref_audio="", ref_text="",
+        x_vector_only=False,
         pcm_format="int16", sample_rate=24000, warmup_text="Hello.", warmup_settings=utterance_settings(),
     )
 

@@ -200,6 +200,8 @@ def test_bad_parameters_at_runtime_are_refused_with_a_reason(node):
     assert "queue.policy" in results["queue.policy"][1]
     for name in ("voice.speaker", "voice.language", "model", "max_seq_len"):
         assert "cleanup" in results[name][1], results[name]
-    assert client.get_params(list(bad)) == before, "a refused value must not be applied"
+    # compared as repr: NaN (a sampling number's "model default") is not == itself
+    after = client.get_params(list(bad))
+    assert list(map(repr, after)) == list(map(repr, before)), "a refused value must not be applied"
     wait_spoken(node, mark, [len(BEFORE)])
     assert node.state() == "active"

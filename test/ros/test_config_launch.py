@@ -4,6 +4,7 @@ The node is a real rclpy LifecycleNode created in this process (no model is load
 The launch file cannot run here (no `launch` package), so it is checked as Python source.
 """
 import ast
+import math
 import pathlib
 
 import pytest
@@ -52,8 +53,14 @@ def test_yaml_values_load_with_the_declared_types_and_match_the_defaults(node_fr
         default = P.SPEC_BY_NAME[name].default
         if isinstance(default, tuple):  # integer arrays: rclpy may hand out array.array
             got, default = list(got), list(default)
-        assert got == value
-        assert got == default, f"{name}: yaml {value!r} != declared default"
+        assert _same(got, value)
+        assert _same(got, default), f"{name}: yaml {value!r} != declared default"
+
+
+def _same(a, b) -> bool:
+    """Equal, where NaN (a sampling parameter's "model default", .nan in the YAML) equals NaN."""
+    nans = [isinstance(x, float) and math.isnan(x) for x in (a, b)]
+    return nans[0] and nans[1] if any(nans) else a == b
 
 
 def test_every_yaml_key_has_a_comment():
@@ -89,7 +96,7 @@ def test_bad_values_are_refused_by_set_parameters(node_from_yaml, name, value):
     before = node_from_yaml.get_parameter(name).value
     result = node_from_yaml.set_parameters([Parameter(name, value=value)])[0]
     assert not result.successful
-    assert node_from_yaml.get_parameter(name).value == before
+    assert _same(node_from_yaml.get_parameter(name).value, before)
 
 
 def test_good_values_are_accepted_while_unconfigured(node_from_yaml):

@@ -1,0 +1,133 @@
+"""Settings -> a loaded engine: `EngineConfig` (validated when made) and `open_engine`, the one way the ROS
+node and the `qwen3-tts-say` CLI build their engine.
+
+Every setting is checked here, once, with one message per problem (ValueError naming the setting); what can
+only be known on the machine (is CUDA there, does the model load, does it fit in memory) is refused by
+`open_engine` with an exception of its own: EngineConfigError, ModelLoadError, EngineOutOfMemory.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from dataclasses import dataclass
+
+import torch
+
+from qwen3_tts_ros.home import keep_compiled_kernels
+
+from .demo_checkpoint import ensure_demo_checkpoint
+from .frame_generator import SUGGESTED_PREFILL_BUCKETS, check_prefill_buckets
+from .loading import check_device_name, check_dtype_name, resolve_device_dtype
+from .model import Qwen3TTSCudaGraphs
+from .types import Rule
+
+MAX_SEQ_LEN_RULE = Rule(int, 64)
+
+
+class EngineConfigError(ValueError):
+    """Settings that cannot be used (on this machine); the message names the setting."""
+
+
+class ModelLoadError(Exception):
+    """The model could not be loaded; the message names the model and the cause (also its __cause__)."""
+
+
+class EngineOutOfMemory(ModelLoadError):
+    """CUDA ran out of memory; what was half-built is released. The message says what to do."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What an engine is built from. Checked when made: ValueError naming the setting."""
+
+    model: str = ""  # a model directory or hub id; "": the built-in tiny RANDOM demo checkpoint (noise)
+    device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:N"
+    dtype: str = "auto"  # "auto" (bfloat16 on CUDA, float32 on CPU), "bfloat16", "float16", "float32"
+    max_seq_len: int = 2048  # static K/V cache: prompt + generated frames of one utterance
+    use_cuda_graphs: bool = True  # no effect on CPU
+    compile: bool = True  # torch.compile the decode step where available (CUDA with Triton)
+    # Prompt sizes with a captured prefill graph each; None: the suggested ones that fit max_seq_len.
+    # Used only with CUDA graphs (uncaptured, a bucket would only pad the prefill).
+    prefill_buckets: tuple[int, ...] | None = None
+    codec_side_stream: bool = True  # CUDA: decode streamed audio on a side stream, overlapped (model.py)
+    allow_download: bool = False  # hub downloads of the model and of http(s) reference audio
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str):
+            raise ValueError(f"model must be a str, got {type(self.model).__name__}")
+        if "://" in self.model:
+            raise ValueError(
+                f"model must be a local directory or a hub id (org/name), not a URL: {self.model}"
+            )
+        check_device_name(self.device)
+        check_dtype_name(self.dtype)
+        MAX_SEQ_LEN_RULE.check("max_seq_len", self.max_seq_len)
+        for name in ("use_cuda_graphs", "compile", "codec_side_stream", "allow_download"):
+            Rule(bool).check(name, getattr(self, name))
+        if self.prefill_buckets is not None:
+            object.__setattr__(self, "prefill_buckets", tuple(self.prefill_buckets))
+            check_prefill_buckets(self.prefill_buckets, self.max_seq_len)
+
+    def buckets(self) -> tuple[int, ...]:
+        """The prefill buckets to capture (None resolved)."""
+        if self.prefill_buckets is None:
+            return tuple(b for b in SUGGESTED_PREFILL_BUCKETS if b <= self.max_seq_len)
+        return self.prefill_buckets
+
+
+def open_engine(config: EngineConfig) -> Qwen3TTSCudaGraphs:
+    """Load the model of `config` and build the engine on the calling thread (which then owns its CUDA work).
+
+    EngineConfigError: the device or dtype cannot be used here. EngineOutOfMemory: CUDA out of memory while
+    loading. ModelLoadError: any other failure to load, naming the model.
+    """
+    try:
+        device, dtype_name = resolve_device_dtype(config.device, config.dtype)
+    except ValueError as exc:
+        raise EngineConfigError(str(exc)) from exc
+    model = config.model or str(ensure_demo_checkpoint())
+    on_cuda = device.startswith("cuda")
+    graphs = config.use_cuda_graphs and on_cuda
+    if config.compile and graphs:
+        keep_compiled_kernels()
+    baseline = 0
+    if on_cuda:
+        torch.cuda.synchronize(device)
+        baseline = torch.cuda.memory_allocated(device)
+    try:
+        engine = Qwen3TTSCudaGraphs.from_pretrained(
+            os.path.expanduser(model),
+            device=device,
+            dtype=getattr(torch, dtype_name),
+            max_seq_len=config.max_seq_len,
+            use_cuda_graphs=config.use_cuda_graphs,
+            allow_download=config.allow_download,
+            frame_options={
+                "prefill_buckets": config.buckets() if graphs else (),
+                "compile": None if config.compile else False,  # None: where available
+            },
+            codec_stream=config.codec_side_stream,
+        )
+    except Exception as exc:  # noqa: BLE001 - a truncated file surfaces as its reader's own error type
+        if on_cuda and is_out_of_memory(exc):
+            gc.collect()  # the half-built model
+            torch.cuda.empty_cache()
+            raise EngineOutOfMemory(
+                f"CUDA out of memory while loading {model!r} with max_seq_len={config.max_seq_len}: free "
+                f"GPU memory or lower max_seq_len ({type(exc).__name__}: {exc})"
+            ) from exc
+        raise ModelLoadError(f"cannot load model {model!r}: {type(exc).__name__}: {exc}") from exc
+    engine.memory_baseline_bytes = baseline
+    return engine
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA out of memory anywhere in the exception chain (a capture that ran out of memory can surface as
+    a later "capture invalidated" error whose context is the OutOfMemoryError)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, torch.cuda.OutOfMemoryError) or "out of memory" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -1,0 +1,74 @@
+"""The node's parameter values (a plain name -> value dict, as params.read_all or config/tts.yaml's
+ros__parameters give them) -> the worker's configurations. No ROS import, so bench/ drives the worker with
+exactly the node's settings on a machine without ROS (bench/endurance_node_defaults.py).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from qwen3_tts_ros.engine.config import EngineConfig
+from qwen3_tts_ros.node.worker import LoadConfig, UtteranceSettings
+
+# A sampling.* number left at these takes the model's default (generation_config.json, then qwen-tts's).
+MODEL_DEFAULT_FLOAT = float("nan")
+MODEL_DEFAULT_INT = -1
+SAMPLING_PREFIX = "sampling."
+
+
+def is_model_default(value: Any) -> bool:
+    """A sampling parameter's "take the model's default" value (MODEL_DEFAULT_FLOAT / _INT)."""
+    if isinstance(value, bool):
+        return False
+    return (isinstance(value, float) and math.isnan(value)) or value == MODEL_DEFAULT_INT
+
+
+def sampling_overrides(values: dict[str, Any]) -> dict[str, Any]:
+    """The sampling.* parameters as SamplingParams.merged's explicit settings (None: the model's default)."""
+    return {
+        name[len(SAMPLING_PREFIX) :]: None if is_model_default(value) else value
+        for name, value in values.items()
+        if name.startswith(SAMPLING_PREFIX)
+    }
+
+
+def engine_config(values: dict[str, Any]) -> EngineConfig:
+    """The load-time parameters of the engine as its EngineConfig (ValueError naming a setting it refuses)."""
+    buckets = tuple(b for b in values["prefill_buckets"] if b != 0)  # [0]: none (ROS has no empty int array)
+    return EngineConfig(
+        model=values["model"],
+        device=values["device"],
+        dtype=values["dtype"],
+        max_seq_len=values["max_seq_len"],
+        use_cuda_graphs=values["use_cuda_graphs"],
+        compile=values["compile"],
+        prefill_buckets=buckets,
+        allow_download=values["allow_download"],
+    )
+
+
+def utterance_settings(values: dict[str, Any]) -> UtteranceSettings:
+    """The per-utterance settings, snapshotted when a text arrives."""
+    return UtteranceSettings(
+        sampling=sampling_overrides(values),
+        first_chunk_frames=values["streaming.first_chunk_frames"],
+        chunk_frames=values["streaming.chunk_frames"],
+    )
+
+
+def load_config(values: dict[str, Any]) -> LoadConfig:
+    """What configure loads (ValueError naming a setting the engine refuses)."""
+    return LoadConfig(
+        engine=engine_config(values),
+        mode=values["voice.mode"],
+        language=values["voice.language"],
+        speaker=values["voice.speaker"],
+        instruct=values["voice.instruct"],
+        ref_audio=values["voice.ref_audio"],
+        ref_text=values["voice.ref_text"],
+        x_vector_only=values["voice.x_vector_only"],
+        pcm_format=values["output.format"],
+        sample_rate=values["output.sample_rate"],
+        warmup_text=values["warmup.text"],
+        warmup_settings=utterance_settings(values),
+    )
