@@ -89,7 +89,7 @@ class RunningNode:
         results = self.client.set_params({k.replace("__", "."): v for k, v in values.items()})
         assert all(ok for ok, _ in results), results
 
-    def speak(self, text: str, timeout: float = 120.0):
+    def speak(self, text: str, timeout: float = TIMEOUT):
         """Send one text, wait until the node is idle again; (mark, chunks by utterance id, latencies)."""
         client = self.client
         mark = client.mark()

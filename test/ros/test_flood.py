@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT
+
 pytestmark = pytest.mark.ros
 
 LONG = os.environ.get("QWEN3_TTS_ROS_LONG") == "1"
@@ -74,7 +76,7 @@ def burst(node, policy: str, n_texts: int = N_TEXTS, rate_hz: float | None = RAT
         return (now["texts_received"] - before["texts_received"] == n_texts and accounted == n_texts
                 and seen[-1]["speaking"] == "false")
 
-    assert client.wait_for(settled, 120.0), (
+    assert client.wait_for(settled, TIMEOUT), (
         f"not settled: {node.client.statuses(mark['diagnostics'])[-1:]}, "
         f"{len(client.latencies(mark['latency']))} spoken\n{node.log()}")
     rss.append(node.rss_mb())
@@ -192,7 +194,7 @@ def generation_speed(node) -> dict:
         return (len(client.latencies(mark["latency"])) == K_UTTERANCES
                 and client.stream_problems(mark["chunks"]) == [])
 
-    assert client.wait_for(done, 300.0), f"{client.stream_problems(mark['chunks'])}\n{node.log()}"
+    assert client.wait_for(done, TIMEOUT), f"{client.stream_problems(mark['chunks'])}\n{node.log()}"
     lat = client.latencies(mark["latency"])
     chunks = client.count("chunks") - mark["chunks"]
     return dict(ms_per_frame=sum(m.frame_ms_mean for m in lat) / len(lat),

@@ -137,7 +137,7 @@ def test_node_never_touches_the_network_nor_uses_topic_text_as_anything_but_text
         mark = client.mark()
         for text in hostile:
             client.say(text)
-        assert client.wait_for(lambda: len(client.latencies(mark["latency"])) == len(hostile), 120.0), \
+        assert client.wait_for(lambda: len(client.latencies(mark["latency"])) == len(hostile), TIMEOUT), \
             node.log()
         spoken = [m.text_length for m in client.latencies(mark["latency"])]
         assert spoken == [len(t) for t in hostile], "each text is spoken as text, whole"
@@ -147,7 +147,7 @@ def test_node_never_touches_the_network_nor_uses_topic_text_as_anything_but_text
         node.set_params(sampling__max_new_tokens=2048)
         mark = client.mark()
         client.say(long_text)
-        assert client.wait_for(lambda: client.count("chunks") > mark["chunks"] + 1, 120.0), node.log()
+        assert client.wait_for(lambda: client.count("chunks") > mark["chunks"] + 1, TIMEOUT), node.log()
         rc = node.proc.stop(timeout=30.0, sig=signal.SIGTERM)
         assert rc == 0, node.log()
         assert client.wait_for(lambda: client.finals(mark["chunks"]), TIMEOUT)

@@ -82,7 +82,7 @@ def test_random_mixed_traffic(node):
     last = client.mark()
     client.say("The soak is over.")
     sent += 1
-    assert client.wait_done(last, 120.0), node.log()
+    assert client.wait_done(last, TIMEOUT), node.log()
     rss.append((time.monotonic() - t0, node.rss_mb()))
 
     latencies = client.latencies(mark["latency"])
