@@ -79,6 +79,11 @@ class Spec:
         return d
 
 
+def _sampling(field: str, default: Any, description: str) -> Spec:
+    """A per-utterance sampling.<field> parameter (SamplingParams' field of that name)."""
+    return Spec(SAMPLING_PREFIX + field, default, description, "utterance")
+
+
 SPECS: tuple[Spec, ...] = (
     # --- model
     Spec(
@@ -156,26 +161,16 @@ SPECS: tuple[Spec, ...] = (
     # --- sampling (qwen-tts names; do_sample false + subtalker_dosample false = greedy, deterministic).
     # Numbers left at MODEL_DEFAULT (.nan / -1) take the model's generation_config.json, then qwen-tts's
     # default; what a value must be is SamplingParams' rule (engine/types.py), checked in `validate`.
-    Spec("sampling.do_sample", True, "Sample the talker's first codebook (false: greedy).", "utterance"),
-    Spec("sampling.top_k", MODEL_DEFAULT_INT, "Talker top-k (0: off).", "utterance"),
-    Spec("sampling.top_p", MODEL_DEFAULT_FLOAT, "Talker top-p.", "utterance"),
-    Spec("sampling.temperature", MODEL_DEFAULT_FLOAT, "Talker temperature.", "utterance"),
-    Spec("sampling.repetition_penalty", MODEL_DEFAULT_FLOAT, "Talker repetition penalty.", "utterance"),
-    Spec(
-        "sampling.subtalker_dosample",
-        True,
-        "Sample the code predictor's codebooks (false: greedy).",
-        "utterance",
-    ),
-    Spec("sampling.subtalker_top_k", MODEL_DEFAULT_INT, "Code-predictor top-k (0: off).", "utterance"),
-    Spec("sampling.subtalker_top_p", MODEL_DEFAULT_FLOAT, "Code-predictor top-p.", "utterance"),
-    Spec("sampling.subtalker_temperature", MODEL_DEFAULT_FLOAT, "Code-predictor temperature.", "utterance"),
-    Spec(
-        "sampling.max_new_tokens",
-        MODEL_DEFAULT_INT,
-        "Most codec frames per utterance (80 ms each).",
-        "utterance",
-    ),
+    _sampling("do_sample", True, "Sample the talker's first codebook (false: greedy)."),
+    _sampling("top_k", MODEL_DEFAULT_INT, "Talker top-k (0: off)."),
+    _sampling("top_p", MODEL_DEFAULT_FLOAT, "Talker top-p."),
+    _sampling("temperature", MODEL_DEFAULT_FLOAT, "Talker temperature."),
+    _sampling("repetition_penalty", MODEL_DEFAULT_FLOAT, "Talker repetition penalty."),
+    _sampling("subtalker_dosample", True, "Sample the code predictor's codebooks (false: greedy)."),
+    _sampling("subtalker_top_k", MODEL_DEFAULT_INT, "Code-predictor top-k (0: off)."),
+    _sampling("subtalker_top_p", MODEL_DEFAULT_FLOAT, "Code-predictor top-p."),
+    _sampling("subtalker_temperature", MODEL_DEFAULT_FLOAT, "Code-predictor temperature."),
+    _sampling("max_new_tokens", MODEL_DEFAULT_INT, "Most codec frames per utterance (80 ms each)."),
     # --- streaming
     Spec(
         "streaming.first_chunk_frames",
@@ -316,19 +311,16 @@ def _check_buckets(value) -> None:
         check_prefill_buckets(sizes)
 
 
+# Load-time parameters that are EngineConfig fields of the same name (prefill_buckets is one too, with [0]).
+ENGINE_PARAMETERS = (
+    "model", "device", "dtype", "max_seq_len", "use_cuda_graphs", "compile", "allow_download",
+)  # fmt: skip
+
+
 def engine_config(values: dict[str, Any]) -> EngineConfig:
     """The load-time parameters of the engine as its EngineConfig (ValueError naming a setting it refuses)."""
     buckets = tuple(b for b in values["prefill_buckets"] if b != 0)  # [0]: none (ROS has no empty int array)
-    return EngineConfig(
-        model=values["model"],
-        device=values["device"],
-        dtype=values["dtype"],
-        max_seq_len=values["max_seq_len"],
-        use_cuda_graphs=values["use_cuda_graphs"],
-        compile=values["compile"],
-        prefill_buckets=buckets,
-        allow_download=values["allow_download"],
-    )
+    return EngineConfig(prefill_buckets=buckets, **{name: values[name] for name in ENGINE_PARAMETERS})
 
 
 def declare_all(node) -> None:

@@ -31,9 +31,9 @@ def _request(text, **sampling):
 
 
 def test_long_text_is_split_at_sentences(short_engine):
-    pieces = short_engine.text_pieces(short_engine._check_request(_request(LONG_TEXT)))
+    pieces = short_engine.text_pieces(short_engine.normalize(_request(LONG_TEXT)))
     assert [p.text for p in pieces] == PIECES
-    fitting = short_engine.text_pieces(short_engine._check_request(_request("Hi there.")))
+    fitting = short_engine.text_pieces(short_engine.normalize(_request("Hi there.")))
     assert [p.text for p in fitting] == ["Hi there."]
 
 

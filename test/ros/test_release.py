@@ -60,8 +60,8 @@ def _run(checkpoint, device, allocated):
 
 def test_cleanup_releases_the_engine_on_cpu(checkpoint):
     baseline, first, second, snapshot = _run(checkpoint, "cpu", lambda: 0)
-    assert snapshot["cuda_graphs_captured"] is False
-    assert snapshot["gpu_memory_allocated_mb"] == 0.0
+    assert snapshot.cuda_graphs_captured is False
+    assert snapshot.gpu_memory_allocated_mb == 0.0
 
 
 @pytest.mark.gpu
