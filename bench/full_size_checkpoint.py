@@ -19,11 +19,10 @@ from qwen3_tts_ros.engine.tiny_checkpoint import (
     GENERATION_CONFIG,
     LANGUAGES,
     SPEAKERS,
-    TEXT_TOKEN_CONFIG,
     keep_released_talker_format,
     write_speech_tokenizer,
-    write_text_tokenizer,
 )
+from qwen3_tts_ros.engine.tiny_tokenizer import TEXT_TOKEN_CONFIG, write_text_tokenizer
 
 SIZES = {"0b6": (1024, 3072), "1b7": (2048, 6144)}  # talker hidden, intermediate
 CONTROL_BASE = 2048  # codec ids 0..2047 are audio codes; control/language/speaker ids start here

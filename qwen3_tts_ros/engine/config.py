@@ -39,7 +39,7 @@ class EngineConfig:
     # Prompt sizes with a captured prefill graph each; None: the suggested ones that fit max_seq_len.
     # Used only with CUDA graphs (uncaptured, a bucket would only pad the prefill).
     prefill_buckets: tuple[int, ...] | None = None
-    codec_side_stream: bool = True  # CUDA: decode streamed audio on a side stream, overlapped (model.py)
+    codec_side_stream: bool = True  # CUDA: decode streamed audio on a side stream, overlapped (core.py)
     allow_download: bool = False  # hub downloads of the model and of http(s) reference audio
 
     def __post_init__(self) -> None:

@@ -9,7 +9,7 @@ generation trust it. Text that does not fit max_seq_len is split at sentence bou
 the pieces are generated in order, each its own utterance for the talker and the codec.
 
 Streaming yields exactly 1920 samples per generated frame; the codec carries its causal state from chunk to
-chunk (codec_stream.py), so the stream equals the non-streaming waveform to float rounding for any chunking
+chunk (causal_codec.py), so the stream equals the non-streaming waveform to float rounding for any chunking
 (test_api_codec.py states the figure). Voice-clone ICL: qwen-tts cuts the reference part proportionally
 (`int(ref/total * samples)`), which can keep one extra sample that the stream does not have.
 
@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .audio_stream import AudioStream, check_chunking, chunk_stream
+from .causal_codec import CausalCodecDecoder
 from .codec import StreamingDecoder, decode_full
-from .codec_stream import CausalCodecDecoder
 from .errors import EngineOutOfMemory, is_out_of_memory
 from .frame_generator import FrameGenerator
 from .prefill import build_prefill
-from .streaming import AudioStream, check_chunking, chunk_stream
 from .text_split import split_text
 from .types import SAMPLE_RATE, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
 from .voice import METHOD_OF_MODE, ModelVoices
@@ -87,15 +87,17 @@ class SpeechEngine:
         self.dtype = self.frame_generator.dtype
         # High priority: when a chunk's decode and frames launched ahead both wait for the GPU, the host
         # is waiting for the decode. (It also keeps this stream out of torch's low-priority pool, which
-        # the frame generator's graphs were captured on; codec_stream.py says why that matters.)
+        # the frame generator's graphs were captured on; causal_codec.py says why that matters.)
         on_cuda = self.device.type == "cuda"
-        self.decode_stream = torch.cuda.Stream(self.device, priority=-1) if codec_stream and on_cuda else None
+        self.decode_cuda_stream = (
+            torch.cuda.Stream(self.device, priority=-1) if codec_stream and on_cuda else None
+        )
         # One streaming codec state for the engine (one stream at a time); its CUDA graphs cover every
         # chunk length (graph sizes 1, 2, 4, 8 combined).
         self.codec = CausalCodecDecoder(
             self.model.speech_tokenizer.model.decoder,
             use_cuda_graphs=use_cuda_graphs,
-            stream=self.decode_stream,
+            stream=self.decode_cuda_stream,
         )
         self.sample_rate = SAMPLE_RATE
         self.source: str | None = None  # the model directory or hub id, when loaded by from_pretrained
@@ -162,7 +164,7 @@ class SpeechEngine:
         answers."""
         self.frame_generator = None
         self.codec = None
-        self.decode_stream = None
+        self.decode_cuda_stream = None
         self.model = None
         self.tts = None
         self.processor = None
@@ -294,7 +296,7 @@ class SpeechEngine:
         cancel: threading.Event | None = None,
         prefetch_chunks: int = 0,
     ) -> AudioStream:
-        """Stream one request as PcmChunks (see streaming.py for chunking, the final chunk and prefetch).
+        """Stream one request as PcmChunks (see audio_stream.py for chunking, the final chunk and prefetch).
 
         Validation errors (ValueError) are raised here, before any chunk.
         """
@@ -327,13 +329,13 @@ class _PieceAudio:
 
     def __init__(self, engine: SpeechEngine, pieces: list[SpeechRequest], cancel, stats: StreamStats):
         self.engine, self.pieces, self.cancel, self.stats = engine, pieces, cancel, stats
-        self.side = engine.decode_stream
+        self.side_stream = engine.decode_cuda_stream
         self.decoders: list[StreamingDecoder] = []
         self.piece_of_frame: list[int] = []  # index into decoders, per frame handed out
         self.decoded = 0  # frames decoded so far
 
     def frames(self) -> Iterator[torch.Tensor]:
-        engine, side, stats = self.engine, self.side, self.stats
+        engine, side, stats = self.engine, self.side_stream, self.stats
         for piece in self.pieces:
             piece_stats = StreamStats()
             prefill, piece_frames = engine._piece_frames(piece, self.cancel, piece_stats, side)
@@ -359,7 +361,8 @@ class _PieceAudio:
                 return
 
     def decode(self, chunk_frames: list[torch.Tensor]) -> np.ndarray:
-        with torch.cuda.stream(self.side) if self.side is not None else contextlib.nullcontext():
+        side = self.side_stream
+        with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
             codes = torch.stack(chunk_frames)  # where the frames were handed out, as the codec reads them
         owners = self.piece_of_frame[self.decoded : self.decoded + len(codes)]
         self.decoded += len(codes)

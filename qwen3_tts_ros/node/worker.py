@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import dataclasses
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from qwen3_tts_ros.engine.config import EngineConfig
-from qwen3_tts_ros.engine.errors import EngineOutOfMemory
+from qwen3_tts_ros.engine.config import open_engine
+from qwen3_tts_ros.engine.errors import EngineConfigError, EngineOutOfMemory, ModelLoadError
 from qwen3_tts_ros.engine.types import SAMPLE_RATE, SpeechRequest
 from qwen3_tts_ros.engine.voice import (
     VoiceSettings,
@@ -31,78 +30,17 @@ from qwen3_tts_ros.engine.voice import (
 )
 from qwen3_tts_ros.node.pcm import PcmEncoder
 from qwen3_tts_ros.node.worker_stats import WorkerStats, percentile
+from qwen3_tts_ros.node.worker_types import (  # the node imports them from here too
+    ConfigError,
+    LoadConfig,
+    Logger,
+    ModelReleased,
+    QueuedText,
+    Sink,
+    UtteranceSettings,
+)
 
 WARMUP_FRAMES = 8
-
-
-class ConfigError(Exception):
-    """A configuration the node cannot load; its message is the one log line naming the cause."""
-
-
-class ModelReleased(ConfigError):
-    """A transition failed in a way that cost the loaded model (CUDA out of memory): it was released, so the
-    node must be configured again."""
-
-
-class Sink(Protocol):
-    def chunk(
-        self,
-        utterance_id: int,
-        sequence: int,
-        frame_start: int,
-        frame_count: int,
-        is_final: bool,
-        data: bytes,
-    ) -> None: ...
-
-    def speaking(self, value: bool) -> None: ...
-
-    def latency(self, record: dict[str, Any]) -> None: ...
-
-
-@dataclasses.dataclass
-class UtteranceSettings:
-    """Per-utterance parameters, snapshotted when the text arrives."""
-
-    sampling: dict[str, Any]  # SamplingParams.merged's explicit settings; None: the model's default
-    first_chunk_frames: int
-    chunk_frames: int
-
-
-@dataclasses.dataclass
-class QueuedText:
-    """One accepted text message. Its segments (sentences) are spoken back to back, one utterance (one
-    utterance_id, one final chunk) each; the queue holds, drops and cancels whole texts, so a long text never
-    pushes an earlier one out of the queue and is never left half-spoken with its beginning dropped."""
-
-    segments: list[str]
-    settings: UtteranceSettings
-    received_at: float  # time.monotonic() when the text message arrived
-    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
-
-
-@dataclasses.dataclass
-class LoadConfig:
-    engine: EngineConfig
-    mode: str
-    language: str
-    speaker: str
-    instruct: str
-    ref_audio: str
-    ref_text: str
-    x_vector_only: bool
-    pcm_format: str
-    sample_rate: int
-    warmup_text: str
-    warmup_settings: UtteranceSettings
-
-
-class Logger(Protocol):  # what the worker needs of an rclpy logger
-    def info(self, message: str) -> Any: ...
-
-    def warning(self, message: str) -> Any: ...
-
-    def error(self, message: str) -> Any: ...
 
 
 class SynthesisWorker:
@@ -261,8 +199,6 @@ class SynthesisWorker:
                 future.cancel()
 
     def _load(self, cfg: LoadConfig) -> str:
-        from qwen3_tts_ros.engine.config import EngineConfigError, ModelLoadError, open_engine
-
         self._release()
         try:
             check_ref_audio(VoiceSettings.of(cfg), allow_download=cfg.engine.allow_download)
@@ -355,7 +291,7 @@ class SynthesisWorker:
             return "nothing loaded"
         engine, self._engine = self._engine, None
         self._request_fields, self._encoder, self._cfg, self._captured = {}, None, None, False
-        engine.close()  # gives the memory back (engine.py)
+        engine.close()  # gives the memory back (engine/core.py)
         msg = "model released"
         if engine.device.type == "cuda":
             msg += (

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from qwen3_tts_ros.engine.codec_stream import CausalCodecDecoder
+from qwen3_tts_ros.engine.causal_codec import CausalCodecDecoder
 from qwen3_tts_ros.engine.tiny_checkpoint import random_speech_decoder
 from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME
 

@@ -27,7 +27,7 @@ import torch
 from test_frame_generator import EOS_REQUEST, LONG_REQUEST  # greedy on CPU: EOS after 8 frames / no EOS
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
-from qwen3_tts_ros.engine.codec_stream import CausalCodecDecoder
+from qwen3_tts_ros.engine.causal_codec import CausalCodecDecoder
 from qwen3_tts_ros.engine.frame_generator import FrameGenerator
 from qwen3_tts_ros.engine.loading import load_qwen_tts
 from qwen3_tts_ros.engine.prefill import build_prefill
@@ -120,7 +120,7 @@ def greedy(request, sampling=GREEDY):
 def test_checks_on_cpu(tiny_custom_voice_tts):
     on = Qwen3TTSCudaGraphs(tiny_custom_voice_tts, max_seq_len=256)
     off = Qwen3TTSCudaGraphs(tiny_custom_voice_tts, max_seq_len=256, codec_stream=False)
-    assert on.decode_stream is None and off.decode_stream is None  # no streams on the CPU
+    assert on.decode_cuda_stream is None and off.decode_cuda_stream is None  # no streams on the CPU
     short = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=10)
     stats = check_streams(on, off, greedy(EOS_REQUEST), (1, 4))
     assert stats.stopped_by == "eos" and stats.frames % 4 != 1  # EOS inside the second or a later chunk
@@ -143,8 +143,8 @@ def cuda_tts(tiny_custom_voice_dir):
 def cuda_engines(cuda_tts):
     on = Qwen3TTSCudaGraphs(cuda_tts, max_seq_len=256)
     off = Qwen3TTSCudaGraphs(cuda_tts, max_seq_len=256, codec_stream=False)
-    assert on.decode_stream is not None and off.decode_stream is None
-    assert on.codec.stream is on.decode_stream
+    assert on.decode_cuda_stream is not None and off.decode_cuda_stream is None
+    assert on.codec.stream is on.decode_cuda_stream
     assert on.capture() > 0 and off.capture() > 0
     yield on, off
     on.close()
@@ -233,7 +233,7 @@ def test_full_size(tmp_path, no_tf32):
     prefill = build_prefill(tts.model, tts.processor, request)
     expected, _ = consume(on.frame_generator, prefill, sampling)
     assert expected.shape == (40, 16)
-    got, _ = consume(on.frame_generator, prefill, sampling, on.decode_stream, busy=True)
+    got, _ = consume(on.frame_generator, prefill, sampling, on.decode_cuda_stream, busy=True)
     assert torch.equal(got, expected)
     for chunking in CHUNKINGS:
         stats = check_streams(on, off, request, chunking)
