@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.full_size_checkpoint import write_full_size_checkpoint  # noqa: E402
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs  # noqa: E402
-from qwen3_tts_ros.engine.frame_generator import SUGGESTED_PREFILL_BUCKETS  # noqa: E402
+from qwen3_tts_ros.engine.decode.frame_generator import SUGGESTED_PREFILL_BUCKETS  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest  # noqa: E402
 
 # ~100 prefill positions with the byte-level benchmark tokenizer (custom voice, non-streaming text feed).

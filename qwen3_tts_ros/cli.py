@@ -112,7 +112,7 @@ def read_text(words: list[str], stdin) -> str:
 
 def check_numbers(args) -> None:
     """The engine's rules (and messages) for the numbers given, before anything is loaded."""
-    from qwen3_tts_ros.engine.audio_stream import check_chunking
+    from qwen3_tts_ros.engine.audio.audio_stream import check_chunking
     from qwen3_tts_ros.engine.types import SamplingParams
 
     engine_config(args)  # the model settings

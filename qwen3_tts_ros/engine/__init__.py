@@ -1,6 +1,6 @@
 """ROS-free Qwen3-TTS engine: qwen-tts's API on a CUDA-graph decode loop, plus streaming output."""
 
-from .audio_stream import AudioStream
+from .audio.audio_stream import AudioStream
 from .config import EngineConfig, open_engine
 from .errors import EngineConfigError, EngineOutOfMemory, ModelLoadError
 from .model import Qwen3TTSCudaGraphs

@@ -16,10 +16,10 @@ import torch
 
 from qwen3_tts_ros.home import keep_compiled_kernels
 
-from .demo_checkpoint import ensure_demo_checkpoint
+from .checkpoints.demo_checkpoint import ensure_demo_checkpoint
+from .checkpoints.loading import check_device_name, check_dtype_name, resolve_device_dtype
+from .decode.frame_generator import SUGGESTED_PREFILL_BUCKETS, check_prefill_buckets
 from .errors import EngineConfigError, EngineOutOfMemory, ModelLoadError, is_out_of_memory
-from .frame_generator import SUGGESTED_PREFILL_BUCKETS, check_prefill_buckets
-from .loading import check_device_name, check_dtype_name, resolve_device_dtype
 from .model import Qwen3TTSCudaGraphs
 from .types import Rule
 

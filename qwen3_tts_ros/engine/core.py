@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .audio_stream import AudioStream, check_chunking, chunk_stream
-from .causal_codec import CausalCodecDecoder
-from .codec import StreamingDecoder, decode_full
+from .audio.audio_stream import AudioStream, check_chunking, chunk_stream
+from .audio.causal_codec import CausalCodecDecoder
+from .audio.codec import StreamingDecoder, decode_full
+from .decode.frame_generator import FrameGenerator
+from .decode.prefill import build_prefill
 from .errors import EngineOutOfMemory, is_out_of_memory
-from .frame_generator import FrameGenerator
-from .prefill import build_prefill
 from .text_split import split_text
 from .types import SAMPLE_RATE, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
 from .voice import METHOD_OF_MODE, ModelVoices

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from . import voice_prompt as vp
-from .audio_stream import AudioStream
+from .audio.audio_stream import AudioStream
+from .checkpoints.loading import load_qwen_tts
 from .core import SpeechEngine
-from .loading import load_qwen_tts
 from .types import SAMPLE_RATE, SpeechRequest, VoicePrompt
 
 STREAM_OPTIONS = ("first_chunk_frames", "chunk_frames", "pcm_format", "cancel", "prefetch_chunks")

@@ -16,10 +16,10 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
+from qwen3_tts_ros.engine.audio.pcm import PCM_FORMATS
+from qwen3_tts_ros.engine.checkpoints.loading import check_device_name
 from qwen3_tts_ros.engine.config import EngineConfig
-from qwen3_tts_ros.engine.frame_generator import check_prefill_buckets
-from qwen3_tts_ros.engine.loading import check_device_name
-from qwen3_tts_ros.engine.pcm import PCM_FORMATS
+from qwen3_tts_ros.engine.decode.frame_generator import check_prefill_buckets
 from qwen3_tts_ros.engine.types import SAMPLING_RULES, SamplingParams
 
 DEVICES_HELP = "'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs, SamplingParams, SpeechRequest
-from qwen3_tts_ros.engine.codec import decode_full
+from qwen3_tts_ros.engine.audio.codec import decode_full
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=4)

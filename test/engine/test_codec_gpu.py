@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from qwen3_tts_ros.engine.causal_codec import CausalCodecDecoder
-from qwen3_tts_ros.engine.tiny_checkpoint import random_speech_decoder
+from qwen3_tts_ros.engine.audio.causal_codec import CausalCodecDecoder
+from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import random_speech_decoder
 from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME
 
 pytestmark = pytest.mark.gpu

@@ -27,11 +27,11 @@ import torch
 from test_frame_generator import EOS_REQUEST, LONG_REQUEST  # greedy on CPU: EOS after 8 frames / no EOS
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
-from qwen3_tts_ros.engine.causal_codec import CausalCodecDecoder
-from qwen3_tts_ros.engine.frame_generator import FrameGenerator
-from qwen3_tts_ros.engine.loading import load_qwen_tts
-from qwen3_tts_ros.engine.prefill import build_prefill
-from qwen3_tts_ros.engine.tiny_checkpoint import random_speech_decoder
+from qwen3_tts_ros.engine.audio.causal_codec import CausalCodecDecoder
+from qwen3_tts_ros.engine.checkpoints.loading import load_qwen_tts
+from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import random_speech_decoder
+from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator
+from qwen3_tts_ros.engine.decode.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME, SamplingParams, StreamStats
 
 GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=32)

@@ -19,7 +19,7 @@ from qwen3_tts_ros.node.tts_node import TtsNode  # noqa: E402
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+    from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
     root = tmp_path_factory.mktemp("configure_errors")
     made = {kind: write_tiny_checkpoint(root / kind, kind, seed=5) for kind in ("base", "custom_voice")}

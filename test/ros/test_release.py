@@ -20,7 +20,7 @@ SUCCESS = TransitionCallbackReturn.SUCCESS
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+    from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
     return write_tiny_checkpoint(tmp_path_factory.mktemp("release_tiny"), "custom_voice", seed=3)
 

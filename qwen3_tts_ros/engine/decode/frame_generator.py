@@ -50,12 +50,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..types import SamplingParams, StreamStats
 from .code_predictor import CodePredictor
 from .compile import compile_available, layer_functions, sampling_functions
 from .prefill import Prefill
 from .sampling import CodeSampler, TalkerSampler
 from .talker import Talker
-from .types import SamplingParams, StreamStats
 
 DEFAULT_LAUNCH_AHEAD = 2  # replays in flight on CUDA: the next frame is queued while the host hands one out
 SUGGESTED_PREFILL_BUCKETS = (32, 64, 128, 256)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..types import SAMPLES_PER_FRAME
 from .causal_codec import CausalCodecDecoder
-from .types import SAMPLES_PER_FRAME
 
 
 def decode_full(speech_tokenizer, codes: torch.Tensor) -> np.ndarray:
