@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from qwen3_tts_ros.engine.codec_stream import CausalCodecDecoder
-from qwen3_tts_ros.engine.tiny_checkpoint import random_speech_decoder
+from qwen3_tts_ros.engine.audio.causal_codec import CausalCodecDecoder
+from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import random_speech_decoder
 
 CONTEXT = 25  # frames the old streaming decoder re-decoded per chunk
 

@@ -177,7 +177,7 @@ def main():
     if args.model:
         model_dir = args.model
     elif args.tiny:
-        from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+        from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
         model_dir = write_tiny_checkpoint(os.path.join(workdir, "tiny"), "custom_voice", seed=args.seed)
     else:

@@ -64,8 +64,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from bench.benchmark import percentile  # noqa: E402
 from bench.endurance import WORDS  # noqa: E402
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs  # noqa: E402
-from qwen3_tts_ros.engine.codec_stream import CausalCodecDecoder  # noqa: E402
-from qwen3_tts_ros.engine.frame_generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.audio.causal_codec import CausalCodecDecoder  # noqa: E402
+from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator  # noqa: E402
 from qwen3_tts_ros.node.settings import load_config, utterance_settings  # noqa: E402
 from qwen3_tts_ros.node.text import clean_text, split_sentences  # noqa: E402
 from qwen3_tts_ros.node.worker import QueuedText, SynthesisWorker  # noqa: E402
@@ -192,15 +192,15 @@ class EngineProbe:
             frame_graph=fg._frame_graph is not None,
             prefill_bucket_graphs=[size for size, b in fg._buckets.items() if b.graph is not None],
             codec_graph_frames=sorted(codec._graphs),
-            codec_side_stream=engine.decode_stream is not None,
+            codec_side_stream=engine.decode_cuda_stream is not None,
             compiled=fg.compiled,
         )
 
 
 def dynamo_state() -> dict:
     """dynamo's counters and the cache entries (compiled variants) of the engine's compiled functions."""
-    from qwen3_tts_ros.engine.layers import stack_forward
-    from qwen3_tts_ros.engine.sampling import choose_token, process_scores
+    from qwen3_tts_ros.engine.decode.layers import stack_forward
+    from qwen3_tts_ros.engine.decode.sampling import choose_token, process_scores
 
     state = {}
     try:
@@ -742,7 +742,7 @@ class Run:
         if args.model:
             model_dir = args.model
         elif args.tiny:
-            from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+            from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
             model_dir = write_tiny_checkpoint(os.path.join(workdir, "tiny"), args.kind, seed=args.seed,
                                               model_size=args.size)

@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from bench.gpu_parity import build_model, cast, synthetic_prefill  # noqa: E402
-from qwen3_tts_ros.engine.frame_generator import SUGGESTED_PREFILL_BUCKETS, FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.decode.frame_generator import SUGGESTED_PREFILL_BUCKETS, FrameGenerator  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, StreamStats  # noqa: E402
 
 PARITY_SETTINGS = [(1, 1), (2, 1), (4, 1), (2, 2), (3, 4)]  # (launch_ahead, frames_per_replay)

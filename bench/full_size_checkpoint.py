@@ -14,16 +14,15 @@ import pathlib
 
 import torch
 
-from qwen3_tts_ros.engine.tiny_checkpoint import (
+from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import (
     DIALECTS,
     GENERATION_CONFIG,
     LANGUAGES,
     SPEAKERS,
-    TEXT_TOKEN_CONFIG,
     keep_released_talker_format,
     write_speech_tokenizer,
-    write_text_tokenizer,
 )
+from qwen3_tts_ros.engine.checkpoints.tiny_tokenizer import TEXT_TOKEN_CONFIG, write_text_tokenizer
 
 SIZES = {"0b6": (1024, 3072), "1b7": (2048, 6144)}  # talker hidden, intermediate
 CONTROL_BASE = 2048  # codec ids 0..2047 are audio codes; control/language/speaker ids start here

@@ -27,8 +27,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from qwen3_tts_ros.engine.frame_generator import FrameGenerator  # noqa: E402
-from qwen3_tts_ros.engine.prefill import Prefill  # noqa: E402
+from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.decode.prefill import Prefill  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, StreamStats  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def released_config(size: str):
 def tiny_config(size: str):
     from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSConfig
 
-    from qwen3_tts_ros.engine.tiny_checkpoint import tiny_config_dict
+    from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import tiny_config_dict
 
     return Qwen3TTSConfig(**tiny_config_dict("base", size))
 

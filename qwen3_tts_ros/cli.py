@@ -112,7 +112,7 @@ def read_text(words: list[str], stdin) -> str:
 
 def check_numbers(args) -> None:
     """The engine's rules (and messages) for the numbers given, before anything is loaded."""
-    from qwen3_tts_ros.engine.streaming import check_chunking
+    from qwen3_tts_ros.engine.audio.audio_stream import check_chunking
     from qwen3_tts_ros.engine.types import SamplingParams
 
     engine_config(args)  # the model settings
@@ -167,7 +167,8 @@ def engine_config(args):
 
 def load_engine(args):
     """-> the engine, through open_engine; BadInput for a model/device that cannot be used."""
-    from qwen3_tts_ros.engine.config import EngineConfigError, ModelLoadError, open_engine
+    from qwen3_tts_ros.engine.config import open_engine
+    from qwen3_tts_ros.engine.errors import EngineConfigError, ModelLoadError
 
     try:
         engine = open_engine(engine_config(args))

@@ -1,8 +1,9 @@
 """ROS-free Qwen3-TTS engine: qwen-tts's API on a CUDA-graph decode loop, plus streaming output."""
 
-from .config import EngineConfig, EngineConfigError, EngineOutOfMemory, ModelLoadError, open_engine
+from .audio.audio_stream import AudioStream
+from .config import EngineConfig, open_engine
+from .errors import EngineConfigError, EngineOutOfMemory, ModelLoadError
 from .model import Qwen3TTSCudaGraphs
-from .streaming import AudioStream
 from .types import PcmChunk, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
 from .voice_prompt import load_voice_prompt, save_voice_prompt
 

@@ -16,25 +16,14 @@ import torch
 
 from qwen3_tts_ros.home import keep_compiled_kernels
 
-from .demo_checkpoint import ensure_demo_checkpoint
-from .frame_generator import SUGGESTED_PREFILL_BUCKETS, check_prefill_buckets
-from .loading import check_device_name, check_dtype_name, resolve_device_dtype
+from .checkpoints.demo_checkpoint import ensure_demo_checkpoint
+from .checkpoints.loading import check_device_name, check_dtype_name, resolve_device_dtype
+from .decode.frame_generator import SUGGESTED_PREFILL_BUCKETS, check_prefill_buckets
+from .errors import EngineConfigError, EngineOutOfMemory, ModelLoadError, is_out_of_memory
 from .model import Qwen3TTSCudaGraphs
 from .types import Rule
 
 MAX_SEQ_LEN_RULE = Rule(int, 64)
-
-
-class EngineConfigError(ValueError):
-    """Settings that cannot be used (on this machine); the message names the setting."""
-
-
-class ModelLoadError(Exception):
-    """The model could not be loaded; the message names the model and the cause (also its __cause__)."""
-
-
-class EngineOutOfMemory(ModelLoadError):
-    """CUDA ran out of memory; what was half-built is released. The message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +39,7 @@ class EngineConfig:
     # Prompt sizes with a captured prefill graph each; None: the suggested ones that fit max_seq_len.
     # Used only with CUDA graphs (uncaptured, a bucket would only pad the prefill).
     prefill_buckets: tuple[int, ...] | None = None
-    codec_side_stream: bool = True  # CUDA: decode streamed audio on a side stream, overlapped (model.py)
+    codec_side_stream: bool = True  # CUDA: decode streamed audio on a side stream, overlapped (core.py)
     allow_download: bool = False  # hub downloads of the model and of http(s) reference audio
 
     def __post_init__(self) -> None:
@@ -120,14 +109,3 @@ def open_engine(config: EngineConfig) -> Qwen3TTSCudaGraphs:
         raise ModelLoadError(f"cannot load model {model!r}: {type(exc).__name__}: {exc}") from exc
     engine.memory_baseline_bytes = baseline
     return engine
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA out of memory anywhere in the exception chain (a capture that ran out of memory can surface as
-    a later "capture invalidated" error whose context is the OutOfMemoryError)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, torch.cuda.OutOfMemoryError) or "out of memory" in str(seen).lower():
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False

@@ -11,6 +11,8 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from qwen3_tts_ros.node.worker_stats import WorkerStats
+
 SYNTHESIS = "synthesis"
 
 
@@ -23,41 +25,41 @@ def _fmt(value: Any) -> str:
 
 
 def synthesis_status(
-    node_name: str, state: str, stats: dict[str, Any], counters: dict[str, int], hardware_id: str
+    node_name: str, state: str, stats: WorkerStats, counters: dict[str, int], hardware_id: str
 ) -> DiagnosticStatus:
     """One status "<node>: synthesis": OK when active and healthy, WARN when not active, ERROR on failure."""
-    if stats.get("last_failed"):
-        level, message = DiagnosticStatus.ERROR, f"last utterance failed: {stats.get('last_error', '')}"
+    if stats.last_failed:
+        level, message = DiagnosticStatus.ERROR, f"last utterance failed: {stats.last_error}"
     elif state != "active":
         level, message = DiagnosticStatus.WARN, f"not active ({state})"
-    elif stats.get("speaking"):
+    elif stats.speaking:
         level, message = DiagnosticStatus.OK, "speaking"
     else:
         level, message = DiagnosticStatus.OK, "idle"
     values = [
         ("lifecycle_state", state),
-        ("model", stats.get("model", "")),
-        ("mode", stats.get("mode", "")),
-        ("device", stats.get("device", "")),
-        ("dtype", stats.get("dtype", "")),
-        ("cuda_graphs_captured", bool(stats.get("cuda_graphs_captured", False))),
-        ("capture_time_s", float(stats.get("capture_time_s", 0.0))),
-        ("time_to_first_audio_ms_p50", float(stats.get("ttfa_p50_ms", 0.0))),
-        ("time_to_first_audio_ms_p95", float(stats.get("ttfa_p95_ms", 0.0))),
-        ("time_to_first_audio_ms_last", float(stats.get("ttfa_last_ms", 0.0))),
-        ("rtf", float(stats.get("last_rtf", 0.0))),
-        ("ms_per_frame", float(stats.get("last_ms_per_frame", 0.0))),
-        ("speaking", bool(stats.get("speaking", False))),
-        ("queue_depth", int(stats.get("queue_depth", 0))),
-        ("utterances", int(stats.get("utterances", 0))),
-        ("interrupted", int(stats.get("interrupted", 0))),
-        ("errors", int(stats.get("errors", 0))),
-        ("dropped", int(stats.get("dropped", 0))),
+        ("model", stats.model),
+        ("mode", stats.mode),
+        ("device", stats.device),
+        ("dtype", stats.dtype),
+        ("cuda_graphs_captured", bool(stats.cuda_graphs_captured)),
+        ("capture_time_s", float(stats.capture_time_s)),
+        ("time_to_first_audio_ms_p50", float(stats.ttfa_p50_ms)),
+        ("time_to_first_audio_ms_p95", float(stats.ttfa_p95_ms)),
+        ("time_to_first_audio_ms_last", float(stats.ttfa_last_ms)),
+        ("rtf", float(stats.last_rtf)),
+        ("ms_per_frame", float(stats.last_ms_per_frame)),
+        ("speaking", bool(stats.speaking)),
+        ("queue_depth", int(stats.queue_depth)),
+        ("utterances", int(stats.utterances)),
+        ("interrupted", int(stats.interrupted)),
+        ("errors", int(stats.errors)),
+        ("dropped", int(stats.dropped)),
         ("texts_received", int(counters.get("received", 0))),
         ("rejected", int(counters.get("rejected", 0))),
         ("too_long", int(counters.get("too_long", 0))),
         ("empty", int(counters.get("empty", 0))),
-        ("gpu_memory_allocated_mb", float(stats.get("gpu_memory_allocated_mb", 0.0))),
+        ("gpu_memory_allocated_mb", float(stats.gpu_memory_allocated_mb)),
     ]
     return DiagnosticStatus(
         level=level,

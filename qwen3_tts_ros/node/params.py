@@ -15,9 +15,9 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
-from qwen3_tts_ros.engine.frame_generator import check_prefill_buckets
-from qwen3_tts_ros.engine.loading import check_device_name
-from qwen3_tts_ros.engine.pcm import PCM_FORMATS
+from qwen3_tts_ros.engine.audio.pcm import PCM_FORMATS
+from qwen3_tts_ros.engine.checkpoints.loading import check_device_name
+from qwen3_tts_ros.engine.decode.frame_generator import check_prefill_buckets
 from qwen3_tts_ros.engine.types import SAMPLING_RULES, SamplingParams
 from qwen3_tts_ros.node.settings import (
     MODEL_DEFAULT_FLOAT,
@@ -78,6 +78,11 @@ class Spec:
                 FloatingPointRange(from_value=self.float_range[0], to_value=self.float_range[1], step=0.0)
             ]
         return d
+
+
+def _sampling(field: str, default: Any, description: str) -> Spec:
+    """A per-utterance sampling.<field> parameter (SamplingParams' field of that name)."""
+    return Spec(SAMPLING_PREFIX + field, default, description, "utterance")
 
 
 SPECS: tuple[Spec, ...] = (
@@ -157,26 +162,16 @@ SPECS: tuple[Spec, ...] = (
     # --- sampling (qwen-tts names; do_sample false + subtalker_dosample false = greedy, deterministic).
     # Numbers left at MODEL_DEFAULT (.nan / -1) take the model's generation_config.json, then qwen-tts's
     # default; what a value must be is SamplingParams' rule (engine/types.py), checked in `validate`.
-    Spec("sampling.do_sample", True, "Sample the talker's first codebook (false: greedy).", "utterance"),
-    Spec("sampling.top_k", MODEL_DEFAULT_INT, "Talker top-k (0: off).", "utterance"),
-    Spec("sampling.top_p", MODEL_DEFAULT_FLOAT, "Talker top-p.", "utterance"),
-    Spec("sampling.temperature", MODEL_DEFAULT_FLOAT, "Talker temperature.", "utterance"),
-    Spec("sampling.repetition_penalty", MODEL_DEFAULT_FLOAT, "Talker repetition penalty.", "utterance"),
-    Spec(
-        "sampling.subtalker_dosample",
-        True,
-        "Sample the code predictor's codebooks (false: greedy).",
-        "utterance",
-    ),
-    Spec("sampling.subtalker_top_k", MODEL_DEFAULT_INT, "Code-predictor top-k (0: off).", "utterance"),
-    Spec("sampling.subtalker_top_p", MODEL_DEFAULT_FLOAT, "Code-predictor top-p.", "utterance"),
-    Spec("sampling.subtalker_temperature", MODEL_DEFAULT_FLOAT, "Code-predictor temperature.", "utterance"),
-    Spec(
-        "sampling.max_new_tokens",
-        MODEL_DEFAULT_INT,
-        "Most codec frames per utterance (80 ms each).",
-        "utterance",
-    ),
+    _sampling("do_sample", True, "Sample the talker's first codebook (false: greedy)."),
+    _sampling("top_k", MODEL_DEFAULT_INT, "Talker top-k (0: off)."),
+    _sampling("top_p", MODEL_DEFAULT_FLOAT, "Talker top-p."),
+    _sampling("temperature", MODEL_DEFAULT_FLOAT, "Talker temperature."),
+    _sampling("repetition_penalty", MODEL_DEFAULT_FLOAT, "Talker repetition penalty."),
+    _sampling("subtalker_dosample", True, "Sample the code predictor's codebooks (false: greedy)."),
+    _sampling("subtalker_top_k", MODEL_DEFAULT_INT, "Code-predictor top-k (0: off)."),
+    _sampling("subtalker_top_p", MODEL_DEFAULT_FLOAT, "Code-predictor top-p."),
+    _sampling("subtalker_temperature", MODEL_DEFAULT_FLOAT, "Code-predictor temperature."),
+    _sampling("max_new_tokens", MODEL_DEFAULT_INT, "Most codec frames per utterance (80 ms each)."),
     # --- streaming
     Spec(
         "streaming.first_chunk_frames",

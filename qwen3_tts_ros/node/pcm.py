@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from qwen3_tts_ros.engine.pcm import float_to_int16
+from qwen3_tts_ros.engine.audio.pcm import float_to_int16
 
 SAMPLE_FORMATS = {"int16": "S16LE", "float32": "F32LE"}
 BYTES_PER_SAMPLE = {"int16": 2, "float32": 4}

@@ -32,19 +32,16 @@ def sampling_overrides(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Load-time parameters that are EngineConfig fields of the same name (prefill_buckets is one too, with [0]).
+ENGINE_PARAMETERS = (
+    "model", "device", "dtype", "max_seq_len", "use_cuda_graphs", "compile", "allow_download",
+)  # fmt: skip
+
+
 def engine_config(values: dict[str, Any]) -> EngineConfig:
     """The load-time parameters of the engine as its EngineConfig (ValueError naming a setting it refuses)."""
     buckets = tuple(b for b in values["prefill_buckets"] if b != 0)  # [0]: none (ROS has no empty int array)
-    return EngineConfig(
-        model=values["model"],
-        device=values["device"],
-        dtype=values["dtype"],
-        max_seq_len=values["max_seq_len"],
-        use_cuda_graphs=values["use_cuda_graphs"],
-        compile=values["compile"],
-        prefill_buckets=buckets,
-        allow_download=values["allow_download"],
-    )
+    return EngineConfig(prefill_buckets=buckets, **{name: values[name] for name in ENGINE_PARAMETERS})
 
 
 def utterance_settings(values: dict[str, Any]) -> UtteranceSettings:

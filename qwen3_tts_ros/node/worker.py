@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import dataclasses
-import gc
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from qwen3_tts_ros.engine.config import EngineConfig, is_out_of_memory
+from qwen3_tts_ros.engine.config import open_engine
+from qwen3_tts_ros.engine.errors import EngineConfigError, EngineOutOfMemory, ModelLoadError
 from qwen3_tts_ros.engine.types import SAMPLE_RATE, SpeechRequest
 from qwen3_tts_ros.engine.voice import (
     VoiceSettings,
@@ -30,83 +29,18 @@ from qwen3_tts_ros.engine.voice import (
     voice_request_fields,
 )
 from qwen3_tts_ros.node.pcm import PcmEncoder
+from qwen3_tts_ros.node.worker_stats import WorkerStats, percentile
+from qwen3_tts_ros.node.worker_types import (  # the node imports them from here too
+    ConfigError,
+    LoadConfig,
+    Logger,
+    ModelReleased,
+    QueuedText,
+    Sink,
+    UtteranceSettings,
+)
 
-TTFA_WINDOW = 200  # utterances kept for the p50/p95 of time to first audio
 WARMUP_FRAMES = 8
-
-
-class ConfigError(Exception):
-    """A configuration the node cannot load; its message is the one log line naming the cause."""
-
-
-class ModelReleased(ConfigError):
-    """A transition failed in a way that cost the loaded model (CUDA out of memory): it was released, so the
-    node must be configured again."""
-
-
-class Sink(Protocol):
-    def chunk(
-        self,
-        utterance_id: int,
-        sequence: int,
-        frame_start: int,
-        frame_count: int,
-        is_final: bool,
-        data: bytes,
-    ) -> None: ...
-
-    def speaking(self, value: bool) -> None: ...
-
-    def latency(self, record: dict[str, Any]) -> None: ...
-
-
-@dataclasses.dataclass
-class UtteranceSettings:
-    """Per-utterance parameters, snapshotted when the text arrives."""
-
-    sampling: dict[str, Any]  # SamplingParams.merged's explicit settings; None: the model's default
-    first_chunk_frames: int
-    chunk_frames: int
-
-
-@dataclasses.dataclass
-class QueuedText:
-    """One accepted text message. Its segments (sentences) are spoken back to back, one utterance (one
-    utterance_id, one final chunk) each; the queue holds, drops and cancels whole texts, so a long text never
-    pushes an earlier one out of the queue and is never left half-spoken with its beginning dropped."""
-
-    segments: list[str]
-    settings: UtteranceSettings
-    received_at: float  # time.monotonic() when the text message arrived
-    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
-
-
-@dataclasses.dataclass
-class LoadConfig:
-    engine: EngineConfig
-    mode: str
-    language: str
-    speaker: str
-    instruct: str
-    ref_audio: str
-    ref_text: str
-    x_vector_only: bool
-    pcm_format: str
-    sample_rate: int
-    warmup_text: str
-    warmup_settings: UtteranceSettings
-
-
-def _percentile(values, q: float) -> float:
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else 0.0
-
-
-class Logger(Protocol):  # what the worker needs of an rclpy logger
-    def info(self, message: str) -> Any: ...
-
-    def warning(self, message: str) -> Any: ...
-
-    def error(self, message: str) -> Any: ...
 
 
 class SynthesisWorker:
@@ -129,27 +63,8 @@ class SynthesisWorker:
         self._request_fields: dict[str, Any] = {}
         self._encoder: PcmEncoder | None = None
         self._captured = False
-        self._cuda_device = None
-        self._baseline_bytes = 0
         # statistics (written by the worker under the lock, read by the diagnostics timer)
-        self._stats: dict[str, Any] = dict(
-            utterances=0,
-            interrupted=0,
-            errors=0,
-            dropped=0,
-            ttfa_ms=collections.deque(maxlen=TTFA_WINDOW),
-            last_rtf=0.0,
-            last_ms_per_frame=0.0,
-            capture_time_s=0.0,
-            cuda_graphs_captured=False,
-            gpu_memory_allocated_mb=0.0,
-            device="",
-            dtype="",
-            model="",
-            mode="",
-            last_error="",
-            last_failed=False,
-        )
+        self._stats = WorkerStats()  # written by the worker under the lock, read through snapshot()
         self._thread = threading.Thread(target=self._run, name="qwen3_tts_worker", daemon=True)
         self._thread.start()
 
@@ -190,7 +105,7 @@ class SynthesisWorker:
             while len(self._queue) > max_size:
                 self._queue.popleft()
                 dropped += 1
-            self._stats["dropped"] += dropped
+            self._stats.dropped += dropped
             self._cond.notify_all()
         return dropped
 
@@ -202,7 +117,7 @@ class SynthesisWorker:
             if clear_queue:
                 cleared = len(self._queue)
                 self._queue.clear()
-                self._stats["dropped"] += cleared
+                self._stats.dropped += cleared
             current = self._current
             if current is not None:
                 current.cancel.set()
@@ -224,18 +139,9 @@ class SynthesisWorker:
                 self._cond.wait(left)
         return True
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> WorkerStats:
         with self._cond:
-            s = dict(self._stats)
-            ttfa = list(s.pop("ttfa_ms"))
-            s.update(
-                queue_depth=len(self._queue),
-                speaking=self._current is not None,
-                ttfa_p50_ms=_percentile(ttfa, 50),
-                ttfa_p95_ms=_percentile(ttfa, 95),
-                ttfa_last_ms=ttfa[-1] if ttfa else 0.0,
-            )
-        return s
+            return self._stats.copy(queue_depth=len(self._queue), speaking=self._current is not None)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop everything, release the engine on the worker thread, end the thread."""
@@ -293,8 +199,6 @@ class SynthesisWorker:
                 future.cancel()
 
     def _load(self, cfg: LoadConfig) -> str:
-        from qwen3_tts_ros.engine.config import EngineConfigError, ModelLoadError, open_engine
-
         self._release()
         try:
             check_ref_audio(VoiceSettings.of(cfg), allow_download=cfg.engine.allow_download)
@@ -305,11 +209,9 @@ class SynthesisWorker:
             engine = open_engine(cfg.engine)
         except (EngineConfigError, ModelLoadError) as exc:  # their messages name the setting / the model
             raise ConfigError(str(exc)) from exc
-        cuda_device = engine.device if engine.device.type == "cuda" else None
-        self._baseline_bytes = engine.memory_baseline_bytes
         model, device = engine.source, str(engine.device)
         dtype_name = str(engine.dtype).removeprefix("torch.")
-        self._engine, self._cuda_device = engine, cuda_device
+        self._engine = engine
         try:
             self._request_fields = self._voice(engine, cfg, self._log)
             self._check_room_for_text(engine, cfg)
@@ -320,15 +222,10 @@ class SynthesisWorker:
         self._encoder = PcmEncoder(cfg.pcm_format, SAMPLE_RATE, cfg.sample_rate)
         self._captured = False
         with self._cond:
-            self._stats.update(
-                device=device,
-                dtype=dtype_name,
-                model=model,
-                mode=self._request_fields["mode"],
-                cuda_graphs_captured=False,
-                capture_time_s=0.0,
-            )
-        self._record_memory()
+            st = self._stats
+            st.device, st.dtype, st.model, st.mode = device, dtype_name, model, self._request_fields["mode"]
+            st.cuda_graphs_captured, st.capture_time_s = False, 0.0
+        self._record_memory(engine)
         return (
             f"loaded {model} ({engine.tts_model_type}, mode {self._request_fields['mode']}) on {device} "
             f"{dtype_name} in {time.monotonic() - t0:.1f} s"
@@ -357,37 +254,36 @@ class SynthesisWorker:
             raise ConfigError("not configured")
         try:
             return self._capture_and_warm_up()
-        except Exception as exc:
-            if self._cuda_device is None or not is_out_of_memory(exc):
-                raise
-            max_seq_len = self._cfg.engine.max_seq_len
+        except EngineOutOfMemory as exc:
             released = self._release()  # a failed capture holds memory; the model must be loaded again anyway
             raise ModelReleased(
-                f"CUDA out of memory in CUDA-graph capture / warm-up (max_seq_len={max_seq_len}); "
-                f"{released}. Free GPU memory or lower max_seq_len, then configure again. "
-                f"({type(exc).__name__}: {exc})"
+                f"{exc}; {released}. Free GPU memory or lower max_seq_len, then configure again."
             ) from exc
 
     def _capture_and_warm_up(self) -> str:
+        engine = self._engine
         msg = "graphs kept from the previous activation"
         if not self._captured:
-            capture_s = float(self._engine.capture() or 0.0)
+            capture_s = float(engine.capture() or 0.0)
             self._captured = True
-            graphs = bool(self._cfg.engine.use_cuda_graphs and self._cuda_device is not None)
+            graphs = bool(self._cfg.engine.use_cuda_graphs and engine.device.type == "cuda")
             with self._cond:
-                self._stats.update(capture_time_s=capture_s, cuda_graphs_captured=graphs)
+                self._stats.capture_time_s, self._stats.cuda_graphs_captured = capture_s, graphs
             msg = f"{'CUDA graphs captured' if graphs else 'no CUDA graphs (CPU)'} in {capture_s:.2f} s"
             if self._cfg.warmup_text:
                 # The configured voice and chunking, a few frames only (a random model may never say EOS).
-                t0 = time.monotonic()
-                base = self._cfg.warmup_settings
-                sampling = {**base.sampling, "max_new_tokens": WARMUP_FRAMES}
-                settings = dataclasses.replace(base, sampling=sampling)
-                request = self._request(self._cfg.warmup_text, settings)
-                for _ in self._engine.stream(request, **self._stream_kwargs(settings, threading.Event())):
-                    pass
-                msg += f", warm-up {time.monotonic() - t0:.2f} s"
-        self._record_memory()
+                settings = self._cfg.warmup_settings
+                options = self._stream_kwargs(settings, threading.Event())
+                seconds = engine.warmup(
+                    self._cfg.warmup_text,
+                    max_frames=WARMUP_FRAMES - 1,
+                    request=self._request(self._cfg.warmup_text, settings),
+                    first_chunk_frames=options["first_chunk_frames"],
+                    chunk_frames=options["chunk_frames"],
+                    pcm_format=options["pcm_format"],
+                )
+                msg += f", warm-up {seconds:.2f} s"
+        self._record_memory(engine)
         return msg
 
     def _release(self) -> str:
@@ -395,39 +291,22 @@ class SynthesisWorker:
             return "nothing loaded"
         engine, self._engine = self._engine, None
         self._request_fields, self._encoder, self._cfg, self._captured = {}, None, None, False
-        engine.close()
-        del engine
-        gc.collect()
+        engine.close()  # gives the memory back (engine/core.py)
         msg = "model released"
-        if self._cuda_device is not None:
-            import torch
-
-            torch.cuda.synchronize(self._cuda_device)
-            # cuBLAS keeps per-stream workspaces in the caching allocator (counted as allocated); the model's
-            # streams are gone, so give them back too (torch has no public call for this).
-            clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
-            if clear_workspaces is not None:
-                clear_workspaces()
-            torch.cuda.empty_cache()
-            now = torch.cuda.memory_allocated(self._cuda_device)
+        if engine.device.type == "cuda":
             msg += (
-                f"; GPU memory allocated {now / 2**20:.1f} MiB "
-                f"(before configure {self._baseline_bytes / 2**20:.1f} MiB)"
+                f"; GPU memory allocated {engine.memory_allocated_bytes() / 2**20:.1f} MiB "
+                f"(before configure {engine.memory_baseline_bytes / 2**20:.1f} MiB)"
             )
-        self._record_memory()
-        self._cuda_device = None
+        self._record_memory(engine)
         with self._cond:
-            self._stats.update(cuda_graphs_captured=False, capture_time_s=0.0)
+            self._stats.cuda_graphs_captured, self._stats.capture_time_s = False, 0.0
         return msg
 
-    def _record_memory(self) -> None:
-        mb = 0.0
-        if self._cuda_device is not None:
-            import torch
-
-            mb = torch.cuda.memory_allocated(self._cuda_device) / 2**20
+    def _record_memory(self, engine) -> None:
+        mb = engine.memory_allocated_bytes() / 2**20
         with self._cond:
-            self._stats["gpu_memory_allocated_mb"] = mb
+            self._stats.gpu_memory_allocated_mb = mb
 
     def _request(self, text: str, settings: UtteranceSettings) -> SpeechRequest:
         sampling = self._engine.sampling_params(**settings.sampling)
@@ -501,25 +380,25 @@ class SynthesisWorker:
             synthesis_seconds=synthesis_s,
             real_time_factor=audio_s / synthesis_s if synthesis_s > 0 else 0.0,
             frame_ms_mean=float(np.mean(frame_ms)) if frame_ms else 0.0,
-            frame_ms_p50=_percentile(frame_ms, 50),
-            frame_ms_p95=_percentile(frame_ms, 95),
+            frame_ms_p50=percentile(frame_ms, 50),
+            frame_ms_p95=percentile(frame_ms, 95),
             frame_ms_max=float(max(frame_ms)) if frame_ms else 0.0,
             decode_ms_total=stats.decode_ms_total if stats is not None else 0.0,
             interrupted=interrupted,
             error=error or ("stopped" if interrupted else ""),
         )
         self._sink.latency(record)
-        self._record_memory()
+        self._record_memory(self._engine)
         with self._cond:
             st = self._stats
-            st["utterances"] += 1
-            st["interrupted"] += int(interrupted and not error)
-            st["errors"] += int(bool(error))
-            st["last_failed"] = bool(error) and not queued.cancel.is_set()
+            st.utterances += 1
+            st.interrupted += int(interrupted and not error)
+            st.errors += int(bool(error))
+            st.last_failed = bool(error) and not queued.cancel.is_set()
             if error:
-                st["last_error"] = error
+                st.last_error = error
             if first_published is not None:
-                st["ttfa_ms"].append(record["time_to_first_audio_ms"])
+                st.ttfa_ms.append(record["time_to_first_audio_ms"])
             if frames_done:
-                st["last_rtf"] = record["real_time_factor"]
-                st["last_ms_per_frame"] = record["frame_ms_mean"]
+                st.last_rtf = record["real_time_factor"]
+                st.last_ms_per_frame = record["frame_ms_mean"]

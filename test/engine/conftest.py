@@ -7,14 +7,14 @@ loader. Tests must not modify the loaded models.
 import pytest
 import torch
 
-from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
 
 def _load(path, dtype=torch.float32):
     # qwen-tts's own from_pretrained, plus the rotary-frequency repair every engine load does (a no-op under
     # transformers 4.57; see loading.restore_rotary_frequencies), so the reference is a correct model under
     # qwen-tts-compat / transformers 5 too.
-    from qwen3_tts_ros.engine.loading import load_qwen_tts
+    from qwen3_tts_ros.engine.checkpoints.loading import load_qwen_tts
 
     return load_qwen_tts(path, device="cpu", dtype=dtype)
 

@@ -16,9 +16,9 @@ import pytest
 import torch
 from waveform_bounds import assert_as_accurate, assert_same_audio
 
-from qwen3_tts_ros.engine.codec import StreamingDecoder, decode_full
-from qwen3_tts_ros.engine.codec_stream import SEGMENT_FRAMES, CausalCodecDecoder
-from qwen3_tts_ros.engine.tiny_checkpoint import random_speech_decoder, write_speech_tokenizer
+from qwen3_tts_ros.engine.audio.causal_codec import SEGMENT_FRAMES, CausalCodecDecoder
+from qwen3_tts_ros.engine.audio.codec import StreamingDecoder, decode_full
+from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import random_speech_decoder, write_speech_tokenizer
 from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -6,7 +6,7 @@ import torch
 from waveform_bounds import assert_same_audio
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs, SamplingParams, SpeechRequest
-from qwen3_tts_ros.engine.codec import decode_full
+from qwen3_tts_ros.engine.audio.codec import decode_full
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=4)
@@ -38,9 +38,9 @@ def _request(text, **sampling):
 
 
 def test_long_text_is_split_at_sentences(short_engine):
-    pieces = short_engine.text_pieces(short_engine._check_request(_request(LONG_TEXT)))
+    pieces = short_engine.text_pieces(short_engine.normalize(_request(LONG_TEXT)))
     assert [p.text for p in pieces] == PIECES
-    fitting = short_engine.text_pieces(short_engine._check_request(_request("Hi there.")))
+    fitting = short_engine.text_pieces(short_engine.normalize(_request("Hi there.")))
     assert [p.text for p in fitting] == ["Hi there."]
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs, VoicePrompt
-from qwen3_tts_ros.engine.loading import load_qwen_tts
-from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+from qwen3_tts_ros.engine.checkpoints.loading import load_qwen_tts
+from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
 GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=12)
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -15,8 +15,8 @@ import pytest
 import torch
 from waveform_bounds import assert_as_accurate, assert_same_audio
 
-from qwen3_tts_ros.engine.codec_stream import CausalCodecDecoder
-from qwen3_tts_ros.engine.tiny_checkpoint import random_speech_decoder
+from qwen3_tts_ros.engine.audio.causal_codec import CausalCodecDecoder
+from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import random_speech_decoder
 from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME
 
 pytestmark = pytest.mark.gpu

@@ -28,11 +28,11 @@ from test_frame_generator import EOS_REQUEST, LONG_REQUEST  # greedy on CPU: EOS
 from waveform_bounds import assert_as_accurate, assert_same_audio
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
-from qwen3_tts_ros.engine.codec_stream import CausalCodecDecoder
-from qwen3_tts_ros.engine.frame_generator import FrameGenerator
-from qwen3_tts_ros.engine.loading import load_qwen_tts
-from qwen3_tts_ros.engine.prefill import build_prefill
-from qwen3_tts_ros.engine.tiny_checkpoint import random_speech_decoder
+from qwen3_tts_ros.engine.audio.causal_codec import CausalCodecDecoder
+from qwen3_tts_ros.engine.checkpoints.loading import load_qwen_tts
+from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import random_speech_decoder
+from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator
+from qwen3_tts_ros.engine.decode.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME, SamplingParams, StreamStats
 
 GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=32)
@@ -111,7 +111,7 @@ def greedy(request, sampling=GREEDY):
 def test_checks_on_cpu(tiny_custom_voice_tts_f64):
     on = Qwen3TTSCudaGraphs(tiny_custom_voice_tts_f64, max_seq_len=256)
     off = Qwen3TTSCudaGraphs(tiny_custom_voice_tts_f64, max_seq_len=256, codec_stream=False)
-    assert on.decode_stream is None and off.decode_stream is None  # no streams on the CPU
+    assert on.decode_cuda_stream is None and off.decode_cuda_stream is None  # no streams on the CPU
     short = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=10)
     stats = check_streams(on, off, greedy(EOS_REQUEST), (1, 4))
     assert stats.stopped_by == "eos" and stats.frames % 4 != 1  # EOS inside the second or a later chunk
@@ -134,8 +134,8 @@ def cuda_tts(tiny_custom_voice_dir):
 def cuda_engines(cuda_tts):
     on = Qwen3TTSCudaGraphs(cuda_tts, max_seq_len=256)
     off = Qwen3TTSCudaGraphs(cuda_tts, max_seq_len=256, codec_stream=False)
-    assert on.decode_stream is not None and off.decode_stream is None
-    assert on.codec.stream is on.decode_stream
+    assert on.decode_cuda_stream is not None and off.decode_cuda_stream is None
+    assert on.codec.stream is on.decode_cuda_stream
     assert on.capture() > 0 and off.capture() > 0
     yield on, off
     on.close()
@@ -227,7 +227,7 @@ def test_full_size(tmp_path, no_tf32):
     prefill = build_prefill(tts.model, tts.processor, request)
     expected, _ = consume(on.frame_generator, prefill, sampling)
     assert expected.shape == (40, 16)
-    got, _ = consume(on.frame_generator, prefill, sampling, on.decode_stream, busy=True)
+    got, _ = consume(on.frame_generator, prefill, sampling, on.decode_cuda_stream, busy=True)
     assert torch.equal(got, expected)
     for chunking in CHUNKINGS:
         stats = check_streams(on, off, request, chunking)

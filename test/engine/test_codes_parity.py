@@ -8,8 +8,8 @@ FrameGenerator with the same settings. The default repetition penalty (1.05) is 
 import pytest
 import torch
 
-from qwen3_tts_ros.engine.frame_generator import FrameGenerator
-from qwen3_tts_ros.engine.prefill import build_prefill
+from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator
+from qwen3_tts_ros.engine.decode.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest, StreamStats, VoicePrompt
 
 MAX_NEW_TOKENS = 32

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from qwen3_tts_ros.engine.frame_generator import FrameGenerator
-from qwen3_tts_ros.engine.prefill import build_prefill
+from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator
+from qwen3_tts_ros.engine.decode.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest, StreamStats
 
 GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=30)

@@ -12,8 +12,8 @@ import pytest
 import torch
 from test_frame_generator import EOS_REQUEST, LONG_REQUEST  # the same two utterances as on CPU
 
-from qwen3_tts_ros.engine.frame_generator import SUGGESTED_PREFILL_BUCKETS, FrameGenerator
-from qwen3_tts_ros.engine.prefill import build_prefill
+from qwen3_tts_ros.engine.decode.frame_generator import SUGGESTED_PREFILL_BUCKETS, FrameGenerator
+from qwen3_tts_ros.engine.decode.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SamplingParams, StreamStats
 
 pytestmark = pytest.mark.gpu
@@ -34,7 +34,7 @@ def cuda_tiny():
 
     from qwen_tts import Qwen3TTSModel
 
-    from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+    from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
     path = write_tiny_checkpoint(pathlib.Path(tempfile.mkdtemp()), "custom_voice", seed=1)
     tts = Qwen3TTSModel.from_pretrained(str(path), dtype=torch.float32, device_map="cuda")

@@ -1,6 +1,6 @@
 """The per-user directory and the persistent compiled-kernel cache the node and CLI point inductor at."""
 
-from qwen3_tts_ros.engine.demo_checkpoint import demo_checkpoint_dir
+from qwen3_tts_ros.engine.checkpoints.demo_checkpoint import demo_checkpoint_dir
 from qwen3_tts_ros.home import home_dir, keep_compiled_kernels
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
-from qwen3_tts_ros.engine.loading import check_model_dir, resolve_model_dir
+from qwen3_tts_ros.engine.checkpoints.loading import check_model_dir, resolve_model_dir
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_rotary_frequencies_are_the_constructors_values_after_loading(tiny_base_
     import transformers
     from qwen_tts import Qwen3TTSModel
 
-    from qwen3_tts_ros.engine.loading import load_qwen_tts, restore_rotary_frequencies
+    from qwen3_tts_ros.engine.checkpoints.loading import load_qwen_tts, restore_rotary_frequencies
 
     raw = Qwen3TTSModel.from_pretrained(str(tiny_base_dir), dtype=torch.float32, device_map="cpu")
     modules = _rotary_modules(raw)
@@ -115,7 +115,7 @@ def test_rotary_frequencies_are_the_constructors_values_after_loading(tiny_base_
 
 
 def test_device_and_dtype_resolution():
-    from qwen3_tts_ros.engine.loading import resolve_device_dtype
+    from qwen3_tts_ros.engine.checkpoints.loading import resolve_device_dtype
 
     auto = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device_dtype("auto", "auto") == (auto, "bfloat16" if auto == "cuda" else "float32")

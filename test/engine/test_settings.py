@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from qwen3_tts_ros.engine.config import EngineConfig, EngineConfigError, ModelLoadError, open_engine
-from qwen3_tts_ros.engine.streaming import check_chunking
+from qwen3_tts_ros.engine.audio.audio_stream import check_chunking
+from qwen3_tts_ros.engine.config import EngineConfig, open_engine
+from qwen3_tts_ros.engine.errors import EngineConfigError, ModelLoadError
 from qwen3_tts_ros.engine.types import HARD_DEFAULTS, SAMPLING_RULES, SamplingParams, SpeechRequest
 from qwen3_tts_ros.engine.voice import ModelVoices
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 from qwen3_tts_ros.engine.types import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=40)

@@ -184,4 +184,4 @@ def test_out_of_memory_in_capture_releases_the_model_and_configure_works_after(w
     w.load(load_config(tiny_custom_voice_dir, "cuda")).result(300)
     w.activate().result(300)
     record = speak(w, recorder)
-    assert w.snapshot()["cuda_graphs_captured"] is True and record["frames"] > 0
+    assert w.snapshot().cuda_graphs_captured is True and record["frames"] > 0

@@ -29,7 +29,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def tiny_custom_voice_checkpoint(tmp_path_factory):
-    from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+    from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
     return write_tiny_checkpoint(tmp_path_factory.mktemp("ros_tiny_custom_voice"), "custom_voice", seed=1)
 

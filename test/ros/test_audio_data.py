@@ -27,7 +27,7 @@ NS = "/audio_data_test"
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+    from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
     return write_tiny_checkpoint(tmp_path_factory.mktemp("audio_data_tiny"), "custom_voice", seed=4)
 

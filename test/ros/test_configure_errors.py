@@ -19,7 +19,7 @@ from qwen3_tts_ros.node.tts_node import TtsNode  # noqa: E402
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+    from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
     root = tmp_path_factory.mktemp("configure_errors")
     made = {kind: write_tiny_checkpoint(root / kind, kind, seed=5) for kind in ("base", "custom_voice")}
@@ -117,15 +117,15 @@ def test_unusable_reference_audio_fails_configure(node, checkpoints, audio_files
     _fix_and_configure(node, checkpoints)
 
 
-def _speak_in_process(node, text: str = "A short test sentence.") -> dict:
+def _speak_in_process(node, text: str = "A short test sentence."):
     """Activate, feed one text through the node's own subscription callback, wait; the worker's statistics."""
     from std_msgs.msg import String
 
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    before = node._worker.snapshot()["utterances"]
+    before = node._worker.snapshot().utterances
     node._on_text(String(data=text))
     deadline = time.monotonic() + 120
-    while node._worker.snapshot()["utterances"] == before and time.monotonic() < deadline:
+    while node._worker.snapshot().utterances == before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert node._worker.wait_idle(60)
     snapshot = node._worker.snapshot()
@@ -145,7 +145,7 @@ def test_unusual_reference_audio_configures_and_speaks(node, checkpoints, audio_
                   voice__x_vector_only=x_vector_only)
     assert _configure(node, **values) == TransitionCallbackReturn.SUCCESS
     snapshot = _speak_in_process(node)
-    assert snapshot["errors"] == 0 and snapshot["utterances"] >= 1
+    assert snapshot.errors == 0 and snapshot.utterances >= 1
     _set(node, voice__x_vector_only=False)
 
 
@@ -172,7 +172,7 @@ def test_instruct_on_a_model_that_ignores_it_is_dropped_with_a_warning(node, che
     assert node._worker._request_fields.get("instruct") is None
     log = capfd.readouterr().err
     assert "voice.instruct ignored" in log, log[-2000:]
-    assert _speak_in_process(node)["errors"] == 0
+    assert _speak_in_process(node).errors == 0
     _set(node, voice__instruct="", voice__ref_audio="", voice__ref_text="")
 
 

@@ -20,7 +20,7 @@ SUCCESS = TransitionCallbackReturn.SUCCESS
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+    from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
     return write_tiny_checkpoint(tmp_path_factory.mktemp("release_tiny"), "custom_voice", seed=3)
 
@@ -60,8 +60,8 @@ def _run(checkpoint, device, allocated):
 
 def test_cleanup_releases_the_engine_on_cpu(checkpoint):
     baseline, first, second, snapshot = _run(checkpoint, "cpu", lambda: 0)
-    assert snapshot["cuda_graphs_captured"] is False
-    assert snapshot["gpu_memory_allocated_mb"] == 0.0
+    assert snapshot.cuda_graphs_captured is False
+    assert snapshot.gpu_memory_allocated_mb == 0.0
 
 
 @pytest.mark.gpu

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from ..types import SAMPLE_RATE, SAMPLES_PER_FRAME, PcmChunk, Rule, StreamStats
 from .pcm import PCM_FORMATS, to_pcm
-from .types import SAMPLE_RATE, SAMPLES_PER_FRAME, PcmChunk, Rule, StreamStats
 
 CHUNK_FRAMES_RULE = Rule(int, 1)
 

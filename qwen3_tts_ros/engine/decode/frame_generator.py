@@ -24,7 +24,7 @@ clamped to the cache). The talker step after the last produced frame runs too an
 iterator ends (stop, cancel, close) the host waits for the replays still in flight, so nothing of one
 utterance runs on the device once its iterator is done.
 
-A consumer that works on its own CUDA stream (the engine decodes audio on a side stream, model.py) passes
+A consumer that works on its own CUDA stream (the engine decodes audio on a side stream, core.py) passes
 it as `consumer_stream`: each frame is then cloned out of the ring on that stream once the event of its
 own replay completed, instead of on the generating stream, where the clone (and everything the consumer
 queues after it) would wait for the replays launched ahead. The generating stream in turn waits for an
@@ -50,12 +50,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..types import SamplingParams, StreamStats
 from .code_predictor import CodePredictor
 from .compile import compile_available, layer_functions, sampling_functions
 from .prefill import Prefill
 from .sampling import CodeSampler, TalkerSampler
 from .talker import Talker
-from .types import SamplingParams, StreamStats
 
 DEFAULT_LAUNCH_AHEAD = 2  # replays in flight on CUDA: the next frame is queued while the host hands one out
 SUGGESTED_PREFILL_BUCKETS = (32, 64, 128, 256)

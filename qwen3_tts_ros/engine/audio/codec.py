@@ -1,7 +1,7 @@
 """Speech-tokenizer (12 Hz codec) decoding: whole utterances as qwen-tts does, and frame chunks for streaming.
 
 `decode_full` is qwen-tts's own `speech_tokenizer.decode`, so non-streaming waveforms equal qwen-tts's.
-Streaming runs `CausalCodecDecoder` (codec_stream.py), which carries the causal decoder's state from chunk
+Streaming runs `CausalCodecDecoder` (causal_codec.py), which carries the causal decoder's state from chunk
 to chunk: the streamed samples equal `decode_full` of the whole sequence to float rounding, for any
 chunking (test_api_codec.py states the measured figure). Every new frame gives exactly SAMPLES_PER_FRAME
 samples.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .codec_stream import CausalCodecDecoder
-from .types import SAMPLES_PER_FRAME
+from ..types import SAMPLES_PER_FRAME
+from .causal_codec import CausalCodecDecoder
 
 
 def decode_full(speech_tokenizer, codes: torch.Tensor) -> np.ndarray:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .types import SpeechRequest
-from .voice import DEFAULT_NON_STREAMING_MODE
+from ..types import SpeechRequest
+from ..voice import DEFAULT_NON_STREAMING_MODE
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import torch
 
-from .types import SamplingParams
+from ..types import SamplingParams
 
 
 def divide(x: torch.Tensor, value: torch.Tensor, reciprocal: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ def ensure_demo_checkpoint() -> pathlib.Path:
     final = demo_checkpoint_dir()
     if (final / "config.json").is_file():
         return final
-    from qwen3_tts_ros.engine.tiny_checkpoint import write_tiny_checkpoint
+    from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=final.name + ".", dir=final.parent))

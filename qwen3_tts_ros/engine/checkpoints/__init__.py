@@ -1,0 +1,1 @@
+"""Checkpoints: loading through qwen-tts, and the built-in tiny random demo checkpoint."""

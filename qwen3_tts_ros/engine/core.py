@@ -1,0 +1,374 @@
+"""The engine core: a request -> prefill -> frames -> audio (whole, or streamed as PcmChunks), batch size 1.
+
+`SpeechEngine` owns the loaded model's resources: the frame generator (CUDA graphs), the streaming codec and
+its CUDA side stream, their release (`close`), the memory figures and the out-of-memory error
+(EngineOutOfMemory). The qwen-tts-style API (`Qwen3TTSCudaGraphs`, model.py) is a thin facade over it.
+
+A request is normalised once where it comes in (`normalize`: the voice rules of voice.py); prefill and
+generation trust it. Text that does not fit max_seq_len is split at sentence boundaries (text_split.py) and
+the pieces are generated in order, each its own utterance for the talker and the codec.
+
+Streaming yields exactly 1920 samples per generated frame; the codec carries its causal state from chunk to
+chunk (causal_codec.py), so the stream equals the non-streaming waveform to float rounding for any chunking
+(test_api_codec.py states the figure). Voice-clone ICL: qwen-tts cuts the reference part proportionally
+(`int(ref/total * samples)`), which can keep one extra sample that the stream does not have.
+
+On CUDA the streaming codec runs on a side stream of the engine's (`codec_stream=True`, the default): a
+chunk's decode and the copy of its samples to the host run there, ordered after the replays that made its
+frames only, so the frames launched ahead keep generating on the main stream meanwhile, and the host waits
+for the chunk's samples only. Time to first audio stays prefill + the first chunk's frames + one decode
+(the first replay is launched alone, frame_generator.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from .audio.audio_stream import AudioStream, check_chunking, chunk_stream
+from .audio.causal_codec import CausalCodecDecoder
+from .audio.codec import StreamingDecoder, decode_full
+from .decode.frame_generator import FrameGenerator
+from .decode.prefill import build_prefill
+from .errors import EngineOutOfMemory, is_out_of_memory
+from .text_split import split_text
+from .types import SAMPLE_RATE, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
+from .voice import METHOD_OF_MODE, ModelVoices
+
+# Budget for splitting long text: each text token is expected to take at most this many codec frames of
+# speech (12.5 frames/s; one BPE token is ~0.1-0.3 s of speech); the frames share max_seq_len with the
+# prompt.
+FRAMES_PER_TEXT_TOKEN = 4
+FIXED_POSITIONS_CACHE = 16  # voices whose prompt length without text is remembered
+
+
+class SpeechEngine:
+    """Qwen3-TTS on a static-cache, CUDA-graph decode loop, streaming or not (batch size 1).
+
+    Not thread-safe: use one instance from one thread at a time (one generation runs at a time).
+    """
+
+    def __init__(
+        self,
+        tts,
+        *,
+        max_seq_len: int = 2048,
+        use_cuda_graphs: bool = True,
+        allow_download: bool = False,
+        codec_stream: bool = True,
+        **frame_options,
+    ):
+        """tts: a loaded `qwen_tts.Qwen3TTSModel` (its model, processor and generation defaults are used).
+
+        codec_stream: on CUDA, decode streamed audio on a side stream, overlapped with frame generation
+        (module doc); False decodes on the current stream, after the frames launched ahead. No effect on CPU.
+        frame_options: FrameGenerator's launch_ahead, frames_per_replay, prefill_buckets, compile
+        (frame_generator.py).
+        """
+        self.tts = tts
+        self.model = tts.model
+        self.processor = tts.processor
+        self.generate_defaults = dict(tts.generate_defaults or {})
+        self.voices = ModelVoices.of(tts)
+        self.max_seq_len = int(max_seq_len)
+        self.allow_download = allow_download
+        self.frame_generator = FrameGenerator(
+            self.model, max_seq_len=max_seq_len, use_cuda_graphs=use_cuda_graphs, **frame_options
+        )
+        self.device = self.frame_generator.device
+        self.dtype = self.frame_generator.dtype
+        # High priority: when a chunk's decode and frames launched ahead both wait for the GPU, the host
+        # is waiting for the decode. (It also keeps this stream out of torch's low-priority pool, which
+        # the frame generator's graphs were captured on; causal_codec.py says why that matters.)
+        on_cuda = self.device.type == "cuda"
+        self.decode_cuda_stream = (
+            torch.cuda.Stream(self.device, priority=-1) if codec_stream and on_cuda else None
+        )
+        # One streaming codec state for the engine (one stream at a time); its CUDA graphs cover every
+        # chunk length (graph sizes 1, 2, 4, 8 combined).
+        self.codec = CausalCodecDecoder(
+            self.model.speech_tokenizer.model.decoder,
+            use_cuda_graphs=use_cuda_graphs,
+            stream=self.decode_cuda_stream,
+        )
+        self.sample_rate = SAMPLE_RATE
+        self.source: str | None = None  # the model directory or hub id, when loaded by from_pretrained
+        self.memory_baseline_bytes = 0  # CUDA memory allocated before loading (open_engine measures it)
+        self._fixed_positions: dict[tuple, tuple[Any, int]] = {}
+
+    # -- model facts --------------------------------------------------------------------------------------
+    @property
+    def tts_model_type(self) -> str:
+        return self.voices.model_type
+
+    @property
+    def tts_model_size(self) -> str:
+        return self.voices.model_size
+
+    @property
+    def mode(self) -> str:
+        """The generation mode this model supports: voice_clone, custom_voice or voice_design."""
+        return self.voices.mode
+
+    # -- resources ----------------------------------------------------------------------------------------
+    def capture(self) -> float:
+        """Capture the CUDA graphs (frame generation, streaming codec) on the calling thread (no-op on CPU);
+        returns seconds spent. EngineOutOfMemory if CUDA runs out of memory."""
+        with self._out_of_memory_as("CUDA-graph capture / warm-up"):
+            return self.frame_generator.capture() + self.codec.capture()
+
+    def warmup(
+        self,
+        text: str = "Hello.",
+        *,
+        max_frames: int = 4,
+        request: SpeechRequest | None = None,
+        first_chunk_frames: int = 1,
+        chunk_frames: int = 2,
+        pcm_format: str = "int16",
+    ) -> float:
+        """Capture if needed, then run one short real generation + streaming decode (`request`'s voice and
+        sampling, else a voice of the model's mode); returns seconds spent. EngineOutOfMemory as capture."""
+        start = time.perf_counter()
+        self.capture()
+        if request is None:
+            request = SpeechRequest(text=text, mode=self.mode, **self._any_voice())
+        sampling = replace(request.sampling, max_new_tokens=max_frames + 1)
+        request = replace(request, text=text, sampling=sampling)
+        with self._out_of_memory_as("CUDA-graph capture / warm-up"):
+            chunking = dict(first_chunk_frames=first_chunk_frames, chunk_frames=chunk_frames)
+            for _ in self.stream(request, **chunking, pcm_format=pcm_format):
+                pass
+        return time.perf_counter() - start
+
+    def _any_voice(self) -> dict[str, Any]:
+        if self.mode == "custom_voice":
+            return {"speaker": self.voices.first_speaker()}
+        if self.mode == "voice_design":
+            return {"instruct": "A calm voice."}
+        # voice clone: any speaker embedding will do to exercise the path
+        enc_dim = self.model.config.speaker_encoder_config.enc_dim
+        return {"voice_prompt": VoicePrompt(None, torch.zeros(enc_dim), True, False)}
+
+    def close(self) -> None:
+        """Release the model, the graphs and the side stream, and give the memory back to the driver (CUDA
+        cache, cuBLAS workspaces). The instance is unusable afterwards; `memory_allocated_bytes` still
+        answers."""
+        self.frame_generator = None
+        self.codec = None
+        self.decode_cuda_stream = None
+        self.model = None
+        self.tts = None
+        self.processor = None
+        self._fixed_positions.clear()
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            # cuBLAS keeps per-stream workspaces in the caching allocator (counted as allocated); the model's
+            # streams are gone, so give them back too (torch has no public call for this).
+            clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+            if clear_workspaces is not None:
+                clear_workspaces()
+            torch.cuda.empty_cache()
+
+    def memory_allocated_bytes(self) -> int:
+        """CUDA memory allocated on the engine's device now (0 on CPU)."""
+        return torch.cuda.memory_allocated(self.device) if self.device.type == "cuda" else 0
+
+    @contextlib.contextmanager
+    def _out_of_memory_as(self, during: str):
+        try:
+            yield
+        except EngineOutOfMemory:
+            raise
+        except Exception as exc:
+            if self.device.type != "cuda" or not is_out_of_memory(exc):
+                raise
+            raise EngineOutOfMemory(
+                f"CUDA out of memory in {during} (max_seq_len={self.max_seq_len}) "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+
+    # -- requests -----------------------------------------------------------------------------------------
+    def sampling_params(self, **overrides: Any) -> SamplingParams:
+        """The sampling settings of a call: `overrides` (None: not given) > the model's
+        generation_config.json > qwen-tts's defaults. TypeError / ValueError as SamplingParams.merged."""
+        return SamplingParams.merged(self.generate_defaults, **overrides)
+
+    def normalize(self, request: SpeechRequest) -> SpeechRequest:
+        """`request` with the voice rules applied (voice.py); ValueError for what this model refuses."""
+        self._check_open()
+        return self.voices.normalize(request)
+
+    def _check_open(self) -> None:
+        if self.model is None:
+            raise RuntimeError("this Qwen3TTSCudaGraphs was closed")
+
+    def _check_mode(self, mode: str, asked_by: str | None = None) -> None:
+        self._check_open()
+        self.voices.check_mode(mode, asked_by or METHOD_OF_MODE[mode])
+
+    # -- text that does not fit ---------------------------------------------------------------------------
+    def _count_tokens(self, text: str) -> int:
+        return len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _prompt_positions_without_text(self, request: SpeechRequest) -> int:
+        """Positions of `request`'s prompt with a one-token text: its voice's share of max_seq_len. One
+        prefill per voice (remembered), not per request."""
+        key = (request.mode, request.language, request.speaker, request.instruct, request.non_streaming_mode,
+               id(request.voice_prompt))  # fmt: skip
+        known = self._fixed_positions.get(key)
+        if known is None or known[0] is not request.voice_prompt:
+            if len(self._fixed_positions) >= FIXED_POSITIONS_CACHE:
+                self._fixed_positions.pop(next(iter(self._fixed_positions)))
+            prefill = build_prefill(self.model, self.processor, replace(request, text="."))
+            known = (request.voice_prompt, prefill.inputs_embeds.shape[1])
+            self._fixed_positions[key] = known
+        return known[1]
+
+    def text_pieces(self, request: SpeechRequest) -> list[SpeechRequest]:
+        """The (normalised) request itself if its text fits max_seq_len, else one request per piece of the
+        split text."""
+        fixed = self._prompt_positions_without_text(request)
+        budget = (self.max_seq_len - fixed) // (1 + FRAMES_PER_TEXT_TOKEN)
+        if budget < 1:
+            raise ValueError(
+                f"max_seq_len={self.max_seq_len} leaves no room for text: the prompt without text takes "
+                f"{fixed} positions (a voice-clone reference counts); use a larger max_seq_len"
+            )
+        if self._count_tokens(request.text) <= budget:
+            return [request]
+        pieces = split_text(request.text, budget, self._count_tokens)
+        if not pieces:  # only whitespace: generate it as given, like qwen-tts
+            return [request]
+        return [replace(request, text=piece) for piece in pieces]
+
+    # -- generation ---------------------------------------------------------------------------------------
+    def _piece_frames(self, request: SpeechRequest, cancel, stats: StreamStats, consumer_stream=None):
+        """-> (prefill, iterator of (16,) frames for use on consumer_stream, if given) for one piece that
+        fits."""
+        prefill = build_prefill(self.model, self.processor, request)
+        frames = self.frame_generator.generate(
+            prefill, request.sampling, cancel=cancel, stats=stats, consumer_stream=consumer_stream
+        )
+        return prefill, frames
+
+    def synthesize(self, request: SpeechRequest) -> np.ndarray:
+        """One request -> float32 waveform at 24 kHz, decoded exactly as qwen-tts decodes."""
+        return self._synthesize(self.normalize(request))
+
+    def _synthesize(self, request: SpeechRequest) -> np.ndarray:
+        wavs = []
+        for piece in self.text_pieces(request):
+            prefill, frames = self._piece_frames(piece, None, StreamStats())
+            frame_list = list(frames)
+            codes = (
+                torch.stack(frame_list)
+                if frame_list
+                else torch.zeros(0, 16, dtype=torch.long, device=self.device)
+            )
+            if prefill.ref_code is None:
+                wavs.append(decode_full(self.model.speech_tokenizer, codes))
+                continue
+            # ICL: decode reference ++ generated and cut the reference's share, exactly as qwen-tts does.
+            ref_code = prefill.ref_code.to(codes.device)
+            full = torch.cat([ref_code, codes])
+            wav = decode_full(self.model.speech_tokenizer, full)
+            cut = int(ref_code.shape[0] / max(full.shape[0], 1) * wav.shape[0])
+            wavs.append(wav[cut:])
+        return np.concatenate(wavs) if wavs else np.zeros(0, dtype=np.float32)
+
+    def stream(
+        self,
+        request: SpeechRequest,
+        *,
+        first_chunk_frames: int = 1,
+        chunk_frames: int = 4,
+        pcm_format: str = "int16",
+        cancel: threading.Event | None = None,
+        prefetch_chunks: int = 0,
+    ) -> AudioStream:
+        """Stream one request as PcmChunks (see audio_stream.py for chunking, the final chunk and prefetch).
+
+        Validation errors (ValueError) are raised here, before any chunk.
+        """
+        check_chunking(first_chunk_frames, chunk_frames, pcm_format)
+        start = time.perf_counter()
+        request = self.normalize(request)
+        pieces = self.text_pieces(request)
+        cancel = cancel if cancel is not None else threading.Event()
+        stats = StreamStats(text_length=len(request.text))
+        audio = _PieceAudio(self, pieces, cancel, stats)
+        chunks = chunk_stream(
+            audio.frames(),
+            audio.decode,
+            first_chunk_frames=first_chunk_frames,
+            chunk_frames=chunk_frames,
+            pcm_format=pcm_format,
+            stats=stats,
+            start=start,
+            cancel=cancel,
+        )
+        return AudioStream(chunks, stats, cancel, prefetch_chunks=prefetch_chunks)
+
+
+class _PieceAudio:
+    """The frames of a streamed request's pieces, one after the other, and the decode of a chunk of them.
+
+    Each piece of a split text is its own utterance for the talker, so it gets its own decoder (as
+    synthesize() decodes each piece on its own); a chunk may span two pieces. The decoders take the engine's
+    codec state in turn, each at its first frame (after the previous piece's last one)."""
+
+    def __init__(self, engine: SpeechEngine, pieces: list[SpeechRequest], cancel, stats: StreamStats):
+        self.engine, self.pieces, self.cancel, self.stats = engine, pieces, cancel, stats
+        self.side_stream = engine.decode_cuda_stream
+        self.decoders: list[StreamingDecoder] = []
+        self.piece_of_frame: list[int] = []  # index into decoders, per frame handed out
+        self.decoded = 0  # frames decoded so far
+
+    def frames(self) -> Iterator[torch.Tensor]:
+        engine, side, stats = self.engine, self.side_stream, self.stats
+        for piece in self.pieces:
+            piece_stats = StreamStats()
+            prefill, piece_frames = engine._piece_frames(piece, self.cancel, piece_stats, side)
+            if side is not None:
+                # The prefix (voice-clone reference codes) was put on the device on the main stream.
+                # Nothing of this piece is launched yet, so waiting for all of that stream waits for
+                # no frames; the prefix's memory is not reused before the side stream read it.
+                side.wait_stream(torch.cuda.current_stream(engine.device))
+                if prefill.ref_code is not None:
+                    prefill.ref_code.record_stream(side)
+            self.decoders.append(StreamingDecoder(engine.codec, prefix=prefill.ref_code))
+            try:
+                for frame in piece_frames:
+                    stats.frames += 1
+                    stats.frame_ms.append(piece_stats.frame_ms[-1])
+                    self.piece_of_frame.append(len(self.decoders) - 1)
+                    yield frame
+            finally:
+                piece_frames.close()  # at once, not when collected: the FrameGenerator is free again
+                stats.prefill_ms += piece_stats.prefill_ms
+                stats.stopped_by = piece_stats.stopped_by or stats.stopped_by
+            if self.cancel.is_set():
+                return
+
+    def decode(self, chunk_frames: list[torch.Tensor]) -> np.ndarray:
+        side = self.side_stream
+        with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
+            codes = torch.stack(chunk_frames)  # where the frames were handed out, as the codec reads them
+        owners = self.piece_of_frame[self.decoded : self.decoded + len(codes)]
+        self.decoded += len(codes)
+        wavs, begin = [], 0
+        for end in range(1, len(codes) + 1):
+            if end == len(codes) or owners[end] != owners[begin]:
+                wavs.append(self.decoders[owners[begin]].decode(codes[begin:end]))
+                begin = end
+        return np.concatenate(wavs)

@@ -1,0 +1,75 @@
+"""What the node hands the synthesis worker (worker.py) and what it gets back: load settings, per-utterance
+settings, queued texts, the worker's errors, and the sink and logger it publishes and logs through."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any, Protocol
+
+from qwen3_tts_ros.engine.config import EngineConfig
+
+
+class ConfigError(Exception):
+    """A configuration the node cannot load; its message is the one log line naming the cause."""
+
+
+class ModelReleased(ConfigError):
+    """A transition failed in a way that cost the loaded model (CUDA out of memory): it was released, so the
+    node must be configured again."""
+
+
+class Sink(Protocol):  # what the worker publishes through (the node)
+    def chunk(  # fmt: skip
+        self, utterance_id: int, sequence: int, frame_start: int, frame_count: int, is_final: bool,
+        data: bytes,
+    ) -> None: ...
+
+    def speaking(self, value: bool) -> None: ...
+
+    def latency(self, record: dict[str, Any]) -> None: ...
+
+
+@dataclasses.dataclass
+class UtteranceSettings:
+    """Per-utterance parameters, snapshotted when the text arrives."""
+
+    sampling: dict[str, Any]  # SamplingParams.merged's explicit settings; None: the model's default
+    first_chunk_frames: int
+    chunk_frames: int
+
+
+@dataclasses.dataclass
+class QueuedText:
+    """One accepted text message. Its segments (sentences) are spoken back to back, one utterance (one
+    utterance_id, one final chunk) each; the queue holds, drops and cancels whole texts, so a long text never
+    pushes an earlier one out of the queue and is never left half-spoken with its beginning dropped."""
+
+    segments: list[str]
+    settings: UtteranceSettings
+    received_at: float  # time.monotonic() when the text message arrived
+    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+@dataclasses.dataclass
+class LoadConfig:
+    engine: EngineConfig
+    mode: str
+    language: str
+    speaker: str
+    instruct: str
+    ref_audio: str
+    ref_text: str
+    x_vector_only: bool
+    pcm_format: str
+    sample_rate: int
+    warmup_text: str
+    warmup_settings: UtteranceSettings
+
+
+class Logger(Protocol):  # what the worker needs of an rclpy logger
+    def info(self, message: str) -> Any: ...
+
+    def warning(self, message: str) -> Any: ...
+
+    def error(self, message: str) -> Any: ...
