@@ -39,6 +39,7 @@ from .audio.codec import StreamingDecoder, decode_full
 from .decode.frame_generator import FrameGenerator
 from .decode.prefill import build_prefill
 from .errors import EngineOutOfMemory, is_out_of_memory
+from .host_memory import release_free_heap
 from .text_split import split_text
 from .types import SAMPLE_RATE, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
 from .voice import METHOD_OF_MODE, ModelVoices
@@ -160,8 +161,8 @@ class SpeechEngine:
 
     def close(self) -> None:
         """Release the model, the graphs and the side stream, and give the memory back to the driver (CUDA
-        cache, cuBLAS workspaces). The instance is unusable afterwards; `memory_allocated_bytes` still
-        answers."""
+        cache, cuBLAS workspaces) and to the OS (free host heap). The instance is unusable afterwards;
+        `memory_allocated_bytes` still answers."""
         self.frame_generator = None
         self.codec = None
         self.decode_cuda_stream = None
@@ -178,6 +179,7 @@ class SpeechEngine:
             if clear_workspaces is not None:
                 clear_workspaces()
             torch.cuda.empty_cache()
+        release_free_heap()  # the freed model's host heap, else kept mapped by glibc (host_memory.py)
 
     def memory_allocated_bytes(self) -> int:
         """CUDA memory allocated on the engine's device now (0 on CPU)."""

@@ -7,6 +7,8 @@ import ctypes.util
 import functools
 import os
 
+from qwen3_tts_ros.engine.host_memory import release_free_heap
+
 # /proc/<pid>/status fields reported by memory_status: the resident set split into anonymous memory (heap,
 # arenas, pinned buffers), file-backed pages (shared libraries touched, e.g. GPU kernels loaded lazily from
 # their .so files) and shared memory, plus the number of threads.
@@ -68,16 +70,14 @@ class _Mallinfo2(ctypes.Structure):
 
 @functools.cache
 def _glibc():
-    """This process's C library if it is glibc >= 2.33 (mallinfo2, malloc_trim), else None."""
+    """This process's C library if it is glibc >= 2.33 (mallinfo2), else None."""
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     libc = ctypes.CDLL(name)
-    if not hasattr(libc, "mallinfo2") or not hasattr(libc, "malloc_trim"):
+    if not hasattr(libc, "mallinfo2"):
         return None
     libc.mallinfo2.restype = _Mallinfo2
-    libc.malloc_trim.argtypes = [ctypes.c_size_t]
-    libc.malloc_trim.restype = ctypes.c_int
     return libc
 
 
@@ -92,7 +92,7 @@ def mallinfo2() -> dict[str, int] | None:
 
 
 def malloc_trim() -> bool | None:
-    """glibc's malloc_trim(0): give the free memory of every arena back to the OS. True if some was
-    released; None where unavailable. RSS before / after tells freed-but-retained heap from live memory."""
-    libc = _glibc()
-    return None if libc is None else bool(libc.malloc_trim(0))
+    """glibc's malloc_trim(0) (engine.host_memory, which the engine calls when it releases a model): True if
+    some free heap was released; None where unavailable. RSS before / after tells freed-but-retained heap
+    from live memory."""
+    return release_free_heap()
