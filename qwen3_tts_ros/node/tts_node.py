@@ -12,6 +12,9 @@ cause and returns FAILURE):
   deactivate stop the current utterance (it ends with a final chunk), drop or keep the queue
   cleanup    destroy topics/services, release the model and GPU memory; shutdown and on_error do the same
 rclpy has no lifecycle subscriptions: the text subscription exists from configure on, gated by `_active`.
+The `~/say` action (say_action.py) exists in every state, so a goal sent to a node that is not active is
+rejected at once instead of waiting for a server, and cleanup never destroys a server whose goals' results
+are still on their way; it feeds the same queue as tts/text.
 Topic names are relative, so a namespace moves them all (defaults: /tts/...).
 """
 
@@ -42,6 +45,7 @@ from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
 from qwen3_tts_ros.node.pcm import PcmEncoder
+from qwen3_tts_ros.node.say_action import SayActionServer
 from qwen3_tts_ros.node.text import clean_text, split_sentences
 from qwen3_tts_ros.node.worker import (
     ConfigError,
@@ -61,6 +65,7 @@ LOG_THROTTLE_S = 5.0
 # with depth 100 -> 101 received). Texts are small; the queue policy decides what is spoken.
 TEXT_DEPTH = 1000
 SPIN_TIMEOUT_S = 0.1  # longest wait of the spin loop before it checks for SIGINT/SIGTERM
+RESULT_FLUSH_S = 1.0  # at exit: longest spin that hands the say goals ended by the shutdown their results
 LATCHED = QoSProfile(
     depth=1,
     history=HistoryPolicy.KEEP_LAST,
@@ -91,6 +96,7 @@ class TtsNode(LifecycleNode):
         self._audio_info: AudioInfo | None = None
         self._frame_id = ""
         self._worker = SynthesisWorker(sink=self, logger=self.get_logger())
+        self._say = SayActionServer(self, self._worker, self._prepare_text, self._queue_policy, self._refusal)
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, parameters) -> SetParametersResult:
@@ -185,7 +191,7 @@ class TtsNode(LifecycleNode):
         self._state_label = "deactivating"
         try:
             keep = self.get_parameter("queue.keep_on_deactivate").value
-            was_speaking, cleared = self._stop_speaking(clear_queue=not keep)
+            was_speaking, cleared = self._stop_speaking(clear_queue=not keep, reason="deactivated")
             result = super().on_deactivate(state)
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(
@@ -203,12 +209,12 @@ class TtsNode(LifecycleNode):
         return self._release("cleanup")
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_speaking(clear_queue=True)
+        self._stop_speaking(clear_queue=True, reason="shutdown")
         return self._release("shutdown", final_label="finalized")
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.get_logger().error(f"error while {state.label}: stopping and releasing the model")
-        self._stop_speaking(clear_queue=True)
+        self._stop_speaking(clear_queue=True, reason="error")
         return self._release("error recovery")  # SUCCESS -> unconfigured, re-configurable
 
     def _fail(self, what: str, cause: str, details: str = "") -> TransitionCallbackReturn:
@@ -221,11 +227,11 @@ class TtsNode(LifecycleNode):
         self._state_label = "unconfigured"
         return TransitionCallbackReturn.FAILURE
 
-    def _stop_speaking(self, clear_queue: bool) -> tuple[bool, int]:
+    def _stop_speaking(self, clear_queue: bool, reason: str) -> tuple[bool, int]:
         """Stop accepting text and end the current utterance (its final chunk is published before return)."""
         self._active = False
         self._worker.set_accepting(False)
-        was_speaking, cleared = self._worker.stop(clear_queue=clear_queue)
+        was_speaking, cleared = self._worker.stop(clear_queue=clear_queue, reason=reason)
         if not self._worker.wait_idle(DEACTIVATE_TIMEOUT_S):
             self.get_logger().error(f"the current utterance did not stop within {DEACTIVATE_TIMEOUT_S:.0f} s")
         return was_speaking, cleared
@@ -320,32 +326,46 @@ class TtsNode(LifecycleNode):
         with self._counter_lock:
             self._counters[name] += 1
 
+    def _refusal(self) -> str:
+        """Why no text is accepted now; "" while active."""
+        return "" if self._active else f"node is {self._state_label}, not active"
+
+    def _queue_policy(self) -> tuple[str, int]:
+        return self.get_parameter("queue.policy").value, self.get_parameter("queue.max_size").value
+
+    def _prepare_text(self, raw: str, received_at: float) -> tuple[QueuedText | None, str]:
+        """A text (tts/text message or say goal) as the worker queues it, with the current text settings; or
+        (None, why it is refused: "empty text" or too long)."""
+        text = clean_text(raw)
+        if not text:
+            return None, "empty text"
+        v = P.read_all(self)
+        if len(text) > v["text.max_chars"]:
+            limit = v["text.max_chars"]
+            return None, f"text of {len(text)} characters rejected: longer than text.max_chars={limit}"
+        segments = split_sentences(text) if v["text.split_sentences"] else [text]
+        settings = self._utterance_settings(v)
+        return QueuedText(segments=segments, settings=settings, received_at=received_at), ""
+
     def _on_text(self, msg: String) -> None:
         received_at = time.monotonic()
         self._count("received")
-        if not self._active:
+        refusal = self._refusal()
+        if refusal:
             self._count("rejected")
-            self.get_logger().warning(
-                f"text rejected: node is {self._state_label}, not active",
-                throttle_duration_sec=LOG_THROTTLE_S,
-            )
+            self.get_logger().warning(f"text rejected: {refusal}", throttle_duration_sec=LOG_THROTTLE_S)
             return
-        text = clean_text(msg.data)
-        if not text:
-            self._count("empty")
-            self.get_logger().warning("empty text ignored", throttle_duration_sec=LOG_THROTTLE_S)
+        queued, reason = self._prepare_text(msg.data, received_at)
+        if queued is None:
+            if reason == "empty text":
+                self._count("empty")
+                self.get_logger().warning("empty text ignored", throttle_duration_sec=LOG_THROTTLE_S)
+            else:
+                self._count("rejected")
+                self._count("too_long")
+                self.get_logger().warning(reason, throttle_duration_sec=LOG_THROTTLE_S)
             return
         v = P.read_all(self)
-        if len(text) > v["text.max_chars"]:
-            self._count("rejected")
-            self._count("too_long")
-            self.get_logger().warning(
-                f"text of {len(text)} characters rejected: longer than text.max_chars={v['text.max_chars']}",
-                throttle_duration_sec=LOG_THROTTLE_S,
-            )
-            return
-        segments = split_sentences(text) if v["text.split_sentences"] else [text]
-        queued = QueuedText(segments=segments, settings=self._utterance_settings(v), received_at=received_at)
         dropped = self._worker.enqueue(queued, v["queue.policy"], v["queue.max_size"])
         if dropped is None:
             self._count("rejected")
@@ -416,10 +436,15 @@ class TtsNode(LifecycleNode):
                 self._pub_latency.publish(msg)
 
     # ------------------------------------------------------------------ process
-    def close(self) -> None:
-        """Process exit: stop synthesis, release the model on the worker thread, end the worker."""
+    def close(self, executor=None) -> None:
+        """Process exit: stop synthesis, release the model on the worker thread, end the worker; with the
+        executor, spin it until the say goals that this ended have their results (bounded)."""
         self._active = False
         self._worker.close()
+        self._say.close()
+        deadline = time.monotonic() + RESULT_FLUSH_S
+        while executor is not None and self._say.pending() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.02)
         self._destroy_entities()
 
 
@@ -456,7 +481,7 @@ def main(args=None) -> None:
                 else:
                     node.get_logger().error("callback failed: " + traceback.format_exc())
     finally:
-        node.close()
+        node.close(executor)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()

@@ -46,6 +46,22 @@ class ModelReleased(ConfigError):
     node must be configured again."""
 
 
+class QueueFull(Exception):
+    """enqueue(..., reject_when_full=True) found the queue full (queue policy): the text was not queued."""
+
+
+class TextObserver(Protocol):
+    """Told what becomes of one queued text (the say action's goals); called on the worker thread, or on the
+    thread that dropped or cancelled the text, never with the worker's lock held."""
+
+    def chunk(self, utterance_id: int, frames: int, audio_seconds: float) -> None:
+        """A chunk of one of its utterances was published (frames and audio seconds of that chunk)."""
+
+    def ended(self, outcome: str, error: str) -> None:
+        """Once, when the text is done with: "done", "error" (error says why), or the reason it was stopped,
+        dropped or cancelled (see QueuedText.stop_reason)."""
+
+
 class Sink(Protocol):
     def chunk(
         self,
@@ -81,6 +97,15 @@ class QueuedText:
     settings: UtteranceSettings
     received_at: float  # time.monotonic() when the text message arrived
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    observer: TextObserver | None = None
+    # Why it was cancelled or dropped: "stopped" (~/stop), "preempted" (interrupt policy), "dropped" (queue
+    # full), "deactivated", "shutdown", "cancelled" (its action goal was cancelled); the first reason wins.
+    stop_reason: str = ""
+
+    def stop(self, reason: str) -> None:
+        if not self.stop_reason:
+            self.stop_reason = reason
+        self.cancel.set()
 
 
 @dataclasses.dataclass
@@ -117,6 +142,16 @@ def _is_out_of_memory(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def stopped_by(error: str, interrupted: bool, stats) -> str:
+    """Why an utterance ended: "eos", "max_new_tokens", "max_seq_len" (the engine's), "stopped" (stop service,
+    interrupt, deactivate, a cancelled goal, shutdown), "error"."""
+    if error:
+        return "error"
+    if interrupted:
+        return "stopped"
+    return stats.stopped_by if stats is not None else ""
 
 
 def _percentile(values, q: float) -> float:
@@ -196,39 +231,76 @@ class SynthesisWorker:
     def release(self) -> concurrent.futures.Future:
         return self.call(self._release)
 
-    def enqueue(self, text: QueuedText, policy: str, max_size: int) -> int | None:
+    def enqueue(
+        self, text: QueuedText, policy: str, max_size: int, reject_when_full: bool = False
+    ) -> int | None:
         """Queue a text; returns how many waiting texts were dropped (queue full, or interrupt), or None
-        when not accepting (a deactivate won the race against this text)."""
-        dropped = 0
+        when not accepting (a deactivate won the race against this text). With reject_when_full, a full
+        queue (queue policy) raises QueueFull instead of dropping the oldest text."""
+        dropped: list[QueuedText] = []
         with self._cond:
-            if not self._accepting:
+            if not self._accepting or self._closing:
                 return None
             if policy == "interrupt":
-                dropped += len(self._queue)
-                self._queue.clear()
+                dropped += self._take_queue("preempted")
                 if self._current is not None:
-                    self._current.cancel.set()
+                    self._current.stop("preempted")
+            elif reject_when_full and len(self._queue) >= max_size:
+                raise QueueFull(f"queue full ({len(self._queue)} waiting, queue.max_size={max_size})")
             self._queue.append(text)
             while len(self._queue) > max_size:
-                self._queue.popleft()
-                dropped += 1
-            self._stats["dropped"] += dropped
+                oldest = self._queue.popleft()
+                oldest.stop("dropped")
+                dropped.append(oldest)
+            self._stats["dropped"] += len(dropped)
             self._cond.notify_all()
-        return dropped
+        self._tell_ended(dropped)
+        return len(dropped)
 
-    def stop(self, clear_queue: bool = True) -> tuple[bool, int]:
+    def stop(self, clear_queue: bool = True, reason: str = "stopped") -> tuple[bool, int]:
         """Cancel the current text (its utterance ends with a final chunk, its later segments are not spoken);
         returns (was speaking, cleared). Cleared texts count as dropped."""
+        cleared: list[QueuedText] = []
         with self._cond:
-            cleared = 0
             if clear_queue:
-                cleared = len(self._queue)
-                self._queue.clear()
-                self._stats["dropped"] += cleared
+                cleared = self._take_queue(reason)
+                self._stats["dropped"] += len(cleared)
             current = self._current
             if current is not None:
-                current.cancel.set()
-            return current is not None, cleared
+                current.stop(reason)
+        self._tell_ended(cleared)
+        return current is not None, len(cleared)
+
+    def cancel(self, text: QueuedText, reason: str) -> None:
+        """Cancel one text: out of the queue (ended at once), or, being spoken, stopped within a chunk."""
+        with self._cond:
+            text.stop(reason)
+            waiting = text in self._queue
+            if waiting:
+                self._queue.remove(text)
+        if waiting:
+            self._tell_ended([text])
+
+    def _take_queue(self, reason: str) -> list[QueuedText]:  # with the lock held
+        taken = list(self._queue)
+        self._queue.clear()
+        for text in taken:
+            text.stop(reason)
+        return taken
+
+    def _tell_ended(self, texts: list[QueuedText], outcome: str = "", error: str = "") -> None:
+        """Tell the observers of texts that are done with (without the lock: observers call into ROS)."""
+        for text in texts:
+            if text.observer is not None:
+                try:
+                    text.observer.ended(outcome or text.stop_reason or "stopped", error)
+                except Exception:  # noqa: BLE001 - an observer must not take the worker down
+                    self._log.error("text observer failed: " + traceback.format_exc())
+
+    def waiting(self) -> int:
+        """Texts waiting in the queue (not counting the one being spoken)."""
+        with self._cond:
+            return len(self._queue)
 
     def set_accepting(self, accepting: bool) -> None:
         with self._cond:
@@ -261,7 +333,7 @@ class SynthesisWorker:
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop everything, release the engine on the worker thread, end the thread."""
-        self.stop()
+        self.stop(reason="shutdown")
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -288,18 +360,24 @@ class SynthesisWorker:
                     except BaseException as exc:  # noqa: BLE001 - handed to the waiting transition
                         future.set_exception(exc)
                 continue
+            error = ""
             try:
                 for segment in text.segments:
                     if text.cancel.is_set():
                         break
-                    self._speak(segment, text)
-            except Exception:  # noqa: BLE001 - e.g. publishing after the ROS context is gone; keep the thread
+                    error = self._speak(segment, text) or error
+            except Exception as exc:  # noqa: BLE001 - e.g. publishing after the ROS context is gone; keep going
+                error = f"{type(exc).__name__}: {exc}"
                 self._log.error("publishing an utterance failed: " + traceback.format_exc())
             finally:
                 with self._cond:
                     self._current = None
                     idle = not (self._accepting and self._queue)
                     self._cond.notify_all()
+            if text.cancel.is_set():
+                self._tell_ended([text])
+            else:
+                self._tell_ended([text], "error" if error else "done", error)
             if idle and self._speaking:
                 self._speaking = False
                 try:
@@ -313,6 +391,8 @@ class SynthesisWorker:
         with self._cond:
             for _, future in self._tasks:
                 future.cancel()
+            left = self._take_queue("shutdown")
+        self._tell_ended(left)
 
     def _load(self, cfg: LoadConfig) -> str:
         import torch
@@ -509,7 +589,8 @@ class SynthesisWorker:
             cancel=cancel,
         )
 
-    def _speak(self, segment: str, queued: QueuedText) -> None:
+    def _speak(self, segment: str, queued: QueuedText) -> str:
+        """Speak one segment as one utterance; returns its error text ("" unless it failed)."""
         utterance_id = self._next_utterance_id
         self._next_utterance_id += 1
         t_start = time.monotonic()
@@ -537,7 +618,10 @@ class SynthesisWorker:
                     first_published = time.monotonic()
                 sequence += 1
                 frames_done = chunk.frame_start + chunk.frame_count
-                out_samples += len(data) // (2 if encoder.pcm_format == "int16" else 4)
+                samples = len(data) // (2 if encoder.pcm_format == "int16" else 4)
+                out_samples += samples
+                if queued.observer is not None:
+                    queued.observer.chunk(utterance_id, chunk.frame_count, samples / self._cfg.sample_rate)
                 if chunk.is_final:
                     final_sent = True
                     break
@@ -546,6 +630,8 @@ class SynthesisWorker:
             self._log.error(f"synthesis of utterance {utterance_id} failed: {traceback.format_exc()}")
         if not final_sent:  # stopped or failed before the engine's final chunk: close the stream for players
             self._sink.chunk(utterance_id, sequence, frames_done, 0, True, b"")
+            if queued.observer is not None:
+                queued.observer.chunk(utterance_id, 0, 0.0)
         t_end = time.monotonic()
         interrupted = (
             queued.cancel.is_set() or bool(error) or (stats is not None and stats.stopped_by == "cancelled")
@@ -573,8 +659,10 @@ class SynthesisWorker:
             decode_ms_total=stats.decode_ms_total if stats is not None else 0.0,
             interrupted=interrupted,
             error=error or ("stopped" if interrupted else ""),
+            stopped_by=stopped_by(error, interrupted, stats),
         )
         self._sink.latency(record)
+        self._log_utterance(record, queued.stop_reason)
         self._record_memory()
         with self._cond:
             st = self._stats
@@ -589,3 +677,24 @@ class SynthesisWorker:
             if frames_done:
                 st["last_rtf"] = record["real_time_factor"]
                 st["last_ms_per_frame"] = record["frame_ms_mean"]
+        return error
+
+    def _log_utterance(self, record: dict[str, Any], stop_reason: str) -> None:
+        """One line per utterance; a warning when the audio was cut by a length limit."""
+        why = record["stopped_by"]
+        if why == "stopped" and stop_reason:
+            why = f"stopped ({stop_reason})"
+        elif why == "error":
+            why = f"error ({record['error']})"
+        line = (
+            f"utterance {record['utterance_id']}: {record['audio_seconds']:.2f} s of audio, "
+            f"{record['frames']} frames, stopped by {why}; "
+            f"first audio {record['time_to_first_audio_ms']:.0f} ms, "
+            f"real-time factor {record['real_time_factor']:.2f}"
+        )
+        if record["stopped_by"] == "max_seq_len":
+            self._log.warning(f"{line} (cut: prompt + frames reached max_seq_len={self._cfg.max_seq_len})")
+        elif record["stopped_by"] == "max_new_tokens":
+            self._log.warning(f"{line} (cut: sampling.max_new_tokens reached)")
+        else:
+            self._log.info(line)
