@@ -232,3 +232,28 @@ def test_a_flood_of_goals_ends_every_goal_exactly_once(node, policy):
     spoken = {r.msg.utterance_id for r in client.chunks[mark["chunks"]:]}
     assert spoken == set(ids), "every utterance spoken belongs to exactly one goal"
     defaults(node)
+
+
+def test_latency_and_log_say_why_each_utterance_ended(node, long_text):
+    """max_new_tokens, stopped and max_seq_len in tts/latency's stopped_by and in the node's log line."""
+    active(node)
+    defaults(node)
+    client = node.client
+    node.set_params(text__split_sentences=False)
+    _, _, (lat,) = node.speak(long_text)
+    assert lat.stopped_by == "max_new_tokens" and 0 < lat.frames <= 12, (lat.stopped_by, lat.frames)
+    # max_seq_len is applied at configure: cleanup, set its minimum, configure again. long_text runs
+    # longer than its prompt leaves room for (> LONG_CHECK_FRAMES = 30 frames without an end; the engine may
+    # split the text into pieces that each fit, so the frame count itself is not bounded by it).
+    assert client.change_state("deactivate") and client.change_state("cleanup"), node.log()
+    node.set_params(max_seq_len=64, prefill_buckets=[0], sampling__max_new_tokens=2048)
+    try:
+        active(node)
+        _, _, (lat,) = node.speak(long_text)
+        assert lat.stopped_by == "max_seq_len" and lat.frames > 0 and not lat.interrupted, lat
+        log = node.log(20000)
+        assert "stopped by max_seq_len" in log and "reached max_seq_len=64" in log, log[-3000:]
+    finally:
+        assert client.change_state("deactivate") and client.change_state("cleanup"), node.log()
+        node.set_params(max_seq_len=2048, prefill_buckets=[32, 64, 128, 256])
+        defaults(node)
