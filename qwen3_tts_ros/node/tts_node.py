@@ -21,8 +21,11 @@ Topic names are relative, so a namespace moves them all (defaults: /tts/...).
 from __future__ import annotations
 
 import array
+import concurrent.futures
+import os
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -35,6 +38,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.logging import get_logger
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool, String
@@ -46,6 +50,7 @@ from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
 from qwen3_tts_ros.node.pcm import PcmEncoder
 from qwen3_tts_ros.node.say_action import SayActionServer
+from qwen3_tts_ros.node.startup import import_engine_quietly
 from qwen3_tts_ros.node.text import clean_text, split_sentences
 from qwen3_tts_ros.node.worker import (
     ConfigError,
@@ -54,6 +59,7 @@ from qwen3_tts_ros.node.worker import (
     QueuedText,
     SynthesisWorker,
     UtteranceSettings,
+    WorkerClosed,
 )
 
 NODE_NAME = "qwen3_tts"
@@ -66,12 +72,17 @@ LOG_THROTTLE_S = 5.0
 TEXT_DEPTH = 1000
 SPIN_TIMEOUT_S = 0.1  # longest wait of the spin loop before it checks for SIGINT/SIGTERM
 RESULT_FLUSH_S = 1.0  # at exit: longest spin that hands the say goals ended by the shutdown their results
+RESULT_SEND_SPINS = 5  # then spins that send them (each returns at once while there is work)
 LATCHED = QoSProfile(
     depth=1,
     history=HistoryPolicy.KEEP_LAST,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+
+
+class ShuttingDown(Exception):
+    """The process is exiting: the transition in progress is abandoned."""
 
 
 class TtsNode(LifecycleNode):
@@ -88,6 +99,8 @@ class TtsNode(LifecycleNode):
         self._counters = dict(received=0, empty=0, rejected=0, too_long=0)
         self._configured = False
         self._active = False
+        # Set by SIGINT/SIGTERM (begin_shutdown) and close(); transitions waiting on the worker give up on it.
+        self._closing = False
         self._state_label = "unconfigured"
         self._hardware_id = socket.gethostname()
         self._entities: list = []  # (destroy function, entity) made by configure, destroyed by cleanup
@@ -155,22 +168,37 @@ class TtsNode(LifecycleNode):
                 warmup_text=v["warmup.text"],
                 warmup_settings=self._utterance_settings(v),
             )
-            message = self._worker.load(cfg).result(TRANSITION_TIMEOUT_S)
-            self._create_entities(v)
+            message = self._wait(self._worker.load(cfg))
+            with self._pub_lock:  # close() sets _closing under it: no entities made after its cleanup
+                if self._closing:
+                    raise ShuttingDown
+                self._create_entities(v)
+                self._configured = True
+                self._state_label = "inactive"
+                self.get_logger().info(f"configured: {message}")
+        except ShuttingDown:
+            return self._abandon("configure")
         except ConfigError as exc:
             return self._fail("configure", str(exc))
         except Exception as exc:  # noqa: BLE001 - rclpy would swallow it; log the cause, stay unconfigured
             return self._fail("configure", f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        self._configured = True
-        self._state_label = "inactive"
-        self.get_logger().info(f"configured: {message}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._state_label = "activating"
         try:
-            message = self._worker.activate().result(TRANSITION_TIMEOUT_S)
-            result = super().on_activate(state)  # enables the lifecycle publishers
+            message = self._wait(self._worker.activate())
+            with self._pub_lock:
+                if self._closing:
+                    raise ShuttingDown
+                result = super().on_activate(state)  # enables the lifecycle publishers
+                if result == TransitionCallbackReturn.SUCCESS:
+                    self._worker.set_accepting(True)
+                    self._active = True
+                    self._state_label = "active"
+                    self.get_logger().info(f"active: {message}")
+        except ShuttingDown:
+            return self._abandon("activate")
         except ModelReleased as exc:  # ERROR -> on_error -> unconfigured: configure again
             self.get_logger().error(f"activate failed: {exc}")
             return TransitionCallbackReturn.ERROR
@@ -180,12 +208,7 @@ class TtsNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         if result != TransitionCallbackReturn.SUCCESS:
             self._state_label = "inactive"
-            return result
-        self._worker.set_accepting(True)
-        self._active = True
-        self._state_label = "active"
-        self.get_logger().info(f"active: {message}")
-        return TransitionCallbackReturn.SUCCESS
+        return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._state_label = "deactivating"
@@ -217,10 +240,31 @@ class TtsNode(LifecycleNode):
         self._stop_speaking(clear_queue=True, reason="error")
         return self._release("error recovery")  # SUCCESS -> unconfigured, re-configurable
 
+    def _wait(self, future: concurrent.futures.Future):
+        """The result of a worker task; ShuttingDown as soon as the process is exiting (the task itself may
+        go on: a model load cannot be interrupted)."""
+        deadline = time.monotonic() + TRANSITION_TIMEOUT_S
+        while not concurrent.futures.wait([future], timeout=SPIN_TIMEOUT_S).done:
+            if self._closing:
+                raise ShuttingDown
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the worker took longer than {TRANSITION_TIMEOUT_S:.0f} s")
+        try:
+            return future.result()
+        except WorkerClosed as exc:
+            raise ShuttingDown from exc
+
+    def _abandon(self, what: str) -> TransitionCallbackReturn:
+        self.get_logger().info(f"{what} abandoned: the node is shutting down")
+        self._state_label = "shutting down"
+        return TransitionCallbackReturn.FAILURE
+
     def _fail(self, what: str, cause: str, details: str = "") -> TransitionCallbackReturn:
         self.get_logger().error(f"{what} failed: {cause}" + (f"\n{details}" if details else ""))
         try:
-            self._worker.release().result(TRANSITION_TIMEOUT_S)
+            self._wait(self._worker.release())
+        except ShuttingDown:
+            pass  # the worker releases what it holds when it ends
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f"releasing after the failed {what} failed too: {exc}")
         self._destroy_entities()
@@ -239,7 +283,9 @@ class TtsNode(LifecycleNode):
     def _release(self, what: str, final_label: str = "unconfigured") -> TransitionCallbackReturn:
         result = TransitionCallbackReturn.SUCCESS
         try:
-            message = self._worker.release().result(TRANSITION_TIMEOUT_S)
+            message = self._wait(self._worker.release())
+        except ShuttingDown:
+            message = "left to the worker's end (the node is shutting down)"
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f"{what}: releasing the model failed: {type(exc).__name__}: {exc}")
             message, result = "release failed", TransitionCallbackReturn.FAILURE
@@ -436,16 +482,30 @@ class TtsNode(LifecycleNode):
                 self._pub_latency.publish(msg)
 
     # ------------------------------------------------------------------ process
-    def close(self, executor=None) -> None:
+    def begin_shutdown(self) -> None:
+        """From a signal handler: no locks, only the flag that transitions waiting on the worker poll."""
+        self._closing = True
+
+    def close(self, executor=None) -> bool:
         """Process exit: stop synthesis, release the model on the worker thread, end the worker; with the
-        executor, spin it until the say goals that this ended have their results (bounded)."""
+        executor, spin it until the say goals that this ended have their results (bounded). False when the
+        worker is still inside a model load or capture, which cannot be interrupted."""
+        with self._pub_lock:
+            self._closing = True
         self._active = False
-        self._worker.close()
+        ended = self._worker.close()
+        if not ended:
+            self.get_logger().info("exiting during a model load or graph capture (it cannot be interrupted)")
         self._say.close()
-        deadline = time.monotonic() + RESULT_FLUSH_S
-        while executor is not None and self._say.pending() and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.02)
+        if executor is not None:
+            # Execute callbacks set the results; sending each result is one more executor task after that.
+            deadline = time.monotonic() + RESULT_FLUSH_S
+            while self._say.pending() and time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.02)
+            for _ in range(RESULT_SEND_SPINS):
+                executor.spin_once(timeout_sec=0.02)
         self._destroy_entities()
+        return ended
 
 
 def main(args=None) -> None:
@@ -454,13 +514,19 @@ def main(args=None) -> None:
     # Here a signal only ends the spin loop; close() then stops synthesis cleanly while ROS still works.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
+    node = None
 
     def on_signal(signum, frame) -> None:
         stop.set()
+        if node is not None:
+            node.begin_shutdown()  # a configure / activate waiting on the worker gives up within 0.1 s
         signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if not import_engine_quietly(get_logger(NODE_NAME), stop):
+        rclpy.try_shutdown()
+        _exit_now()
     node = TtsNode()
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
@@ -481,10 +547,22 @@ def main(args=None) -> None:
                 else:
                     node.get_logger().error("callback failed: " + traceback.format_exc())
     finally:
-        node.close(executor)
+        worker_ended = node.close(executor)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+    if not worker_ended:
+        get_logger(NODE_NAME).debug("the worker thread is still loading or capturing")
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """Exit 0 without the interpreter's teardown: everything was released and ROS (its log files too) was shut
+    down; the teardown of torch and the ROS wheels took about 2 s more (launch escalates to SIGTERM at 5 s),
+    and around a worker or import thread still inside torch it can crash or hang."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

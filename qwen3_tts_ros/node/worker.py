@@ -46,6 +46,21 @@ class ModelReleased(ConfigError):
     node must be configured again."""
 
 
+class WorkerClosed(Exception):
+    """The worker was closed (process exit) before this task could finish."""
+
+
+def _settle(future: concurrent.futures.Future, result: Any, error: BaseException | None) -> None:
+    """Complete a task's future unless close() has already failed it."""
+    try:
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
 class QueueFull(Exception):
     """enqueue(..., reject_when_full=True) found the queue full (queue policy): the text was not queued."""
 
@@ -178,6 +193,7 @@ class SynthesisWorker:
         self._accepting = False  # texts are taken from the queue only while active
         self._current: QueuedText | None = None
         self._closing = False
+        self._task_future: concurrent.futures.Future | None = None  # the task running now, if any
         self._speaking = False
         self._next_utterance_id = 0
         # loaded state (worker thread only)
@@ -331,13 +347,22 @@ class SynthesisWorker:
             )
         return s
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop everything, release the engine on the worker thread, end the thread."""
+    def close(self, timeout: float = 30.0) -> bool:
+        """Stop everything, release the engine on the worker thread, end the thread; True once it ended.
+        A running task (model load, capture and warm-up: minutes on a first compile) cannot be interrupted,
+        so close() does not wait for one: its future fails with WorkerClosed at once, so no transition waits
+        on it, and False is returned (the process may exit; the thread is a daemon). Waiting tasks are
+        cancelled."""
         self.stop(reason="shutdown")
         with self._cond:
             self._closing = True
+            running = self._task_future
             self._cond.notify_all()
+        if running is not None:
+            _settle(running, None, WorkerClosed("the node is shutting down"))
+            return False
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
@@ -345,20 +370,24 @@ class SynthesisWorker:
             with self._cond:
                 while not self._tasks and not (self._accepting and self._queue) and not self._closing:
                     self._cond.wait()
+                if self._closing:
+                    break
                 if self._tasks:
                     fn, future = self._tasks.popleft()
                     text = None
-                elif self._closing:
-                    break
+                    self._task_future = future
                 else:
                     text = self._queue.popleft()
                     self._current = text
             if text is None:
                 if future.set_running_or_notify_cancel():
                     try:
-                        future.set_result(fn())
+                        result, error = fn(), None
                     except BaseException as exc:  # noqa: BLE001 - handed to the waiting transition
-                        future.set_exception(exc)
+                        result, error = None, exc
+                    _settle(future, result, error)
+                with self._cond:
+                    self._task_future = None
                 continue
             error = ""
             try:
@@ -437,6 +466,7 @@ class SynthesisWorker:
         if cuda_device is not None:
             torch.cuda.synchronize(cuda_device)
             self._baseline_bytes = torch.cuda.memory_allocated(cuda_device)
+        self._log.info(f"loading weights from {model} ({device} {dtype_name}, max_seq_len {cfg.max_seq_len})")
         t0 = time.monotonic()
         try:
             engine = Qwen3TTSCudaGraphs.from_pretrained(
@@ -458,6 +488,7 @@ class SynthesisWorker:
                 ) from exc
             raise ConfigError(f"cannot load model {model!r}: {type(exc).__name__}: {exc}") from exc
         self._engine, self._cuda_device = engine, cuda_device
+        self._log.info(f"weights loaded in {time.monotonic() - t0:.1f} s; preparing the voice")
         try:
             self._request_fields = self._voice(engine, cfg, self._log)
             self._check_room_for_text(engine, cfg)
@@ -518,6 +549,7 @@ class SynthesisWorker:
     def _capture_and_warm_up(self) -> str:
         msg = "graphs kept from the previous activation"
         if not self._captured:
+            self._log_capture_plan()
             capture_s = float(self._engine.capture() or 0.0)
             self._captured = True
             graphs = bool(self._cfg.use_cuda_graphs and self._cuda_device is not None)
@@ -531,11 +563,24 @@ class SynthesisWorker:
                 sampling = dataclasses.replace(base.sampling, max_new_tokens=WARMUP_FRAMES)
                 settings = dataclasses.replace(base, sampling=sampling)
                 request = self._request(self._cfg.warmup_text, settings)
+                self._log.info(f"warm-up: {WARMUP_FRAMES} frames of {self._cfg.warmup_text!r}")
                 for _ in self._engine.stream(request, **self._stream_kwargs(settings, threading.Event())):
                     pass
                 msg += f", warm-up {time.monotonic() - t0:.2f} s"
         self._record_memory()
         return msg
+
+    def _log_capture_plan(self) -> None:
+        cfg = self._cfg
+        if not (cfg.use_cuda_graphs and self._cuda_device is not None):
+            return  # nothing to capture on a CPU (or with use_cuda_graphs false)
+        from qwen3_tts_ros.engine.compile import compile_available
+
+        buckets = [b for b in cfg.prefill_buckets if b > 0]
+        what = "the decode step" + (f" and {len(buckets)} prefill buckets {buckets}" if buckets else "")
+        if cfg.compile and compile_available(self._cuda_device):
+            what += "; torch.compile first (a minute or more on a first run, seconds from the kernel cache)"
+        self._log.info(f"capturing CUDA graphs: {what}")
 
     def _release(self) -> str:
         if self._engine is None:
@@ -682,13 +727,13 @@ class SynthesisWorker:
     def _log_utterance(self, record: dict[str, Any], stop_reason: str) -> None:
         """One line per utterance; a warning when the audio was cut by a length limit."""
         why = record["stopped_by"]
-        if why == "stopped" and stop_reason:
-            why = f"stopped ({stop_reason})"
+        if why == "stopped":
+            why = f"stop ({stop_reason or 'stopped'})"
         elif why == "error":
             why = f"error ({record['error']})"
         line = (
             f"utterance {record['utterance_id']}: {record['audio_seconds']:.2f} s of audio, "
-            f"{record['frames']} frames, stopped by {why}; "
+            f"{record['frames']} frames, ended by {why}; "
             f"first audio {record['time_to_first_audio_ms']:.0f} ms, "
             f"real-time factor {record['real_time_factor']:.2f}"
         )

@@ -252,7 +252,7 @@ def test_latency_and_log_say_why_each_utterance_ended(node, long_text):
         _, _, (lat,) = node.speak(long_text)
         assert lat.stopped_by == "max_seq_len" and lat.frames > 0 and not lat.interrupted, lat
         log = node.log(20000)
-        assert "stopped by max_seq_len" in log and "reached max_seq_len=64" in log, log[-3000:]
+        assert "ended by max_seq_len" in log and "reached max_seq_len=64" in log, log[-3000:]
     finally:
         assert client.change_state("deactivate") and client.change_state("cleanup"), node.log()
         node.set_params(max_seq_len=2048, prefill_buckets=[32, 64, 128, 256])
