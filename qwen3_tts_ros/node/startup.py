@@ -4,8 +4,8 @@ qwen-tts and the packages it imports print banners on import ("Warning: flash-at
 "/bin/sh: 1: sox: not found", "SoX could not be found! ..."): about 13 lines that mean nothing for this
 node (it runs neither flash-attention nor SoX). They are written to the process's stdout/stderr file
 descriptors, partly by a subprocess, so the import runs with fds 1 and 2 pointed at a temporary file and
-what it caught becomes one debug line. Done in main() before the node exists, while no other thread of the
-process logs (its lines would be caught too). qwen-tts itself is not touched.
+what it caught becomes one debug line. Done in main() before the executor spins, while no other thread of
+the process logs (its lines would be caught too). qwen-tts itself is not touched.
 """
 
 from __future__ import annotations

@@ -38,7 +38,6 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.logging import get_logger
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool, String
@@ -524,14 +523,14 @@ def main(args=None) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    if not import_engine_quietly(get_logger(NODE_NAME), stop):
-        rclpy.try_shutdown()
-        _exit_now()
     node = TtsNode()
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     try:
-        if node.get_parameter("autostart").value and not stop.is_set():
+        # The node's services exist (a launch's lifecycle request waits for an answer, not for a service),
+        # but nothing spins yet, so nothing of ours logs while the import's output is being caught.
+        imported = import_engine_quietly(node.get_logger(), stop)
+        if imported and node.get_parameter("autostart").value and not stop.is_set():
             if node.trigger_configure() == TransitionCallbackReturn.SUCCESS and not stop.is_set():
                 node.trigger_activate()
         while not stop.is_set() and rclpy.ok():
@@ -552,7 +551,7 @@ def main(args=None) -> None:
         node.destroy_node()
         rclpy.try_shutdown()
     if not worker_ended:
-        get_logger(NODE_NAME).debug("the worker thread is still loading or capturing")
+        node.get_logger().debug("the worker thread is still loading or capturing")
     _exit_now()
 
 

@@ -85,9 +85,9 @@ def test_start_up_logs_its_steps_and_keeps_import_banners_in_one_debug_line(
     from qwen3_tts_ros.node.client import NodeProcess
 
     debug = NodeProcess(overrides={"autostart": False}, log_path=str(tmp_path / "debug.log"),
-                        namespace="/debug_banner", extra_ros_args=["--log-level", "qwen3_tts:=debug"])
+                        namespace="/debug_banner",
+                        extra_ros_args=["--log-level", "debug_banner.qwen3_tts:=debug"])
     try:
-        # The import comes before the node exists, so this waits for its own lines only.
         deadline = time.monotonic() + TIMEOUT
         while "imported torch and qwen-tts" not in debug.log_text() and time.monotonic() < deadline:
             time.sleep(0.1)
