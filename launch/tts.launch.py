@@ -4,8 +4,12 @@
 
 Auto-activation uses the event-handler pattern that works on Humble (launch_ros has no `autostart` there):
 emit CONFIGURE; when the node goes configuring -> inactive, emit ACTIVATE. `start_state='configuring'` keeps a
-later deactivate (deactivating -> inactive) from re-activating the node. With autostart:=false the node waits
-unconfigured for a lifecycle manager or `ros2 lifecycle set /qwen3_tts configure`.
+later deactivate (deactivating -> inactive) from re-activating the node, and `handle_once=True` (launch's
+EventHandler, which launch_ros's OnStateTransition passes it to, on Humble too) makes it act on the first
+configure only: after a cleanup, a configure by a person or a lifecycle manager leaves the node inactive, as
+they expect. (If the launch's own configure fails, the first later successful configure activates.) With
+autostart:=false the node waits unconfigured for a lifecycle manager or `ros2 lifecycle set /qwen3_tts
+configure`.
 """
 
 import os
@@ -46,8 +50,9 @@ def generate_launch_description():
             target_lifecycle_node=node,
             start_state="configuring",
             goal_state="inactive",
+            handle_once=True,
             entities=[
-                LogInfo(msg="qwen3_tts configured; activating (CUDA-graph capture and warm-up)"),
+                LogInfo(msg="qwen3_tts configured; activating"),
                 EmitEvent(
                     event=ChangeState(
                         lifecycle_node_matcher=matches_action(node),

@@ -5,7 +5,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-bash scripts/setup_env.sh
+bash scripts/setup_env.sh --demo  # the main virtualenv and the build; not the test-only stacks
 # shellcheck disable=SC1091
 source scripts/env.sh
 exec python scripts/say.py "$@"

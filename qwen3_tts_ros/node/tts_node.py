@@ -12,14 +12,20 @@ cause and returns FAILURE):
   deactivate stop the current utterance (it ends with a final chunk), drop or keep the queue
   cleanup    destroy topics/services, release the model and GPU memory; shutdown and on_error do the same
 rclpy has no lifecycle subscriptions: the text subscription exists from configure on, gated by `_active`.
+The `~/say` action (say_action.py) exists in every state, so a goal sent to a node that is not active is
+rejected at once instead of waiting for a server, and cleanup never destroys a server whose goals' results
+are still on their way; it feeds the same queue as tts/text.
 Topic names are relative, so a namespace moves them all (defaults: /tts/...).
 """
 
 from __future__ import annotations
 
 import array
+import concurrent.futures
+import os
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -42,9 +48,11 @@ from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
 from qwen3_tts_ros.node.pcm import PcmEncoder
+from qwen3_tts_ros.node.say_action import SayActionServer
 from qwen3_tts_ros.node.settings import load_config, utterance_settings
+from qwen3_tts_ros.node.startup import import_engine_quietly
 from qwen3_tts_ros.node.text import clean_text, split_sentences
-from qwen3_tts_ros.node.worker import ConfigError, ModelReleased, QueuedText, SynthesisWorker
+from qwen3_tts_ros.node.worker import ConfigError, ModelReleased, QueuedText, SynthesisWorker, WorkerClosed
 
 NODE_NAME = "qwen3_tts"
 TRANSITION_TIMEOUT_S = 600.0  # model load / CUDA-graph capture; generous for a first load on a Jetson
@@ -55,12 +63,18 @@ LOG_THROTTLE_S = 5.0
 # with depth 100 -> 101 received). Texts are small; the queue policy decides what is spoken.
 TEXT_DEPTH = 1000
 SPIN_TIMEOUT_S = 0.1  # longest wait of the spin loop before it checks for SIGINT/SIGTERM
+RESULT_FLUSH_S = 1.0  # at exit: longest spin that hands the say goals ended by the shutdown their results
+RESULT_SEND_SPINS = 5  # then spins that send them (each returns at once while there is work)
 LATCHED = QoSProfile(
     depth=1,
     history=HistoryPolicy.KEEP_LAST,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+
+
+class ShuttingDown(Exception):
+    """The process is exiting: the transition in progress is abandoned."""
 
 
 class TtsNode(LifecycleNode):
@@ -77,6 +91,8 @@ class TtsNode(LifecycleNode):
         self._counters = dict(received=0, empty=0, rejected=0, too_long=0)
         self._configured = False
         self._active = False
+        # Set by SIGINT/SIGTERM (begin_shutdown) and close(); transitions waiting on the worker give up on it.
+        self._closing = False
         self._state_label = "unconfigured"
         self._hardware_id = socket.gethostname()
         self._entities: list = []  # (destroy function, entity) made by configure, destroyed by cleanup
@@ -85,6 +101,7 @@ class TtsNode(LifecycleNode):
         self._audio_info: AudioInfo | None = None
         self._frame_id = ""
         self._worker = SynthesisWorker(sink=self, logger=self.get_logger())
+        self._say = SayActionServer(self, self._worker, self._prepare_text, self._queue_policy, self._refusal)
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, parameters) -> SetParametersResult:
@@ -115,22 +132,37 @@ class TtsNode(LifecycleNode):
                 cfg = load_config(v)
             except ValueError as exc:
                 raise ConfigError(f"invalid parameter: {exc}") from exc
-            message = self._worker.load(cfg).result(TRANSITION_TIMEOUT_S)
-            self._create_entities(v)
+            message = self._wait(self._worker.load(cfg))
+            with self._pub_lock:  # close() sets _closing under it: no entities made after its cleanup
+                if self._closing:
+                    raise ShuttingDown
+                self._create_entities(v)
+                self._configured = True
+                self._state_label = "inactive"
+                self.get_logger().info(f"configured: {message}")
+        except ShuttingDown:
+            return self._abandon("configure")
         except ConfigError as exc:
             return self._fail("configure", str(exc))
         except Exception as exc:  # noqa: BLE001 - rclpy would swallow it; log the cause, stay unconfigured
             return self._fail("configure", f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        self._configured = True
-        self._state_label = "inactive"
-        self.get_logger().info(f"configured: {message}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._state_label = "activating"
         try:
-            message = self._worker.activate().result(TRANSITION_TIMEOUT_S)
-            result = super().on_activate(state)  # enables the lifecycle publishers
+            message = self._wait(self._worker.activate())
+            with self._pub_lock:
+                if self._closing:
+                    raise ShuttingDown
+                result = super().on_activate(state)  # enables the lifecycle publishers
+                if result == TransitionCallbackReturn.SUCCESS:
+                    self._worker.set_accepting(True)
+                    self._active = True
+                    self._state_label = "active"
+                    self.get_logger().info(f"active: {message}")
+        except ShuttingDown:
+            return self._abandon("activate")
         except ModelReleased as exc:  # ERROR -> on_error -> unconfigured: configure again
             self.get_logger().error(f"activate failed: {exc}")
             return TransitionCallbackReturn.ERROR
@@ -140,18 +172,13 @@ class TtsNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         if result != TransitionCallbackReturn.SUCCESS:
             self._state_label = "inactive"
-            return result
-        self._worker.set_accepting(True)
-        self._active = True
-        self._state_label = "active"
-        self.get_logger().info(f"active: {message}")
-        return TransitionCallbackReturn.SUCCESS
+        return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._state_label = "deactivating"
         try:
             keep = self.get_parameter("queue.keep_on_deactivate").value
-            was_speaking, cleared = self._stop_speaking(clear_queue=not keep)
+            was_speaking, cleared = self._stop_speaking(clear_queue=not keep, reason="deactivated")
             result = super().on_deactivate(state)
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(
@@ -169,29 +196,50 @@ class TtsNode(LifecycleNode):
         return self._release("cleanup")
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_speaking(clear_queue=True)
+        self._stop_speaking(clear_queue=True, reason="shutdown")
         return self._release("shutdown", final_label="finalized")
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.get_logger().error(f"error while {state.label}: stopping and releasing the model")
-        self._stop_speaking(clear_queue=True)
+        self._stop_speaking(clear_queue=True, reason="error")
         return self._release("error recovery")  # SUCCESS -> unconfigured, re-configurable
+
+    def _wait(self, future: concurrent.futures.Future):
+        """The result of a worker task; ShuttingDown as soon as the process is exiting (the task itself may
+        go on: a model load cannot be interrupted)."""
+        deadline = time.monotonic() + TRANSITION_TIMEOUT_S
+        while not concurrent.futures.wait([future], timeout=SPIN_TIMEOUT_S).done:
+            if self._closing:
+                raise ShuttingDown
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the worker took longer than {TRANSITION_TIMEOUT_S:.0f} s")
+        try:
+            return future.result()
+        except WorkerClosed as exc:
+            raise ShuttingDown from exc
+
+    def _abandon(self, what: str) -> TransitionCallbackReturn:
+        self.get_logger().info(f"{what} abandoned: the node is shutting down")
+        self._state_label = "shutting down"
+        return TransitionCallbackReturn.FAILURE
 
     def _fail(self, what: str, cause: str, details: str = "") -> TransitionCallbackReturn:
         self.get_logger().error(f"{what} failed: {cause}" + (f"\n{details}" if details else ""))
         try:
-            self._worker.release().result(TRANSITION_TIMEOUT_S)
+            self._wait(self._worker.release())
+        except ShuttingDown:
+            pass  # the worker releases what it holds when it ends
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f"releasing after the failed {what} failed too: {exc}")
         self._destroy_entities()
         self._state_label = "unconfigured"
         return TransitionCallbackReturn.FAILURE
 
-    def _stop_speaking(self, clear_queue: bool) -> tuple[bool, int]:
+    def _stop_speaking(self, clear_queue: bool, reason: str) -> tuple[bool, int]:
         """Stop accepting text and end the current utterance (its final chunk is published before return)."""
         self._active = False
         self._worker.set_accepting(False)
-        was_speaking, cleared = self._worker.stop(clear_queue=clear_queue)
+        was_speaking, cleared = self._worker.stop(clear_queue=clear_queue, reason=reason)
         if not self._worker.wait_idle(DEACTIVATE_TIMEOUT_S):
             self.get_logger().error(f"the current utterance did not stop within {DEACTIVATE_TIMEOUT_S:.0f} s")
         return was_speaking, cleared
@@ -199,7 +247,9 @@ class TtsNode(LifecycleNode):
     def _release(self, what: str, final_label: str = "unconfigured") -> TransitionCallbackReturn:
         result = TransitionCallbackReturn.SUCCESS
         try:
-            message = self._worker.release().result(TRANSITION_TIMEOUT_S)
+            message = self._wait(self._worker.release())
+        except ShuttingDown:
+            message = "left to the worker's end (the node is shutting down)"
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f"{what}: releasing the model failed: {type(exc).__name__}: {exc}")
             message, result = "release failed", TransitionCallbackReturn.FAILURE
@@ -286,32 +336,46 @@ class TtsNode(LifecycleNode):
         with self._counter_lock:
             self._counters[name] += 1
 
+    def _refusal(self) -> str:
+        """Why no text is accepted now; "" while active."""
+        return "" if self._active else f"node is {self._state_label}, not active"
+
+    def _queue_policy(self) -> tuple[str, int]:
+        return self.get_parameter("queue.policy").value, self.get_parameter("queue.max_size").value
+
+    def _prepare_text(self, raw: str, received_at: float) -> tuple[QueuedText | None, str]:
+        """A text (tts/text message or say goal) as the worker queues it, with the current text settings; or
+        (None, why it is refused: "empty text" or too long)."""
+        text = clean_text(raw)
+        if not text:
+            return None, "empty text"
+        v = P.read_all(self)
+        if len(text) > v["text.max_chars"]:
+            limit = v["text.max_chars"]
+            return None, f"text of {len(text)} characters rejected: longer than text.max_chars={limit}"
+        segments = split_sentences(text) if v["text.split_sentences"] else [text]
+        settings = utterance_settings(v)
+        return QueuedText(segments=segments, settings=settings, received_at=received_at), ""
+
     def _on_text(self, msg: String) -> None:
         received_at = time.monotonic()
         self._count("received")
-        if not self._active:
+        refusal = self._refusal()
+        if refusal:
             self._count("rejected")
-            self.get_logger().warning(
-                f"text rejected: node is {self._state_label}, not active",
-                throttle_duration_sec=LOG_THROTTLE_S,
-            )
+            self.get_logger().warning(f"text rejected: {refusal}", throttle_duration_sec=LOG_THROTTLE_S)
             return
-        text = clean_text(msg.data)
-        if not text:
-            self._count("empty")
-            self.get_logger().warning("empty text ignored", throttle_duration_sec=LOG_THROTTLE_S)
+        queued, reason = self._prepare_text(msg.data, received_at)
+        if queued is None:
+            if reason == "empty text":
+                self._count("empty")
+                self.get_logger().warning("empty text ignored", throttle_duration_sec=LOG_THROTTLE_S)
+            else:
+                self._count("rejected")
+                self._count("too_long")
+                self.get_logger().warning(reason, throttle_duration_sec=LOG_THROTTLE_S)
             return
         v = P.read_all(self)
-        if len(text) > v["text.max_chars"]:
-            self._count("rejected")
-            self._count("too_long")
-            self.get_logger().warning(
-                f"text of {len(text)} characters rejected: longer than text.max_chars={v['text.max_chars']}",
-                throttle_duration_sec=LOG_THROTTLE_S,
-            )
-            return
-        segments = split_sentences(text) if v["text.split_sentences"] else [text]
-        queued = QueuedText(segments=segments, settings=utterance_settings(v), received_at=received_at)
         dropped = self._worker.enqueue(queued, v["queue.policy"], v["queue.max_size"])
         if dropped is None:
             self._count("rejected")
@@ -382,11 +446,30 @@ class TtsNode(LifecycleNode):
                 self._pub_latency.publish(msg)
 
     # ------------------------------------------------------------------ process
-    def close(self) -> None:
-        """Process exit: stop synthesis, release the model on the worker thread, end the worker."""
+    def begin_shutdown(self) -> None:
+        """From a signal handler: no locks, only the flag that transitions waiting on the worker poll."""
+        self._closing = True
+
+    def close(self, executor=None) -> bool:
+        """Process exit: stop synthesis, release the model on the worker thread, end the worker; with the
+        executor, spin it until the say goals that this ended have their results (bounded). False when the
+        worker is still inside a model load or capture, which cannot be interrupted."""
+        with self._pub_lock:
+            self._closing = True
         self._active = False
-        self._worker.close()
+        ended = self._worker.close()
+        if not ended:
+            self.get_logger().info("exiting during a model load or graph capture (it cannot be interrupted)")
+        self._say.close()
+        if executor is not None:
+            # Execute callbacks set the results; sending each result is one more executor task after that.
+            deadline = time.monotonic() + RESULT_FLUSH_S
+            while self._say.pending() and time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.02)
+            for _ in range(RESULT_SEND_SPINS):
+                executor.spin_once(timeout_sec=0.02)
         self._destroy_entities()
+        return ended
 
 
 def main(args=None) -> None:
@@ -395,9 +478,12 @@ def main(args=None) -> None:
     # Here a signal only ends the spin loop; close() then stops synthesis cleanly while ROS still works.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
+    node = None
 
     def on_signal(signum, frame) -> None:
         stop.set()
+        if node is not None:
+            node.begin_shutdown()  # a configure / activate waiting on the worker gives up within 0.1 s
         signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
 
     signal.signal(signal.SIGINT, on_signal)
@@ -406,7 +492,10 @@ def main(args=None) -> None:
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     try:
-        if node.get_parameter("autostart").value and not stop.is_set():
+        # The node's services exist (a launch's lifecycle request waits for an answer, not for a service),
+        # but nothing spins yet, so nothing of ours logs while the import's output is being caught.
+        imported = import_engine_quietly(node.get_logger(), stop)
+        if imported and node.get_parameter("autostart").value and not stop.is_set():
             if node.trigger_configure() == TransitionCallbackReturn.SUCCESS and not stop.is_set():
                 node.trigger_activate()
         while not stop.is_set() and rclpy.ok():
@@ -422,10 +511,22 @@ def main(args=None) -> None:
                 else:
                     node.get_logger().error("callback failed: " + traceback.format_exc())
     finally:
-        node.close()
+        worker_ended = node.close(executor)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+    if not worker_ended:
+        node.get_logger().debug("the worker thread is still loading or capturing")
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """Exit 0 without the interpreter's teardown: everything was released and ROS (its log files too) was shut
+    down; the teardown of torch and the ROS wheels took about 2 s more (launch escalates to SIGTERM at 5 s),
+    and around a worker or import thread still inside torch it can crash or hang."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -36,11 +36,34 @@ from qwen3_tts_ros.node.worker_types import (  # the node imports them from here
     Logger,
     ModelReleased,
     QueuedText,
+    QueueFull,
     Sink,
     UtteranceSettings,
+    WorkerClosed,
 )
 
 WARMUP_FRAMES = 8
+
+
+def _settle(future: concurrent.futures.Future, result: Any, error: BaseException | None) -> None:
+    """Complete a task's future unless close() has already failed it."""
+    try:
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
+def stopped_by(error: str, interrupted: bool, stats) -> str:
+    """Why an utterance ended: "eos", "max_new_tokens", "max_seq_len" (the engine's), "stopped" (stop service,
+    interrupt, deactivate, a cancelled goal, shutdown), "error"."""
+    if error:
+        return "error"
+    if interrupted:
+        return "stopped"
+    return stats.stopped_by if stats is not None else ""
 
 
 class SynthesisWorker:
@@ -55,6 +78,7 @@ class SynthesisWorker:
         self._accepting = False  # texts are taken from the queue only while active
         self._current: QueuedText | None = None
         self._closing = False
+        self._task_future: concurrent.futures.Future | None = None  # the task running now, if any
         self._speaking = False
         self._next_utterance_id = 0
         # loaded state (worker thread only)
@@ -89,39 +113,76 @@ class SynthesisWorker:
     def release(self) -> concurrent.futures.Future:
         return self.call(self._release)
 
-    def enqueue(self, text: QueuedText, policy: str, max_size: int) -> int | None:
+    def enqueue(
+        self, text: QueuedText, policy: str, max_size: int, reject_when_full: bool = False
+    ) -> int | None:
         """Queue a text; returns how many waiting texts were dropped (queue full, or interrupt), or None
-        when not accepting (a deactivate won the race against this text)."""
-        dropped = 0
+        when not accepting (a deactivate won the race against this text). With reject_when_full, a full
+        queue (queue policy) raises QueueFull instead of dropping the oldest text."""
+        dropped: list[QueuedText] = []
         with self._cond:
-            if not self._accepting:
+            if not self._accepting or self._closing:
                 return None
             if policy == "interrupt":
-                dropped += len(self._queue)
-                self._queue.clear()
+                dropped += self._take_queue("preempted")
                 if self._current is not None:
-                    self._current.cancel.set()
+                    self._current.stop("preempted")
+            elif reject_when_full and len(self._queue) >= max_size:
+                raise QueueFull(f"queue full ({len(self._queue)} waiting, queue.max_size={max_size})")
             self._queue.append(text)
             while len(self._queue) > max_size:
-                self._queue.popleft()
-                dropped += 1
-            self._stats.dropped += dropped
+                oldest = self._queue.popleft()
+                oldest.stop("dropped")
+                dropped.append(oldest)
+            self._stats.dropped += len(dropped)
             self._cond.notify_all()
-        return dropped
+        self._tell_ended(dropped)
+        return len(dropped)
 
-    def stop(self, clear_queue: bool = True) -> tuple[bool, int]:
+    def stop(self, clear_queue: bool = True, reason: str = "stopped") -> tuple[bool, int]:
         """Cancel the current text (its utterance ends with a final chunk, its later segments are not spoken);
         returns (was speaking, cleared). Cleared texts count as dropped."""
+        cleared: list[QueuedText] = []
         with self._cond:
-            cleared = 0
             if clear_queue:
-                cleared = len(self._queue)
-                self._queue.clear()
-                self._stats.dropped += cleared
+                cleared = self._take_queue(reason)
+                self._stats.dropped += len(cleared)
             current = self._current
             if current is not None:
-                current.cancel.set()
-            return current is not None, cleared
+                current.stop(reason)
+        self._tell_ended(cleared)
+        return current is not None, len(cleared)
+
+    def cancel(self, text: QueuedText, reason: str) -> None:
+        """Cancel one text: out of the queue (ended at once), or, being spoken, stopped within a chunk."""
+        with self._cond:
+            text.stop(reason)
+            waiting = text in self._queue
+            if waiting:
+                self._queue.remove(text)
+        if waiting:
+            self._tell_ended([text])
+
+    def _take_queue(self, reason: str) -> list[QueuedText]:  # with the lock held
+        taken = list(self._queue)
+        self._queue.clear()
+        for text in taken:
+            text.stop(reason)
+        return taken
+
+    def _tell_ended(self, texts: list[QueuedText], outcome: str = "", error: str = "") -> None:
+        """Tell the observers of texts that are done with (without the lock: observers call into ROS)."""
+        for text in texts:
+            if text.observer is not None:
+                try:
+                    text.observer.ended(outcome or text.stop_reason or "stopped", error)
+                except Exception:  # noqa: BLE001 - an observer must not take the worker down
+                    self._log.error("text observer failed: " + traceback.format_exc())
+
+    def waiting(self) -> int:
+        """Texts waiting in the queue (not counting the one being spoken)."""
+        with self._cond:
+            return len(self._queue)
 
     def set_accepting(self, accepting: bool) -> None:
         with self._cond:
@@ -143,13 +204,22 @@ class SynthesisWorker:
         with self._cond:
             return self._stats.copy(queue_depth=len(self._queue), speaking=self._current is not None)
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop everything, release the engine on the worker thread, end the thread."""
-        self.stop()
+    def close(self, timeout: float = 30.0) -> bool:
+        """Stop everything, release the engine on the worker thread, end the thread; True once it ended.
+        A running task (model load, capture and warm-up: minutes on a first compile) cannot be interrupted,
+        so close() does not wait for one: its future fails with WorkerClosed at once, so no transition waits
+        on it, and False is returned (the process may exit; the thread is a daemon). Waiting tasks are
+        cancelled."""
+        self.stop(reason="shutdown")
         with self._cond:
             self._closing = True
+            running = self._task_future
             self._cond.notify_all()
+        if running is not None:
+            _settle(running, None, WorkerClosed("the node is shutting down"))
+            return False
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
@@ -157,33 +227,43 @@ class SynthesisWorker:
             with self._cond:
                 while not self._tasks and not (self._accepting and self._queue) and not self._closing:
                     self._cond.wait()
+                if self._closing:
+                    break
                 if self._tasks:
                     fn, future = self._tasks.popleft()
                     text = None
-                elif self._closing:
-                    break
+                    self._task_future = future
                 else:
                     text = self._queue.popleft()
                     self._current = text
             if text is None:
                 if future.set_running_or_notify_cancel():
                     try:
-                        future.set_result(fn())
+                        result, error = fn(), None
                     except BaseException as exc:  # noqa: BLE001 - handed to the waiting transition
-                        future.set_exception(exc)
+                        result, error = None, exc
+                    _settle(future, result, error)
+                with self._cond:
+                    self._task_future = None
                 continue
+            error = ""
             try:
                 for segment in text.segments:
                     if text.cancel.is_set():
                         break
-                    self._speak(segment, text)
-            except Exception:  # noqa: BLE001 - e.g. publishing after the ROS context is gone; keep the thread
+                    error = self._speak(segment, text) or error
+            except Exception as exc:  # noqa: BLE001 - e.g. publishing after the ROS context is gone; keep going
+                error = f"{type(exc).__name__}: {exc}"
                 self._log.error("publishing an utterance failed: " + traceback.format_exc())
             finally:
                 with self._cond:
                     self._current = None
                     idle = not (self._accepting and self._queue)
                     self._cond.notify_all()
+            if text.cancel.is_set():
+                self._tell_ended([text])
+            else:
+                self._tell_ended([text], "error" if error else "done", error)
             if idle and self._speaking:
                 self._speaking = False
                 try:
@@ -197,6 +277,8 @@ class SynthesisWorker:
         with self._cond:
             for _, future in self._tasks:
                 future.cancel()
+            left = self._take_queue("shutdown")
+        self._tell_ended(left)
 
     def _load(self, cfg: LoadConfig) -> str:
         self._release()
@@ -204,6 +286,10 @@ class SynthesisWorker:
             check_ref_audio(VoiceSettings.of(cfg), allow_download=cfg.engine.allow_download)
         except VoiceSettingsError as exc:
             raise ConfigError(str(exc)) from exc
+        self._log.info(
+            f"loading weights from {cfg.engine.model or 'the built-in demo checkpoint'} "
+            f"(max_seq_len {cfg.engine.max_seq_len})"
+        )
         t0 = time.monotonic()
         try:
             engine = open_engine(cfg.engine)
@@ -212,6 +298,9 @@ class SynthesisWorker:
         model, device = engine.source, str(engine.device)
         dtype_name = str(engine.dtype).removeprefix("torch.")
         self._engine = engine
+        self._log.info(
+            f"weights loaded in {time.monotonic() - t0:.1f} s ({device} {dtype_name}); preparing the voice"
+        )
         try:
             self._request_fields = self._voice(engine, cfg, self._log)
             self._check_room_for_text(engine, cfg)
@@ -264,6 +353,7 @@ class SynthesisWorker:
         engine = self._engine
         msg = "graphs kept from the previous activation"
         if not self._captured:
+            self._log_capture_plan(engine)
             capture_s = float(engine.capture() or 0.0)
             self._captured = True
             graphs = bool(self._cfg.engine.use_cuda_graphs and engine.device.type == "cuda")
@@ -274,6 +364,7 @@ class SynthesisWorker:
                 # The configured voice and chunking, a few frames only (a random model may never say EOS).
                 settings = self._cfg.warmup_settings
                 options = self._stream_kwargs(settings, threading.Event())
+                self._log.info(f"warm-up: {WARMUP_FRAMES - 1} frames of {self._cfg.warmup_text!r}")
                 seconds = engine.warmup(
                     self._cfg.warmup_text,
                     max_frames=WARMUP_FRAMES - 1,
@@ -285,6 +376,18 @@ class SynthesisWorker:
                 msg += f", warm-up {seconds:.2f} s"
         self._record_memory(engine)
         return msg
+
+    def _log_capture_plan(self, engine) -> None:
+        cfg = self._cfg.engine
+        if not (cfg.use_cuda_graphs and engine.device.type == "cuda"):
+            return  # nothing to capture on a CPU (or with use_cuda_graphs false)
+        from qwen3_tts_ros.engine.decode.compile import compile_available
+
+        buckets = [b for b in cfg.prefill_buckets if b > 0]
+        what = "the decode step" + (f" and {len(buckets)} prefill buckets {buckets}" if buckets else "")
+        if cfg.compile and compile_available(engine.device):
+            what += "; torch.compile first (a minute or more on a first run, seconds from the kernel cache)"
+        self._log.info(f"capturing CUDA graphs: {what}")
 
     def _release(self) -> str:
         if self._engine is None:
@@ -322,7 +425,8 @@ class SynthesisWorker:
             cancel=cancel,
         )
 
-    def _speak(self, segment: str, queued: QueuedText) -> None:
+    def _speak(self, segment: str, queued: QueuedText) -> str:
+        """Speak one segment as one utterance; returns its error text ("" unless it failed)."""
         utterance_id = self._next_utterance_id
         self._next_utterance_id += 1
         t_start = time.monotonic()
@@ -350,7 +454,10 @@ class SynthesisWorker:
                     first_published = time.monotonic()
                 sequence += 1
                 frames_done = chunk.frame_start + chunk.frame_count
-                out_samples += len(data) // (2 if encoder.pcm_format == "int16" else 4)
+                samples = len(data) // (2 if encoder.pcm_format == "int16" else 4)
+                out_samples += samples
+                if queued.observer is not None:
+                    queued.observer.chunk(utterance_id, chunk.frame_count, samples / self._cfg.sample_rate)
                 if chunk.is_final:
                     final_sent = True
                     break
@@ -359,6 +466,8 @@ class SynthesisWorker:
             self._log.error(f"synthesis of utterance {utterance_id} failed: {traceback.format_exc()}")
         if not final_sent:  # stopped or failed before the engine's final chunk: close the stream for players
             self._sink.chunk(utterance_id, sequence, frames_done, 0, True, b"")
+            if queued.observer is not None:
+                queued.observer.chunk(utterance_id, 0, 0.0)
         t_end = time.monotonic()
         interrupted = (
             queued.cancel.is_set() or bool(error) or (stats is not None and stats.stopped_by == "cancelled")
@@ -386,8 +495,10 @@ class SynthesisWorker:
             decode_ms_total=stats.decode_ms_total if stats is not None else 0.0,
             interrupted=interrupted,
             error=error or ("stopped" if interrupted else ""),
+            stopped_by=stopped_by(error, interrupted, stats),
         )
         self._sink.latency(record)
+        self._log_utterance(record, queued.stop_reason)
         self._record_memory(self._engine)
         with self._cond:
             st = self._stats
@@ -402,3 +513,25 @@ class SynthesisWorker:
             if frames_done:
                 st.last_rtf = record["real_time_factor"]
                 st.last_ms_per_frame = record["frame_ms_mean"]
+        return error
+
+    def _log_utterance(self, record: dict[str, Any], stop_reason: str) -> None:
+        """One line per utterance; a warning when the audio was cut by a length limit."""
+        why = record["stopped_by"]
+        if why == "stopped":
+            why = f"stop ({stop_reason or 'stopped'})"
+        elif why == "error":
+            why = f"error ({record['error']})"
+        line = (
+            f"utterance {record['utterance_id']}: {record['audio_seconds']:.2f} s of audio, "
+            f"{record['frames']} frames, ended by {why}; "
+            f"first audio {record['time_to_first_audio_ms']:.0f} ms, "
+            f"real-time factor {record['real_time_factor']:.2f}"
+        )
+        if record["stopped_by"] == "max_seq_len":
+            limit = self._cfg.engine.max_seq_len
+            self._log.warning(f"{line} (cut: prompt + frames reached max_seq_len={limit})")
+        elif record["stopped_by"] == "max_new_tokens":
+            self._log.warning(f"{line} (cut: sampling.max_new_tokens reached)")
+        else:
+            self._log.info(line)

@@ -1,5 +1,6 @@
 """What the node hands the synthesis worker (worker.py) and what it gets back: load settings, per-utterance
-settings, queued texts, the worker's errors, and the sink and logger it publishes and logs through."""
+settings, queued texts and who is told what becomes of them, the worker's errors, and the sink and logger it
+publishes and logs through."""
 
 from __future__ import annotations
 
@@ -17,6 +18,26 @@ class ConfigError(Exception):
 class ModelReleased(ConfigError):
     """A transition failed in a way that cost the loaded model (CUDA out of memory): it was released, so the
     node must be configured again."""
+
+
+class WorkerClosed(Exception):
+    """The worker was closed (process exit) before this task could finish."""
+
+
+class QueueFull(Exception):
+    """enqueue(..., reject_when_full=True) found the queue full (queue policy): the text was not queued."""
+
+
+class TextObserver(Protocol):
+    """Told what becomes of one queued text (the say action's goals); called on the worker thread, or on the
+    thread that dropped or cancelled the text, never with the worker's lock held."""
+
+    def chunk(self, utterance_id: int, frames: int, audio_seconds: float) -> None:
+        """A chunk of one of its utterances was published (frames and audio seconds of that chunk)."""
+
+    def ended(self, outcome: str, error: str) -> None:
+        """Once, when the text is done with: "done", "error" (error says why), or the reason it was stopped,
+        dropped or cancelled (see QueuedText.stop_reason)."""
 
 
 class Sink(Protocol):  # what the worker publishes through (the node)
@@ -49,6 +70,15 @@ class QueuedText:
     settings: UtteranceSettings
     received_at: float  # time.monotonic() when the text message arrived
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    observer: TextObserver | None = None
+    # Why it was cancelled or dropped: "stopped" (~/stop), "preempted" (interrupt policy), "dropped" (queue
+    # full), "deactivated", "shutdown", "cancelled" (its action goal was cancelled); the first reason wins.
+    stop_reason: str = ""
+
+    def stop(self, reason: str) -> None:
+        if not self.stop_reason:
+            self.stop_reason = reason
+        self.cancel.set()
 
 
 @dataclasses.dataclass

@@ -127,6 +127,8 @@ def test_launch_file_is_python_and_starts_this_node_with_the_yaml():
     transition = calls["OnStateTransition"][0]
     assert ast.literal_eval(transition["start_state"]) == "configuring"
     assert ast.literal_eval(transition["goal_state"]) == "inactive"
+    # Only the launch's own configure: a later manual configure (after a cleanup) must leave it inactive.
+    assert ast.literal_eval(transition["handle_once"]) is True
     source = LAUNCH.read_text()
     assert "TRANSITION_CONFIGURE" in source and "TRANSITION_ACTIVATE" in source
     assert '"config", "tts.yaml"' in source

@@ -39,3 +39,15 @@ def test_say_fails_cleanly_without_a_model(tmp_path):
     assert done.returncode == 1
     assert "configure failed" in done.stderr and "/nonexistent/model_dir" in done.stderr
     assert not (tmp_path / "say.wav").exists()
+
+
+def test_say_action_sends_a_goal_and_waits_for_its_result(tmp_path, tiny_custom_voice_checkpoint):
+    done = run_say(tmp_path, "-p", f"model:={tiny_custom_voice_checkpoint}", "-p", "warmup.text:=''",
+                   "-p", "sampling.max_new_tokens:=12", "--action", "--wait-for-playback",
+                   "Hello there. See you later.")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "say goal succeeded: ended by done" in done.stdout, done.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["utterances"] == 2, "one goal, two sentences"
+    with wave.open(str(tmp_path / "say.wav")) as w:
+        assert w.getnframes() == round(summary["audio_seconds"] * 24000) > 0
