@@ -35,7 +35,7 @@ import rclpy
 from audio_common_msgs.msg import AudioData, AudioInfo
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -83,6 +83,10 @@ class TtsNode(LifecycleNode):
         P.declare_all(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._io_group = ReentrantCallbackGroup()
+        # Texts one at a time, in the order they arrived: in the reentrant group two tts/text callbacks ran
+        # at once, and a text sent right after a long one (whose cleaning and splitting take longer) was
+        # queued before it (a loaded CI run, test_bad_input).
+        self._text_group = MutuallyExclusiveCallbackGroup()
         self._counter_lock = threading.Lock()
         # Held while publishing from a callback or the worker and while cleanup destroys the publishers: a
         # diagnostics tick racing a cleanup published on a destroyed publisher and that ended the node.
@@ -290,7 +294,7 @@ class TtsNode(LifecycleNode):
         self._keep(
             self.destroy_subscription,
             self.create_subscription(
-                String, "tts/text", self._on_text, TEXT_DEPTH, callback_group=self._io_group
+                String, "tts/text", self._on_text, TEXT_DEPTH, callback_group=self._text_group
             ),
         )
         self._keep(

@@ -137,8 +137,9 @@ def test_node_never_touches_the_network_nor_uses_topic_text_as_anything_but_text
         mark = client.mark()
         for text in hostile:
             client.say(text)
-        assert client.wait_for(lambda: len(client.latencies(mark["latency"])) == len(hostile), TIMEOUT), \
-            node.log()
+        # every latency and every utterance's final chunk (another topic: it may come after its latency)
+        assert client.wait_for(lambda: len(client.latencies(mark["latency"])) == len(hostile)
+                               and client.stream_problems(mark["chunks"]) == [], TIMEOUT), node.log()
         spoken = [m.text_length for m in client.latencies(mark["latency"])]
         assert spoken == [len(t) for t in hostile], "each text is spoken as text, whole"
         assert client.stream_problems(mark["chunks"]) == []

@@ -80,9 +80,15 @@ def test_random_mixed_traffic(node):
             rss.append((time.monotonic() - t0, node.rss_mb()))
     node.set_params(queue__policy="queue")
     last = client.mark()
-    client.say("The soak is over.")
+    final = "The soak is over."
+    client.say(final)
     sent += 1
-    assert client.wait_done(last, TIMEOUT), node.log()
+
+    def final_spoken():  # the node may still be speaking queued texts at the mark, so no new "speaking true"
+        spoken = [m.text_length for m in client.latencies(last["latency"])]
+        return len(final) in spoken and client.speaking[-1].msg.data is False
+
+    assert client.wait_for(final_spoken, TIMEOUT), f"the last text was not spoken\n{node.log()}"
     rss.append((time.monotonic() - t0, node.rss_mb()))
 
     latencies = client.latencies(mark["latency"])
