@@ -13,21 +13,21 @@ import functools
 
 
 @functools.cache
-def _libc():
+def libc():
     """This process's C library if it has malloc_trim (glibc), else None (musl, macOS)."""
     name = ctypes.util.find_library("c")
     if name is None:
         return None
-    libc = ctypes.CDLL(name)
-    if not hasattr(libc, "malloc_trim"):
+    c = ctypes.CDLL(name)
+    if not hasattr(c, "malloc_trim"):
         return None
-    libc.malloc_trim.argtypes = [ctypes.c_size_t]
-    libc.malloc_trim.restype = ctypes.c_int
-    return libc
+    c.malloc_trim.argtypes = [ctypes.c_size_t]
+    c.malloc_trim.restype = ctypes.c_int
+    return c
 
 
 def release_free_heap() -> bool | None:
     """glibc's malloc_trim(0): return the free memory of every heap arena to the OS. True if some was
     released, False if none was free, None where the C library has no malloc_trim."""
-    libc = _libc()
-    return None if libc is None else bool(libc.malloc_trim(0))
+    c = libc()
+    return None if c is None else bool(c.malloc_trim(0))

@@ -7,7 +7,7 @@ import ctypes.util
 import functools
 import os
 
-from qwen3_tts_ros.engine.host_memory import release_free_heap
+from qwen3_tts_ros.engine import host_memory
 
 # /proc/<pid>/status fields reported by memory_status: the resident set split into anonymous memory (heap,
 # arenas, pinned buffers), file-backed pages (shared libraries touched, e.g. GPU kernels loaded lazily from
@@ -71,11 +71,8 @@ class _Mallinfo2(ctypes.Structure):
 @functools.cache
 def _glibc():
     """This process's C library if it is glibc >= 2.33 (mallinfo2), else None."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    libc = ctypes.CDLL(name)
-    if not hasattr(libc, "mallinfo2"):
+    libc = host_memory.libc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
         return None
     libc.mallinfo2.restype = _Mallinfo2
     return libc
@@ -95,4 +92,4 @@ def malloc_trim() -> bool | None:
     """glibc's malloc_trim(0) (engine.host_memory, which the engine calls when it releases a model): True if
     some free heap was released; None where unavailable. RSS before / after tells freed-but-retained heap
     from live memory."""
-    return release_free_heap()
+    return host_memory.release_free_heap()
