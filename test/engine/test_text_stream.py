@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 import pytest
+from stream_reader import StreamReader
 from waveform_bounds import assert_same_audio
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
@@ -212,23 +213,14 @@ def test_speaks_before_the_text_ends(engines, voices):
     whole = audio_of(stream(engine, voices["custom_voice"], first + rest, non_streaming_mode=False))
     feed = TextFeed()
     feed.put(first)
-    chunks, first_audio, done = [], threading.Event(), threading.Event()
     audio_stream = stream(engine, voices["custom_voice"], feed, chunk_frames=2)
-
-    def consume():
-        for chunk in audio_stream:
-            chunks.append(chunk)
-            if chunk.frame_count:
-                first_audio.set()
-        done.set()
-
-    threading.Thread(target=consume, daemon=True).start()
-    assert first_audio.wait(EVENT_TIMEOUT_S), "no audio while the text was still being written"
+    reader = StreamReader(audio_stream)
+    assert reader.first_audio.wait(EVENT_TIMEOUT_S), "no audio while the text was still being written"
     assert not feed.closed
     feed.put(rest)
     feed.close()
-    assert done.wait(EVENT_TIMEOUT_S), "the stream did not end after its text did"
-    assert_same_audio(np.concatenate([c.pcm for c in chunks]), whole, "first part, then the rest")
+    assert reader.done.wait(EVENT_TIMEOUT_S), "the stream did not end after its text did"
+    assert_same_audio(np.concatenate([c.pcm for c in reader.chunks]), whole, "first part, then the rest")
     stats = audio_stream.stats
     assert stats.first_text_s > 0 and stats.time_to_first_audio_ms > 1000 * stats.first_text_s
     assert stats.text_tokens == len((first + rest).encode())  # the byte-level tokenizer: one per byte
@@ -239,21 +231,12 @@ def test_cancel_while_waiting_for_text(engines, voices):
     feed = TextFeed()
     feed.put("Words that start the text, then")
     cancel = threading.Event()
-    chunks, first_audio, done = [], threading.Event(), threading.Event()
     audio_stream = stream(engine, voices["custom_voice"], feed, cancel=cancel, max_new_tokens=400)
-
-    def consume():
-        for chunk in audio_stream:
-            chunks.append(chunk)
-            if chunk.frame_count:
-                first_audio.set()
-        done.set()
-
-    threading.Thread(target=consume, daemon=True).start()
-    assert first_audio.wait(EVENT_TIMEOUT_S)
+    reader = StreamReader(audio_stream)
+    assert reader.first_audio.wait(EVENT_TIMEOUT_S)
     cancel.set()  # the text never ends: only the cancel can end this stream
-    assert done.wait(EVENT_TIMEOUT_S), "cancel did not end a stream that waits for text"
-    assert chunks[-1].is_final and chunks[-1].frame_count == 0
+    assert reader.done.wait(EVENT_TIMEOUT_S), "cancel did not end a stream that waits for text"
+    assert reader.chunks[-1].is_final and reader.chunks[-1].frame_count == 0
     assert audio_stream.stats.stopped_by == "cancelled"
     # The engine is free for the next stream.
     assert audio_of(stream(engine, voices["custom_voice"], ["Next."])).size > 0

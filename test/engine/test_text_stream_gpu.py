@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from stream_reader import StreamReader
 from waveform_bounds import assert_same_audio
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs, RunawayGuard, TextFeed
@@ -38,7 +39,7 @@ def test_pieces_equal_whole_text_on_cuda(engine, chunk_frames):
     whole_stream = engine.stream_custom_voice(TEXT, "vivian", "english", non_streaming_mode=False, **GREEDY)
     whole = audio(whole_stream)
     rnd = random.Random(chunk_frames)
-    for trial in range(4):
+    for _ in range(4):
         cuts = sorted(rnd.sample(range(1, len(TEXT)), rnd.randint(1, 20)))
         pieces = [TEXT[a:b] for a, b in zip([0, *cuts], [*cuts, len(TEXT)])]
         feed = TextFeed()
@@ -60,22 +61,13 @@ def test_first_audio_before_the_text_ends_on_cuda(engine):
                                              **GREEDY))  # fmt: skip
     feed = TextFeed()
     feed.put(first)
-    chunks, first_audio, done = [], threading.Event(), threading.Event()
     stream = engine.stream_custom_voice(feed, "vivian", "english", **GREEDY)
-
-    def consume():
-        for chunk in stream:
-            chunks.append(chunk)
-            if chunk.frame_count:
-                first_audio.set()
-        done.set()
-
-    threading.Thread(target=consume, daemon=True).start()
-    assert first_audio.wait(EVENT_TIMEOUT_S), "no audio while the text was still being written"
+    reader = StreamReader(stream)
+    assert reader.first_audio.wait(EVENT_TIMEOUT_S), "no audio while the text was still being written"
     feed.put(rest)
     feed.close()
-    assert done.wait(EVENT_TIMEOUT_S)
-    assert_same_audio(np.concatenate([c.pcm for c in chunks]), whole, "CUDA first part, then the rest")
+    assert reader.done.wait(EVENT_TIMEOUT_S)
+    assert_same_audio(np.concatenate([c.pcm for c in reader.chunks]), whole, "CUDA first part, then the rest")
 
 
 def test_runaway_guard_on_cuda(tiny_custom_voice_dir):
