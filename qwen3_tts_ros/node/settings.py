@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from qwen3_tts_ros.engine.config import EngineConfig
-from qwen3_tts_ros.node.worker import LoadConfig, UtteranceSettings
+from qwen3_tts_ros.node.worker_types import LoadConfig, UtteranceSettings
 
 # A sampling.* number left at these takes the model's default (generation_config.json, then qwen-tts's).
 MODEL_DEFAULT_FLOAT = float("nan")

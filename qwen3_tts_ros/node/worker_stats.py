@@ -53,5 +53,21 @@ class WorkerStats:
     def ttfa_last_ms(self) -> float:
         return self.ttfa_ms[-1] if self.ttfa_ms else 0.0
 
+    def add_utterance(self, record: dict, cancelled: bool, published: bool) -> None:
+        """Count one utterance from its latency record (utterance.speak); `cancelled`: its text was stopped,
+        `published`: some of its audio was."""
+        error = record["error"] if record["stopped_by"] == "error" else ""
+        self.utterances += 1
+        self.interrupted += int(record["interrupted"] and not error)
+        self.errors += int(bool(error))
+        self.last_failed = bool(error) and not cancelled
+        if error:
+            self.last_error = error
+        if published:
+            self.ttfa_ms.append(record["time_to_first_audio_ms"])
+        if record["frames"]:
+            self.last_rtf = record["real_time_factor"]
+            self.last_ms_per_frame = record["frame_ms_mean"]
+
     def copy(self, **changes) -> WorkerStats:
         return dataclasses.replace(self, ttfa_ms=_window(self.ttfa_ms), **changes)

@@ -7,7 +7,7 @@ import pathlib
 import yaml
 
 from qwen3_tts_ros.node.settings import load_config, utterance_settings
-from qwen3_tts_ros.node.worker import LoadConfig, UtteranceSettings
+from qwen3_tts_ros.node.worker_types import LoadConfig, UtteranceSettings
 
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / "config" / "tts.yaml"
 
