@@ -76,17 +76,16 @@ class TextInput:
                 self.count("too_long")
                 self._log.warning(reason, throttle_duration_sec=LOG_THROTTLE_S)
             return
-        self.enqueue(queued)
+        if self.enqueue(queued) is None:
+            self.count("rejected")
 
-    def enqueue(self, queued: QueuedText) -> bool:
-        """Queue under the current queue policy; False when the worker refused it (counted as rejected)."""
+    def enqueue(self, queued: QueuedText) -> int | None:
+        """Queue under the current queue policy (tts/text, text streams); worker.enqueue's result: how many
+        waiting texts that dropped, or None when the worker refused it (a deactivate won the race)."""
         policy, max_size = self.queue_policy()
         dropped = self._worker.enqueue(queued, policy, max_size)
-        if dropped is None:
-            self.count("rejected")
-            return False
         if dropped:
             self._log.warning(
                 f"{policy}: dropped {dropped} waiting text(s)", throttle_duration_sec=LOG_THROTTLE_S
             )
-        return True
+        return dropped

@@ -1,5 +1,6 @@
-"""Text streams: TextChunk messages (stream_id, sequence, text, final) -> one text per stream, in order, handed
-piece by piece to the utterance that speaks it. ROS-free (the node's glue is stream_input.py), thread-safe.
+"""Text streams: TextChunk messages (stream_id, sequence, text, final) -> one text per stream, in order,
+handed piece by piece to the utterance that speaks it. ROS-free (the node's glue: stream_input.py);
+thread-safe.
 
 Rules (the README's "Speaking an LLM's output" says them to users):
 - A stream opens with its first chunk and is spoken as ONE utterance. Sequences start at 0 and are
@@ -110,7 +111,7 @@ class TextStreams:
     ):
         self._open_text = open_text
         self._warn = warn
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()  # callers may hold it to make several calls one step
         self._open: dict[str, _Open] = {}
         # stream id -> (the sequence from which its chunks count as dropped, why it ended)
         self._ended: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
@@ -118,11 +119,11 @@ class TextStreams:
 
     # ------------------------------------------------------------------ queries
     def counters(self) -> dict[str, int]:
-        with self._lock:
+        with self.lock:
             return dict(self._counters)
 
     def open_streams(self) -> int:
-        with self._lock:
+        with self.lock:
             return len(self._open)
 
     # ------------------------------------------------------------------ input
@@ -130,7 +131,7 @@ class TextStreams:
         self, stream_id: str, sequence: int, text: str, final: bool, now: float, limits: StreamLimits
     ) -> None:
         """One chunk, at time `now` (time.monotonic())."""
-        with self._lock:
+        with self.lock:
             self._counters["chunks"] += 1
             if stream_id in self._ended:
                 self._drop_late(stream_id, sequence)
@@ -190,7 +191,7 @@ class TextStreams:
     def refuse(self, stream_id: str, sequence: int) -> None:
         """A chunk refused before assembly (node not active): counted; its stream, if open, ends here
         (what it has so far is spoken), so that its later chunks are never spoken after the hole."""
-        with self._lock:
+        with self.lock:
             self._counters["chunks"] += 1
             self._counters["rejected_inactive"] += 1
             stream = self._open.get(stream_id)
@@ -202,7 +203,7 @@ class TextStreams:
     # ------------------------------------------------------------------ time and outside events
     def expire(self, now: float, limits: StreamLimits) -> None:
         """End the streams whose gap or silence has lasted timeout_s (call it periodically)."""
-        with self._lock:
+        with self.lock:
             for stream in list(self._open.values()):
                 if stream.text is not None and stream.text.cancelled():
                     self._end(stream, "stopped")
@@ -226,14 +227,14 @@ class TextStreams:
     def stopped(self, stream_id: str, reason: str) -> None:
         """The stream's utterance is over or was stopped (its text's observer): if the stream is still
         assembling, it ends and the rest of its text is dropped and counted."""
-        with self._lock:
+        with self.lock:
             stream = self._open.get(stream_id)
             if stream is not None:
                 self._end(stream, reason)
 
     def stop_all(self, reason: str) -> int:
         """End every open stream (stop service, deactivate, shutdown); returns how many."""
-        with self._lock:
+        with self.lock:
             streams = list(self._open.values())
             for stream in streams:
                 self._end(stream, reason)

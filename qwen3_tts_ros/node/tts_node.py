@@ -37,6 +37,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from qwen3_tts_ros.msg import TextChunk
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
 from qwen3_tts_ros.node.outputs import NodeOutputs
@@ -44,6 +45,7 @@ from qwen3_tts_ros.node.process import SPIN_TIMEOUT_S, ExitSignals, exit_now, sp
 from qwen3_tts_ros.node.say_action import SayActionServer
 from qwen3_tts_ros.node.settings import load_config
 from qwen3_tts_ros.node.startup import import_engine_quietly
+from qwen3_tts_ros.node.stream_input import CHECK_PERIOD_S, StreamInput
 from qwen3_tts_ros.node.text_input import TextInput
 from qwen3_tts_ros.node.worker import SynthesisWorker
 from qwen3_tts_ros.node.worker_types import ConfigError, ModelReleased, WorkerClosed
@@ -83,6 +85,7 @@ class TtsNode(LifecycleNode):
         self._outputs = NodeOutputs(self)
         self._worker = SynthesisWorker(sink=self._outputs, logger=self.get_logger())
         self._text = TextInput(self, self._worker, self._refusal)
+        self._streams = StreamInput(self, self._text)
         self._say = SayActionServer(
             self, self._worker, self._text.prepare, self._text.queue_policy, self._refusal
         )
@@ -162,7 +165,7 @@ class TtsNode(LifecycleNode):
         self._state_label = "deactivating"
         try:
             keep = self.get_parameter("queue.keep_on_deactivate").value
-            was_speaking, cleared = self._stop_speaking(clear_queue=not keep, reason="deactivated")
+            was_speaking, cleared, streams = self._stop_speaking(clear_queue=not keep, reason="deactivated")
             result = super().on_deactivate(state)
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(
@@ -173,6 +176,7 @@ class TtsNode(LifecycleNode):
         self.get_logger().info(
             f"deactivated: {'stopped the current utterance, ' if was_speaking else ''}"
             f"{'kept' if keep else f'dropped {cleared}'} queued text(s)"
+            + (f", ended {streams} text stream(s)" if streams else "")
         )
         return result
 
@@ -219,14 +223,17 @@ class TtsNode(LifecycleNode):
         self._state_label = "unconfigured"
         return TransitionCallbackReturn.FAILURE
 
-    def _stop_speaking(self, clear_queue: bool, reason: str) -> tuple[bool, int]:
-        """Stop accepting text and end the current utterance (its final chunk is published before return)."""
+    def _stop_speaking(self, clear_queue: bool, reason: str) -> tuple[bool, int, int]:
+        """Stop accepting text, end the current utterance (its final chunk is published before return) and
+        every text stream; (was speaking, queued texts cleared, streams ended)."""
         self._active = False
         self._worker.set_accepting(False)
-        was_speaking, cleared = self._worker.stop(clear_queue=clear_queue, reason=reason)
+        (was_speaking, cleared), streams = self._streams.stop_all(
+            reason, lambda: self._worker.stop(clear_queue=clear_queue, reason=reason)
+        )
         if not self._worker.wait_idle(DEACTIVATE_TIMEOUT_S):
             self.get_logger().error(f"the current utterance did not stop within {DEACTIVATE_TIMEOUT_S:.0f} s")
-        return was_speaking, cleared
+        return was_speaking, cleared, streams
 
     def _release(self, what: str, final_label: str = "unconfigured") -> TransitionCallbackReturn:
         result = TransitionCallbackReturn.SUCCESS
@@ -252,6 +259,20 @@ class TtsNode(LifecycleNode):
             self.create_subscription(
                 String, "tts/text", self._text.on_text, TEXT_DEPTH, callback_group=self._text_group
             ),
+        )
+        self._keep(  # same group as tts/text: texts and chunks are taken in arrival order
+            self.destroy_subscription,
+            self.create_subscription(
+                TextChunk,
+                "tts/text_stream",
+                self._streams.on_chunk,
+                TEXT_DEPTH,
+                callback_group=self._text_group,
+            ),
+        )
+        self._keep(
+            self.destroy_timer,
+            self.create_timer(CHECK_PERIOD_S, self._streams.check_timeouts, callback_group=self._io_group),
         )
         self._keep(
             self.destroy_service,
@@ -281,17 +302,20 @@ class TtsNode(LifecycleNode):
         return "" if self._active else f"node is {self._state_label}, not active"
 
     def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        was_speaking, cleared = self._worker.stop(clear_queue=True)
+        (was_speaking, cleared), streams = self._streams.stop_all("stopped", self._worker.stop)
         response.success = True
         response.message = (
             f"{'stopped the current utterance' if was_speaking else 'nothing was speaking'}; "
-            f"cleared {cleared} queued text(s)"
+            f"cleared {cleared} queued text(s)" + (f"; ended {streams} text stream(s)" if streams else "")
         )
         return response
 
     def _publish_diagnostics(self) -> None:
         stats, counters = self._worker.snapshot(), self._text.counters()
-        status = synthesis_status(self.get_name(), self._state_label, stats, counters, self._hardware_id)
+        stream_counters = self._streams.streams.counters()
+        status = synthesis_status(
+            self.get_name(), self._state_label, stats, counters, stream_counters, self._hardware_id
+        )
         self._outputs.diagnostics(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 
     # ------------------------------------------------------------------ process
@@ -306,7 +330,8 @@ class TtsNode(LifecycleNode):
         with self._outputs.lock:
             self._closing = True
         self._active = False
-        ended = self._worker.close()
+        ended = self._worker.close()  # not under stop_all: the worker's end tells the streams' observers
+        self._streams.stop_all("shutdown")
         if not ended:
             self.get_logger().info("exiting during a model load or graph capture (it cannot be interrupted)")
         self._say.close()

@@ -12,12 +12,12 @@ import numpy as np
 
 from qwen3_tts_ros.node.loaded_model import LoadedModel
 from qwen3_tts_ros.node.worker_stats import percentile
-from qwen3_tts_ros.node.worker_types import Logger, QueuedText, Sink
+from qwen3_tts_ros.node.worker_types import Logger, QueuedText, Segment, Sink
 
 
 def stopped_by(error: str, interrupted: bool, stats) -> str:
-    """Why an utterance ended: "eos", "max_new_tokens", "max_seq_len" (the engine's), "stopped" (stop service,
-    interrupt, deactivate, a cancelled goal, shutdown), "error"."""
+    """Why an utterance ended: "eos", "max_new_tokens", "max_seq_len", "runaway" (the engine's), "stopped"
+    (stop service, interrupt, deactivate, a cancelled goal, shutdown), "error"."""
     if error:
         return "error"
     if interrupted:
@@ -30,11 +30,12 @@ def speak(
     sink: Sink,
     log: Logger,
     utterance_id: int,
-    segment: str,
+    segment: Segment,
     queued: QueuedText,
     on_first_chunk: Callable[[], None],
 ) -> tuple[dict[str, Any], bool]:
-    """Speak one segment of `queued` as utterance `utterance_id`; returns its latency record (already
+    """Speak one segment of `queued` (a str, or a text stream's TextFeed) as utterance `utterance_id`;
+    returns its latency record (already
     published and logged) and whether any audio was published. `on_first_chunk` runs before the first chunk
     is published."""
     t_start = time.monotonic()
@@ -81,15 +82,22 @@ def speak(
     frame_ms = list(stats.frame_ms) if stats is not None else []
     synthesis_s = t_end - t_start
     audio_s = out_samples / sample_rate
+    ttfa_ms = ((first_published - t_start) * 1e3) if first_published else 0.0
     record = dict(
         utterance_id=utterance_id,
-        text_length=len(segment),
+        text_length=len(segment) if isinstance(segment, str) else segment.chars_put(),
         queue_wait_ms=(t_start - queued.received_at) * 1e3,
         prefill_ms=stats.prefill_ms if stats is not None else 0.0,
-        time_to_first_audio_ms=((first_published - t_start) * 1e3) if first_published else 0.0,
+        time_to_first_audio_ms=ttfa_ms,
         end_to_end_first_audio_ms=(
             ((first_published - queued.received_at) * 1e3) if first_published else 0.0
         ),
+        # The engine's first_text_s: how long it waited for the first piece of a text stream (0: whole text).
+        first_text_to_first_audio_ms=(
+            max(0.0, ttfa_ms - 1e3 * stats.first_text_s) if first_published and stats else 0.0
+        ),
+        text_stalls=stats.text_stalls if stats is not None else 0,
+        text_wait_ms=stats.text_wait_ms if stats is not None else 0.0,
         frames=frames_done,
         audio_seconds=audio_s,
         synthesis_seconds=synthesis_s,
@@ -126,5 +134,7 @@ def log_utterance(log: Logger, record: dict[str, Any], stop_reason: str, max_seq
         log.warning(f"{line} (cut: prompt + frames reached max_seq_len={max_seq_len})")
     elif record["stopped_by"] == "max_new_tokens":
         log.warning(f"{line} (cut: sampling.max_new_tokens reached)")
+    elif record["stopped_by"] == "runaway":
+        log.warning(f"{line} (cut by the runaway guard: the model did not end it; runaway.* parameters)")
     else:
         log.info(line)

@@ -20,7 +20,15 @@ from typing import Any
 from qwen3_tts_ros.node import utterance
 from qwen3_tts_ros.node.loaded_model import LoadedModel
 from qwen3_tts_ros.node.worker_stats import WorkerStats
-from qwen3_tts_ros.node.worker_types import LoadConfig, Logger, QueuedText, QueueFull, Sink, WorkerClosed
+from qwen3_tts_ros.node.worker_types import (
+    LoadConfig,
+    Logger,
+    QueuedText,
+    QueueFull,
+    Segment,
+    Sink,
+    WorkerClosed,
+)
 
 
 def _settle(future: concurrent.futures.Future, result: Any, error: BaseException | None) -> None:
@@ -243,7 +251,7 @@ class SynthesisWorker:
             left = self._take_queue("shutdown")
         self._tell_ended(left)
 
-    def _speak(self, segment: str, queued: QueuedText) -> str:
+    def _speak(self, segment: Segment, queued: QueuedText) -> str:
         """Speak one segment as one utterance, count it; returns its error text ("" unless it failed)."""
         utterance_id = self._next_utterance_id
         self._next_utterance_id += 1

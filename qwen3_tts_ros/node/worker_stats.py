@@ -24,6 +24,7 @@ class WorkerStats:
     utterances: int = 0
     interrupted: int = 0
     errors: int = 0
+    runaway: int = 0  # utterances ended by the runaway guard
     dropped: int = 0  # texts dropped from the queue (full, interrupt, stop, deactivate)
     ttfa_ms: collections.deque = dataclasses.field(default_factory=lambda: _window(()))
     last_rtf: float = 0.0
@@ -60,6 +61,7 @@ class WorkerStats:
         self.utterances += 1
         self.interrupted += int(record["interrupted"] and not error)
         self.errors += int(bool(error))
+        self.runaway += int(record["stopped_by"] == "runaway")
         self.last_failed = bool(error) and not cancelled
         if error:
             self.last_error = error

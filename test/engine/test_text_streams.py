@@ -7,7 +7,14 @@ import random
 import pytest
 
 from qwen3_tts_ros.node.text import clean_text
-from qwen3_tts_ros.node.text_streams import GAP, OPEN_STREAMS, TIMEOUT, TOO_MUCH_TEXT, StreamLimits, TextStreams
+from qwen3_tts_ros.node.text_streams import (
+    GAP,
+    OPEN_STREAMS,
+    TIMEOUT,
+    TOO_MUCH_TEXT,
+    StreamLimits,
+    TextStreams,
+)
 
 LIMITS = StreamLimits(timeout_s=2.0, max_open_streams=2, max_buffered_chars=100)
 
@@ -98,7 +105,7 @@ def test_a_gap_ends_the_stream_there_after_timeout_and_the_text_after_it_is_neve
     h = Harness()
     h.send("a", 0, "Before the gap", now=0.0)
     h.send("a", 2, " after", now=1.0)  # 1 is missing from here on
-    for i, t in enumerate((1.5, 2.0, 2.5, 2.9)):  # chunks keep coming: the gap still ends 2 s after it appeared
+    for i, t in enumerate((1.5, 2.0, 2.5, 2.9)):  # chunks keep coming; the gap ends 2 s after it appeared
         h.send("a", 3 + i, " more", now=t)
     h.streams.expire(2.99, LIMITS)
     assert h.only().closes == 0

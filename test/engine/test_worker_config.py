@@ -23,7 +23,8 @@ def test_every_voice_and_output_field_comes_from_its_own_parameter():
     marks = {name: f"marker {i}" for i, name in enumerate(values) if not name.startswith(("sampling.",
                                                                                           "streaming."))}
     engine_parameters = ("model", "device", "dtype", "max_seq_len", "use_cuda_graphs", "compile",
-                         "prefill_buckets", "allow_download")
+                         "prefill_buckets", "allow_download", "runaway.frames_per_token",
+                         "runaway.min_frames")
     marked.update({k: v for k, v in marks.items() if k not in engine_parameters})
     got = load_config(marked)
     source = {field: [n for n, v in marked.items() if v == getattr(got, field)] for field in fields}
