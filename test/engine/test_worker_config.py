@@ -39,6 +39,17 @@ def test_every_voice_and_output_field_comes_from_its_own_parameter():
                                                                  values["compile"])
 
 
+def test_runaway_guard_parameters_reach_the_engine_config():
+    values = _yaml_values()
+    assert (values["runaway.frames_per_token"], values["runaway.min_frames"]) == (8.0, 50)  # on by default
+    engine = load_config(values).engine
+    assert (engine.runaway_frames_per_token, engine.runaway_min_frames) == (8.0, 50)
+    assert engine.runaway().max_frames(10) == 80
+    values.update({"runaway.frames_per_token": 0.0, "runaway.min_frames": 7})
+    engine = load_config(values).engine
+    assert engine.runaway_frames_per_token is None and engine.runaway() is None  # 0.0: off
+
+
 def test_utterance_settings_take_sampling_and_streaming_parameters():
     values = _yaml_values()
     values.update({"sampling.max_new_tokens": 17, "sampling.temperature": 0.5, "streaming.chunk_frames": 3})

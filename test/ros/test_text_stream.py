@@ -9,6 +9,10 @@ engine cannot launch the frame after the text's last token until the text ends, 
 text until the test ends it, whatever the machine's speed.
 """
 import itertools
+import pathlib
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -306,6 +310,21 @@ def test_bounds_reject_and_count(node, live_text, defaults):
     latencies = client.latencies(mark["latency"])
     assert [m.text_length for m in latencies] == [len(live_text), len("Queued stream,")]
     assert len(client.utterances(mark["chunks"])) == 2
+
+
+def test_the_readme_example_speaks_one_utterance(node, defaults):
+    """README's "Speaking an LLM's output" publisher, run as it stands (on this node's namespace)."""
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("**Speaking an LLM's output**"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert '"/tts/text_stream"' in code
+    code = code.replace('"/tts/text_stream"', repr(f"{node.namespace}/tts/text_stream"))
+    client, mark = node.client, node.client.mark()
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=TIMEOUT)
+    assert client.wait_done(mark, TIMEOUT), node.log()
+    (lat,) = client.latencies(mark["latency"])
+    assert lat.text_length == len("Hello there, I am your robot.")
+    assert len(client.utterances(mark["chunks"])) == 1 and client.stream_problems(mark["chunks"]) == []
 
 
 def test_runaway_guard_ends_an_utterance_the_model_does_not_end(tmp_path, tiny_custom_voice_checkpoint,
