@@ -11,6 +11,8 @@ Rules (the README's "Speaking an LLM's output" says them to users):
   `timeout_s` after the gap appeared; then the stream ends at the gap (what came before it is spoken), the
   held chunks are dropped, and the gap is counted and logged. Text after a gap is never spoken.
 - A stream that receives no chunk for `timeout_s` ends as if its last chunk had been final (counted).
+- A stream_id must be 1 to MAX_STREAM_ID_CHARS characters long (an empty one is a publisher's bug: all its
+  streams would be one); other chunks are rejected and counted.
 - Bounds: at most `max_open_streams` streams assemble at once (a chunk that would open one more is rejected,
   and so is the rest of its stream); a stream holds at most `max_buffered_chars` characters that its
   utterance has not taken yet (held chunks, and text waiting while the stream waits in the queue); the chunk
@@ -37,6 +39,7 @@ from typing import Protocol
 from qwen3_tts_ros.node.text import remove_control_characters
 
 ENDED_MEMORY = 4096  # ended stream ids remembered (their late chunks dropped instead of opening a new stream)
+MAX_STREAM_ID_CHARS = 256  # a longer stream_id is refused: ENDED_MEMORY of them must stay small
 
 # Why a stream ended; each is one counter (COUNTERS) except "final" (counted as completed).
 FINAL = "final"
@@ -44,6 +47,7 @@ TIMEOUT = "timeout"
 GAP = "gap"
 TOO_MUCH_TEXT = "max_buffered_chars"
 OPEN_STREAMS = "max_open_streams"
+BAD_ID = "stream_id"
 
 
 class StreamText(Protocol):
@@ -80,6 +84,7 @@ COUNTERS = (
     "rejected_open_streams",  # chunks rejected by max_open_streams (each opening chunk, then the rest)
     "rejected_buffered_chars",  # chunks rejected by max_buffered_chars
     "rejected_inactive",  # chunks refused while the node was not active
+    "rejected_stream_id",  # chunks whose stream_id is empty or longer than MAX_STREAM_ID_CHARS
 )
 
 
@@ -101,8 +106,8 @@ class TextStreams:
     """open_text(stream_id, received_at) -> a StreamText for the stream's utterance (queued by the caller),
     or None when it cannot be queued (the stream then ends, rejected). It is called with this object's lock
     held, and may call back into it (stopped(), from a dropped text's observer): the lock is re-entrant.
-    warn(kind, message) logs what a person waiting at the robot needs; kind is GAP, TIMEOUT, TOO_MUCH_TEXT or
-    OPEN_STREAMS (so that a flood of one kind, throttled, hides no other kind)."""
+    warn(kind, message) logs what a person waiting at the robot needs; kind is GAP, TIMEOUT, TOO_MUCH_TEXT,
+    OPEN_STREAMS or BAD_ID (so that a flood of one kind, throttled, hides no other kind)."""
 
     def __init__(
         self,
@@ -133,6 +138,14 @@ class TextStreams:
         """One chunk, at time `now` (time.monotonic())."""
         with self.lock:
             self._counters["chunks"] += 1
+            if not 0 < len(stream_id) <= MAX_STREAM_ID_CHARS:
+                self._counters["rejected_stream_id"] += 1
+                self._warn(
+                    BAD_ID,
+                    f"text stream chunk rejected: stream_id of {len(stream_id)} characters "
+                    f"(1 to {MAX_STREAM_ID_CHARS})",
+                )
+                return
             if stream_id in self._ended:
                 self._drop_late(stream_id, sequence)
                 return

@@ -8,7 +8,9 @@ import pytest
 
 from qwen3_tts_ros.node.text import clean_text
 from qwen3_tts_ros.node.text_streams import (
+    BAD_ID,
     GAP,
+    MAX_STREAM_ID_CHARS,
     OPEN_STREAMS,
     TIMEOUT,
     TOO_MUCH_TEXT,
@@ -259,3 +261,12 @@ def test_a_stream_that_cannot_be_queued_ends_and_is_counted():
     h.send("b", 1, " later")
     c = h.counters()
     assert (c["rejected_inactive"], c["dropped"], c["chunks"], h.streams.open_streams()) == (2, 2, 4, 0)
+
+
+def test_an_empty_or_huge_stream_id_is_rejected_and_counted():
+    h = Harness()
+    h.send("", 0, "No id.", final=True)
+    h.send("x" * (MAX_STREAM_ID_CHARS + 1), 0, "Too long an id.", final=True)
+    h.send("x" * MAX_STREAM_ID_CHARS, 0, "Longest id.", final=True)
+    assert [u.text for u in h.utterances] == ["Longest id."]
+    assert h.counters()["rejected_stream_id"] == 2 and [k for k, _ in h.warnings] == [BAD_ID, BAD_ID]
