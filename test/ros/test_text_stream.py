@@ -21,7 +21,7 @@ from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT
 
 pytestmark = pytest.mark.ros
 
-FRAMES = 80  # sampling.max_new_tokens: more than a live text's tokens, so a live stream waits for text
+FRAMES = 40  # sampling.max_new_tokens: more than a live text's tokens, so a live stream waits for text
 CHECK_FRAMES = 64  # a live text's frames without EOS (its byte tokens are fewer)
 _ids = itertools.count()
 
@@ -47,7 +47,7 @@ def live_text(engine):
     from qwen3_tts_ros.engine.text_feed import TextFeed
 
     for text in ("Hold on, I am still thinking.", "Let me check the map first.", "One moment please."):
-        assert len(text.encode()) < CHECK_FRAMES  # byte tokens: the wait comes before CHECK_FRAMES frames
+        assert len(text.encode()) < FRAMES <= CHECK_FRAMES  # byte tokens: the wait for text comes first
         feed = TextFeed()
         feed.put(text)
         stream = engine.stream(greedy_request(engine, feed, CHECK_FRAMES), first_chunk_frames=CHECK_FRAMES,
@@ -327,22 +327,27 @@ def test_the_readme_example_speaks_one_utterance(node, defaults):
     assert len(client.utterances(mark["chunks"])) == 1 and client.stream_problems(mark["chunks"]) == []
 
 
-def test_runaway_guard_ends_an_utterance_the_model_does_not_end(tmp_path, tiny_custom_voice_checkpoint,
-                                                                 engine, node_session, base_overrides,
-                                                                 live_text):
-    """A frame budget from the text's tokens (here 0.01 frames per token, floor 5): the live text, which
-    this model does not end within CHECK_FRAMES frames, stops after 5, counted, with a warning."""
-    overrides = dict(base_overrides, model=str(tiny_custom_voice_checkpoint),
-                     **{"voice.speaker": engine.get_supported_speakers()[0],
-                        "sampling.max_new_tokens": FRAMES, "runaway.frames_per_token": 0.01,
-                        "runaway.min_frames": 5})
-    with node_session(tmp_path, overrides) as running:
-        client = running.client
+def test_runaway_guard_ends_an_utterance_the_model_does_not_end(node, live_text, defaults):
+    """A frame budget from the text's tokens (here 0.01 frames per token, floor 5; load-time parameters, so
+    the node is configured again): the live text, which this model does not end within CHECK_FRAMES frames,
+    stops after 5, counted, with a warning."""
+    client = node.client
+
+    def reconfigure(**values):
+        assert client.change_state("deactivate") and client.change_state("cleanup")
+        node.set_params(**values)
+        assert client.change_state("configure") and client.change_state("activate"), node.log()
+
+    runaway = counter(node, "runaway")
+    reconfigure(runaway__frames_per_token=0.01, runaway__min_frames=5)
+    try:
         mark = client.mark()
-        client.send_chunk("runaway", 0, live_text, final=True)
-        assert client.wait_done(mark, TIMEOUT), running.log()
+        client.send_chunk(stream_id("runaway"), 0, live_text, final=True)
+        assert client.wait_done(mark, TIMEOUT), node.log()
         (lat,) = client.latencies(mark["latency"])
         assert lat.stopped_by == "runaway" and lat.frames == 5 and not lat.interrupted
-        assert client.stream_problems() == []
-        assert int(running.status()["runaway"]) == 1
-        assert "cut by the runaway guard" in running.log()
+        assert client.stream_problems(mark["chunks"]) == []
+        wait_counter(node, "runaway", runaway + 1)
+        assert "cut by the runaway guard" in node.log(20000)
+    finally:
+        reconfigure(runaway__frames_per_token=8.0, runaway__min_frames=50)
