@@ -37,7 +37,6 @@ from .text_tokens import IncrementalTokenizer
 from .types import SpeechRequest, StreamStats
 
 POLL_S = 0.02  # how often a wait for text looks at the cancel event
-MAX_ROUTED_CHARS = 64  # text handed to a piece's tokenizer at a time, so its budget is checked in between
 
 
 class StreamedText:
@@ -129,23 +128,30 @@ class StreamPiece:
         return self.finished
 
     def _route(self) -> None:
-        """Move text from the stream's buffer into this piece, up to where the piece must end."""
+        """Move text from the stream's buffer into this piece, up to where the piece must end: past half the
+        budget, the next sentence end; at the whole budget, where the text is. Text that cannot take the
+        piece past the limit in force (a token is at least one byte) goes in at once, else one character
+        at a time, so the limit is seen where it is reached."""
         stream = self.stream
-        while not self.finished and stream.buffer:
-            if self.tokens >= stream.max_tokens:
-                break
-            take = stream.buffer[:MAX_ROUTED_CHARS]
+        while not self.finished and stream.buffer and self.tokens < stream.max_tokens:
+            limit, upto, resume = stream.sentence_tokens, len(stream.buffer), None
             if self.tokens >= stream.sentence_tokens:
+                limit = stream.max_tokens
                 # The character before the buffer decides a sentence end at its start (lookbehind).
                 before = self.tokenizer.text[-1:]
                 end = SENTENCE_END.search(before + stream.buffer, len(before))
-                if end is not None and end.start() - len(before) < len(take):
-                    self.ids += self.tokenizer.feed(stream.buffer[: end.start() - len(before)])
-                    stream.buffer = stream.buffer[end.end() - len(before) :]
-                    self._finish()
-                    return
+                if end is not None:
+                    upto, resume = end.start() - len(before), end.end() - len(before)
+            take = stream.buffer[:upto]
+            if len((self.tokenizer.text + take).encode()) >= limit:
+                take = take[:1]
+            if take:
+                self.ids += self.tokenizer.feed(take)
+            if resume is not None and len(take) == upto:  # the sentence end: this piece is complete
+                stream.buffer = stream.buffer[resume:]
+                self._finish()
+                return
             stream.buffer = stream.buffer[len(take) :]
-            self.ids += self.tokenizer.feed(take)
         if not self.finished and (self.tokens >= stream.max_tokens or (stream.ended and not stream.buffer)):
             self._finish()
 

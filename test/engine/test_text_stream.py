@@ -11,11 +11,13 @@ import threading
 
 import numpy as np
 import pytest
+from stream_reader import StreamReader
 from waveform_bounds import assert_same_audio
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
 from qwen3_tts_ros.engine.text_feed import TextFeed
 from qwen3_tts_ros.engine.types import RunawayGuard
+from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S
 
 FRAMES = 24
 GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=FRAMES + 1)
@@ -202,3 +204,63 @@ def test_runaway_guard_ends_an_utterance_whose_eos_never_wins(tiny_custom_voice_
         RunawayGuard(0.0, 50)
     with pytest.raises(ValueError, match="runaway min_frames"):
         RunawayGuard(8.0, 0)
+
+
+def test_speaks_before_the_text_ends(engines, voices):
+    """The first audio comes while the rest of the text is still unwritten, and the whole is still exact."""
+    engine = engines["custom_voice"]
+    first, rest = "Hello world, this is the first part", " and this is the rest."
+    whole = audio_of(stream(engine, voices["custom_voice"], first + rest, non_streaming_mode=False))
+    feed = TextFeed()
+    feed.put(first)
+    audio_stream = stream(engine, voices["custom_voice"], feed, chunk_frames=2)
+    reader = StreamReader(audio_stream)
+    assert reader.first_audio.wait(EVENT_TIMEOUT_S), "no audio while the text was still being written"
+    assert not feed.closed
+    feed.put(rest)
+    feed.close()
+    assert reader.done.wait(EVENT_TIMEOUT_S), "the stream did not end after its text did"
+    assert_same_audio(np.concatenate([c.pcm for c in reader.chunks]), whole, "first part, then the rest")
+    stats = audio_stream.stats
+    assert stats.first_text_s > 0 and stats.time_to_first_audio_ms > 1000 * stats.first_text_s
+    assert stats.text_tokens == len((first + rest).encode())  # the byte-level tokenizer: one per byte
+
+
+def test_cancel_while_waiting_for_text(engines, voices):
+    engine = engines["custom_voice"]
+    feed = TextFeed()
+    feed.put("Words that start the text, then")
+    cancel = threading.Event()
+    audio_stream = stream(engine, voices["custom_voice"], feed, cancel=cancel, max_new_tokens=400)
+    reader = StreamReader(audio_stream)
+    assert reader.first_audio.wait(EVENT_TIMEOUT_S)
+    cancel.set()  # the text never ends: only the cancel can end this stream
+    assert reader.done.wait(EVENT_TIMEOUT_S), "cancel did not end a stream that waits for text"
+    assert reader.chunks[-1].is_final and reader.chunks[-1].frame_count == 0
+    assert audio_stream.stats.stopped_by == "cancelled"
+    # The engine is free for the next stream.
+    assert audio_of(stream(engine, voices["custom_voice"], ["Next."])).size > 0
+
+
+def test_long_stream_continues_in_new_pieces_at_sentence_ends(tiny_custom_voice_tts_f64, voices):
+    """A stream longer than one utterance fits: past half the token budget it ends at the next sentence
+    end and goes on in a new piece (a new prompt), exactly as those sentences streamed one by one."""
+    engine = Qwen3TTSCudaGraphs(tiny_custom_voice_tts_f64, max_seq_len=160)
+    kind_voice = voices["custom_voice"]
+    request = engine.custom_voice_requests("x", "vivian", "english", non_streaming_mode=False)[0]
+    budget = engine.text_token_budget(request)
+    half = budget // 2
+    # Sentences of byte-level tokens: the first piece passes half the budget inside its second sentence.
+    first = "a" * (half - 4) + "."
+    second = "b" * 6 + "."
+    third = "c" * 5 + "!"
+    text = f"{first} {second} {third}"
+    assert len(first) + 1 + len(second) <= budget
+    options = dict(max_new_tokens=30)
+    expected = np.concatenate(
+        [audio_of(stream(engine, kind_voice, part, non_streaming_mode=False, **options))
+         for part in (f"{first} {second}", third)]
+    )  # fmt: skip
+    s = stream(engine, kind_voice, fed_by_thread(list(text)), **options)
+    assert_same_audio(audio_of(s), expected, "a long stream in two pieces")
+    assert s.stats.text_length == len(text)
