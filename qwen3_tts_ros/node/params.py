@@ -311,10 +311,6 @@ SPECS: tuple[Spec, ...] = (
 SPEC_BY_NAME = {s.name: s for s in SPECS}
 
 
-
-
-
-
 def validate(name: str, value: Any) -> str | None:
     """Reason why `value` is not acceptable for `name` beyond type and range, or None."""
     spec = SPEC_BY_NAME.get(name)
@@ -339,8 +335,6 @@ def _check_buckets(value) -> None:
     sizes = [int(b) for b in value]
     if sizes != [0]:  # [0]: none
         check_prefill_buckets(sizes)
-
-
 
 
 def declare_all(node) -> None:
