@@ -210,6 +210,24 @@ def test_duplicates_are_dropped_and_counted(node, engine, live_text, defaults):
     wait_counter(node, "stream_duplicates", duplicates + 4)
 
 
+def test_bad_input_is_cleaned_as_on_tts_text(node, engine, live_text, defaults):
+    """Control characters and white space at the stream's ends: what is spoken is clean_text of the whole."""
+    from qwen3_tts_ros.node.text import clean_text
+
+    client, sid = node.client, stream_id("dirty")
+    pieces = [" \n\x00", "Control\x1b[0m char", "\tacters in a", "\r\nstream.\x07 ", "\n"]
+
+    def send():
+        for i, piece in enumerate(pieces):
+            client.send_chunk(sid, i, piece, final=i == len(pieces) - 1)
+
+    mark, msgs = queued_behind_a_live_stream(node, live_text, send)
+    whole = clean_text("".join(pieces))
+    assert whole == "Control[0m char acters in a  stream."
+    np.testing.assert_array_equal(pcm_of(msgs), expected_pcm(engine, whole)[0])
+    assert client.latencies(mark["latency"])[-1].text_length == len(whole)
+
+
 def test_a_gap_ends_the_stream_there_and_what_follows_it_is_never_spoken(node, live_text, defaults):
     client, sid = node.client, stream_id("gap")
     gaps, dropped = counter(node, "stream_gaps"), counter(node, "stream_dropped")
