@@ -5,7 +5,7 @@ reference codes align against, prompt_text_tokens) and generated frame t reads t
 So a stream's utterance starts as soon as those tokens are committed (IncrementalTokenizer: a token is
 committed only when later text cannot change it), and frame t is launched only once row t is known or the
 text has ended (FrameGenerator, `more_text`): it never runs ahead on a guessed padding row. With greedy
-decoding the frames are then those of the same text given whole (test_text_stream.py).
+decoding the frames are then those of the same text given whole (test/engine/test_api_text_pieces.py).
 
 A stream longer than max_seq_len can hold continues in a new piece (its own prompt and utterance for the
 talker, as long whole texts are split): once a piece holds half its token budget (the budget of

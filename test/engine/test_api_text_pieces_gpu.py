@@ -1,5 +1,5 @@
 """Text in pieces on CUDA: captured graphs replayed ahead, text rows written between replays, the codec on its
-side stream (tiny checkpoints in float64, as test_text_stream.py; skipped without CUDA)."""
+side stream (tiny checkpoints in float64, as test_api_text_pieces.py; skipped without CUDA)."""
 
 import random
 import threading
