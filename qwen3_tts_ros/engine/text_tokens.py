@@ -103,7 +103,7 @@ def _char_flags(ch: str) -> int:
     flags = _ASSIGNED
     if unicodedata.combining(chr(lead)) == 0 and lead not in seconds:
         flags |= _STARTER
-        if not unicodedata.decomposition(ch) and cp not in firsts:
+        if unicodedata.decomposition(ch)[:1] in ("", "<") and cp not in firsts:  # no canonical one
             flags |= _INERT
     return flags
 
@@ -243,20 +243,23 @@ class _Qwen2Plan:
         token): only chunks decided by its final normalised characters count."""
         normalized = _Normalized(text, a, len(text), self._normalize)
         chars = normalized.text
-        # The final normalised characters: up to the last split point at or before `end`.
-        final = 0
+        # The final normalised characters: up to the last split point at or before `end`, plus the class
+        # (letter, digit, space, ...) of the next one when that comes from an ASCII character: it is a
+        # starter there, and what it may compose with later keeps its class (test_incremental_text).
+        final, f = 0, a
         for x in range(end, a, -1):
             if _splits(text, x):
-                final = normalized.position(x)
+                final, f = normalized.position(x), x
                 break
+        class_final = final + 1 if f < end and text[f].isascii() else final
         for s, e in self._chunk_spans(chars):
-            reach = max(s + 2 if chars[s] == "'" else s, e, _space_run_end(chars, s))
-            if reach >= final:
+            # The match at s reads its own characters, the class of the one after it and of those up to
+            # the end of a whitespace run at s, and after an apostrophe two characters exactly.
+            if max(e, _space_run_end(chars, s)) >= class_final or (chars[s] == "'" and s + 2 >= final):
                 break
             x = normalized.original(e)
             if x is not None:
                 cuts.append(x)
-
 
 def _space_run_end(chars: str, s: int) -> int:
     i = s
@@ -291,6 +294,11 @@ class IncrementalTokenizer:
     def committed(self) -> list[int]:
         """The ids committed so far (by feed(), and by finish() once called)."""
         return list(self._committed)
+
+    @property
+    def pending_text(self) -> str:
+        """The text fed but not yet committed: what the next feed() tokenises again."""
+        return self._window[len(PREFIX) :] if self._at_start else self._window
 
     @property
     def finished(self) -> bool:
