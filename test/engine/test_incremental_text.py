@@ -270,3 +270,33 @@ def test_misuse_is_an_error(bpe):
         incremental.feed("more")
     with pytest.raises(ValueError, match="twice"):
         incremental.finish()
+
+
+@pytest.mark.usefixtures("torch_single_thread")
+def test_a_tiny_checkpoint_with_the_bpe_tokenizer_speaks_through_the_engine(tiny_custom_voice_bpe_tts, bpe):
+    """The tiny checkpoint written with text_tokenizer="bpe" loads through qwen-tts with that tokenizer,
+    and the engine speaks it as qwen-tts does (greedy, streaming-text layout)."""
+    import numpy as np
+
+    from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
+
+    tts = tiny_custom_voice_bpe_tts
+    tokenizer = tts.processor.tokenizer
+    text = "Hello, I'm your assistant. 你好，世界。"
+    ids = qwen_tts_text_tokens(tokenizer, text)
+    assert ids == qwen_tts_text_tokens(bpe, text)  # the files hold the trained tokenizer
+    assert len(ids) < len(text.encode()) // 2, tokenizer.convert_ids_to_tokens(ids)
+    feed_all(tokenizer, list(text), ids)
+    args = dict(
+        text=text,
+        speaker="vivian",
+        language="english",
+        non_streaming_mode=False,
+        do_sample=False,
+        subtalker_dosample=False,
+        max_new_tokens=12,
+    )
+    wavs, sr = Qwen3TTSCudaGraphs(tts, max_seq_len=256).generate_custom_voice(**args)
+    ref_wavs, ref_sr = tts.generate_custom_voice(**args)
+    assert sr == ref_sr and len(wavs) == len(ref_wavs) == 1
+    np.testing.assert_array_equal(wavs[0], ref_wavs[0])
