@@ -110,11 +110,16 @@ def _char_flags(ch: str) -> int:
 
 def _splits(text: str, x: int) -> bool:
     """Whether NFC(text[:x] + s) == NFC(text[:x]) + NFC(s) for every s that starts with text[x:]
-    (0 < x <= len(text); at x == len(text), for every s)."""
+    (0 < x <= len(text); at x == len(text), for every s).
+
+    A character unknown here may be known to the tokenizers library's newer Unicode, and a new character
+    may compose with an old one: no split next to one. (At the end of the text the next character is not
+    known yet; that one exception is what committing "word" on "word " rests on.)"""
     before = _char_flags(text[x - 1])
-    if before & _INERT:
-        return True
-    return x < len(text) and bool(before & _ASSIGNED) and bool(_char_flags(text[x]) & _STARTER)
+    after = _char_flags(text[x]) if x < len(text) else _ASSIGNED
+    if not before & _ASSIGNED or not after & _ASSIGNED:
+        return False
+    return bool(before & _INERT or after & _STARTER)
 
 
 def _is_space(ch: str) -> bool:
