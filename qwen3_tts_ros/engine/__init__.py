@@ -4,7 +4,8 @@ from .audio.audio_stream import AudioStream
 from .config import EngineConfig, open_engine
 from .errors import EngineConfigError, EngineOutOfMemory, ModelLoadError
 from .model import Qwen3TTSCudaGraphs
-from .types import PcmChunk, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
+from .text_feed import TextFeed
+from .types import PcmChunk, RunawayGuard, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
 from .voice_prompt import load_voice_prompt, save_voice_prompt
 
 __all__ = [
@@ -15,9 +16,11 @@ __all__ = [
     "ModelLoadError",
     "PcmChunk",
     "Qwen3TTSCudaGraphs",
+    "RunawayGuard",
     "SamplingParams",
     "SpeechRequest",
     "StreamStats",
+    "TextFeed",
     "VoicePrompt",
     "load_voice_prompt",
     "open_engine",

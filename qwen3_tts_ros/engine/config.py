@@ -21,7 +21,7 @@ from .checkpoints.loading import check_device_name, check_dtype_name, resolve_de
 from .decode.frame_generator import SUGGESTED_PREFILL_BUCKETS, check_prefill_buckets
 from .errors import EngineConfigError, EngineOutOfMemory, ModelLoadError, is_out_of_memory
 from .model import Qwen3TTSCudaGraphs
-from .types import Rule
+from .types import Rule, RunawayGuard
 
 MAX_SEQ_LEN_RULE = Rule(int, 64)
 
@@ -41,6 +41,10 @@ class EngineConfig:
     prefill_buckets: tuple[int, ...] | None = None
     codec_side_stream: bool = True  # CUDA: decode streamed audio on a side stream, overlapped (core.py)
     allow_download: bool = False  # hub downloads of the model and of http(s) reference audio
+    # Runaway guard (types.py RunawayGuard): end an utterance after max(runaway_min_frames,
+    # runaway_frames_per_token * its text tokens) frames; None: off, as qwen-tts.
+    runaway_frames_per_token: float | None = None
+    runaway_min_frames: int = RunawayGuard.min_frames
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str):
@@ -57,6 +61,12 @@ class EngineConfig:
         if self.prefill_buckets is not None:
             object.__setattr__(self, "prefill_buckets", tuple(self.prefill_buckets))
             check_prefill_buckets(self.prefill_buckets, self.max_seq_len)
+        self.runaway()  # its own checks
+
+    def runaway(self) -> RunawayGuard | None:
+        if self.runaway_frames_per_token is None:
+            return None
+        return RunawayGuard(self.runaway_frames_per_token, self.runaway_min_frames)
 
     def buckets(self) -> tuple[int, ...]:
         """The prefill buckets to capture (None resolved)."""
@@ -97,6 +107,7 @@ def open_engine(config: EngineConfig) -> Qwen3TTSCudaGraphs:
                 "compile": None if config.compile else False,  # None: where available
             },
             codec_stream=config.codec_side_stream,
+            runaway=config.runaway(),
         )
     except Exception as exc:  # noqa: BLE001 - a truncated file surfaces as its reader's own error type
         if on_cuda and is_out_of_memory(exc):

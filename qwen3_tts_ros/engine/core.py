@@ -40,8 +40,10 @@ from .decode.frame_generator import FrameGenerator
 from .decode.prefill import build_prefill
 from .errors import EngineOutOfMemory, is_out_of_memory
 from .host_memory import release_free_heap
+from .text_feed import feed_from
 from .text_split import split_text
-from .types import SAMPLE_RATE, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
+from .text_stream import StreamedText, StreamPiece
+from .types import SAMPLE_RATE, RunawayGuard, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
 from .voice import METHOD_OF_MODE, ModelVoices
 
 # Budget for splitting long text: each text token is expected to take at most this many codec frames of
@@ -65,9 +67,13 @@ class SpeechEngine:
         use_cuda_graphs: bool = True,
         allow_download: bool = False,
         codec_stream: bool = True,
+        runaway: RunawayGuard | None = None,
         **frame_options,
     ):
         """tts: a loaded `qwen_tts.Qwen3TTSModel` (its model, processor and generation defaults are used).
+
+        runaway: end an utterance whose model never says EOS (types.py RunawayGuard; stopped_by "runaway").
+        None: off, as qwen-tts (only max_new_tokens and max_seq_len end such an utterance).
 
         codec_stream: on CUDA, decode streamed audio on a side stream, overlapped with frame generation
         (module doc); False decodes on the current stream, after the frames launched ahead. No effect on CPU.
@@ -81,6 +87,7 @@ class SpeechEngine:
         self.voices = ModelVoices.of(tts)
         self.max_seq_len = int(max_seq_len)
         self.allow_download = allow_download
+        self.runaway = runaway
         self.frame_generator = FrameGenerator(
             self.model, max_seq_len=max_seq_len, use_cuda_graphs=use_cuda_graphs, **frame_options
         )
@@ -236,9 +243,9 @@ class SpeechEngine:
             self._fixed_positions[key] = known
         return known[1]
 
-    def text_pieces(self, request: SpeechRequest) -> list[SpeechRequest]:
-        """The (normalised) request itself if its text fits max_seq_len, else one request per piece of the
-        split text."""
+    def text_token_budget(self, request: SpeechRequest) -> int:
+        """The most text tokens one utterance of `request`'s voice takes within max_seq_len (with
+        FRAMES_PER_TEXT_TOKEN frames each); ValueError if none fits."""
         fixed = self._prompt_positions_without_text(request)
         budget = (self.max_seq_len - fixed) // (1 + FRAMES_PER_TEXT_TOKEN)
         if budget < 1:
@@ -246,6 +253,12 @@ class SpeechEngine:
                 f"max_seq_len={self.max_seq_len} leaves no room for text: the prompt without text takes "
                 f"{fixed} positions (a voice-clone reference counts); use a larger max_seq_len"
             )
+        return budget
+
+    def text_pieces(self, request: SpeechRequest) -> list[SpeechRequest]:
+        """The (normalised) request itself if its text fits max_seq_len, else one request per piece of the
+        split text."""
+        budget = self.text_token_budget(request)
         if self._count_tokens(request.text) <= budget:
             return [request]
         pieces = split_text(request.text, budget, self._count_tokens)
@@ -254,23 +267,46 @@ class SpeechEngine:
         return [replace(request, text=piece) for piece in pieces]
 
     # -- generation ---------------------------------------------------------------------------------------
-    def _piece_frames(self, request: SpeechRequest, cancel, stats: StreamStats, consumer_stream=None):
-        """-> (prefill, iterator of (16,) frames for use on consumer_stream, if given) for one piece that
-        fits."""
-        prefill = build_prefill(self.model, self.processor, request)
+    def _piece_frames(self, piece, sampling, cancel, stats: StreamStats, consumer_stream=None):
+        """-> (prefill, iterator of (16,) frames for use on consumer_stream, if given; None before a wait
+        for text) for one piece that fits: a whole-text request or a StreamPiece (text_stream.py).
+        (None, None) when a StreamPiece was cancelled before its prompt was known."""
+        more_text = None
+        if isinstance(piece, StreamPiece):
+            prefill = piece.prefill()
+            if prefill is None:
+                return None, None
+            more_text = None if prefill.text_complete else piece
+            tokens = lambda: piece.tokens  # noqa: E731 - grows as the text arrives
+        else:
+            prefill = build_prefill(self.model, self.processor, piece)
+            count = self._count_tokens(piece.text)
+            tokens = lambda: count  # noqa: E731
+        stats.text_tokens = tokens()
+        guard = self.runaway
         frames = self.frame_generator.generate(
-            prefill, request.sampling, cancel=cancel, stats=stats, consumer_stream=consumer_stream
+            prefill,
+            sampling,
+            cancel=cancel,
+            stats=stats,
+            consumer_stream=consumer_stream,
+            more_text=more_text,
+            max_frames=None if guard is None else lambda: guard.max_frames(tokens()),
         )
         return prefill, frames
 
     def synthesize(self, request: SpeechRequest) -> np.ndarray:
-        """One request -> float32 waveform at 24 kHz, decoded exactly as qwen-tts decodes."""
+        """One request -> float32 waveform at 24 kHz, decoded exactly as qwen-tts decodes (text given in
+        pieces: the stream's audio, which equals it to float rounding: module doc)."""
         return self._synthesize(self.normalize(request))
 
     def _synthesize(self, request: SpeechRequest) -> np.ndarray:
+        if not request.text_is_whole:
+            chunks = [chunk.pcm for chunk in self.stream(request, pcm_format="float32")]
+            return np.concatenate(chunks)
         wavs = []
         for piece in self.text_pieces(request):
-            prefill, frames = self._piece_frames(piece, None, StreamStats())
+            prefill, frames = self._piece_frames(piece, piece.sampling, None, StreamStats())
             frame_list = list(frames)
             codes = (
                 torch.stack(frame_list)
@@ -305,10 +341,16 @@ class SpeechEngine:
         check_chunking(first_chunk_frames, chunk_frames, pcm_format)
         start = time.perf_counter()
         request = self.normalize(request)
-        pieces = self.text_pieces(request)
         cancel = cancel if cancel is not None else threading.Event()
-        stats = StreamStats(text_length=len(request.text))
-        audio = _PieceAudio(self, pieces, cancel, stats)
+        if request.text_is_whole:
+            pieces = self.text_pieces(request)
+            stats = StreamStats(text_length=len(request.text))
+            streamed = None
+        else:
+            stats = StreamStats()
+            streamed = StreamedText(self, request, feed_from(request.text), cancel, stats, start)
+            pieces = streamed.pieces()
+        audio = _PieceAudio(self, pieces, request.sampling, cancel, stats, streamed)
         chunks = chunk_stream(
             audio.frames(),
             audio.decode,
@@ -329,8 +371,10 @@ class _PieceAudio:
     synthesize() decodes each piece on its own); a chunk may span two pieces. The decoders take the engine's
     codec state in turn, each at its first frame (after the previous piece's last one)."""
 
-    def __init__(self, engine: SpeechEngine, pieces: list[SpeechRequest], cancel, stats: StreamStats):
+    def __init__(self, engine: SpeechEngine, pieces, sampling, cancel, stats: StreamStats, streamed=None):
+        """pieces: whole-text requests, or a StreamedText's pieces (`streamed`)."""
         self.engine, self.pieces, self.cancel, self.stats = engine, pieces, cancel, stats
+        self.sampling, self.streamed = sampling, streamed
         self.side_stream = engine.decode_cuda_stream
         self.decoders: list[StreamingDecoder] = []
         self.piece_of_frame: list[int] = []  # index into decoders, per frame handed out
@@ -340,7 +384,10 @@ class _PieceAudio:
         engine, side, stats = self.engine, self.side_stream, self.stats
         for piece in self.pieces:
             piece_stats = StreamStats()
-            prefill, piece_frames = engine._piece_frames(piece, self.cancel, piece_stats, side)
+            prefill, piece_frames = engine._piece_frames(piece, self.sampling, self.cancel, piece_stats, side)
+            if prefill is None:  # cancelled while waiting for the piece's first text
+                stats.stopped_by = "cancelled"
+                return
             if side is not None:
                 # The prefix (voice-clone reference codes) was put on the device on the main stream.
                 # Nothing of this piece is launched yet, so waiting for all of that stream waits for
@@ -351,14 +398,21 @@ class _PieceAudio:
             self.decoders.append(StreamingDecoder(engine.codec, prefix=prefill.ref_code))
             try:
                 for frame in piece_frames:
+                    if frame is None:  # a wait for text follows: let the chunker flush
+                        yield None
+                        continue
                     stats.frames += 1
                     stats.frame_ms.append(piece_stats.frame_ms[-1])
                     self.piece_of_frame.append(len(self.decoders) - 1)
+                    if self.streamed is not None:
+                        self.streamed.audio_started = True
                     yield frame
             finally:
                 piece_frames.close()  # at once, not when collected: the FrameGenerator is free again
                 stats.prefill_ms += piece_stats.prefill_ms
                 stats.stopped_by = piece_stats.stopped_by or stats.stopped_by
+                if self.streamed is None:
+                    stats.text_tokens += piece_stats.text_tokens
             if self.cancel.is_set():
                 return
 

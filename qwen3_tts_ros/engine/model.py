@@ -16,6 +16,7 @@ the core: `generate_*` synthesize each, `stream_*` stream the one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -24,13 +25,19 @@ from . import voice_prompt as vp
 from .audio.audio_stream import AudioStream
 from .checkpoints.loading import load_qwen_tts
 from .core import SpeechEngine
-from .types import SAMPLE_RATE, SpeechRequest, VoicePrompt
+from .types import SAMPLE_RATE, RunawayGuard, SpeechRequest, VoicePrompt
 
 STREAM_OPTIONS = ("first_chunk_frames", "chunk_frames", "pcm_format", "cancel", "prefetch_chunks")
 
 
 def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def _one_text(text) -> list:
+    """A stream's one text as the one-element batch the *_requests methods take (a list of pieces is one
+    text, not a batch)."""
+    return [text]
 
 
 def _broadcast(name: str, values: list, n: int) -> list:
@@ -56,11 +63,12 @@ class Qwen3TTSCudaGraphs(SpeechEngine):
         allow_download: bool = False,
         frame_options: dict[str, Any] | None = None,
         codec_stream: bool = True,
+        runaway: RunawayGuard | None = None,
         **kwargs,
     ) -> Qwen3TTSCudaGraphs:
         """Load a local model directory or hub id (hub ids only from the local cache unless allow_download).
 
-        frame_options, codec_stream: as for the constructor (core.py). kwargs go to
+        frame_options, codec_stream, runaway: as for the constructor (core.py). kwargs go to
         `qwen_tts.Qwen3TTSModel.from_pretrained` (e.g. attn_implementation, cache_dir, revision).
         """
         tts = load_qwen_tts(model_name, device=device, dtype=dtype, allow_download=allow_download, **kwargs)
@@ -70,6 +78,7 @@ class Qwen3TTSCudaGraphs(SpeechEngine):
             use_cuda_graphs=use_cuda_graphs,
             allow_download=allow_download,
             codec_stream=codec_stream,
+            runaway=runaway,
             **(frame_options or {}),
         )
         engine.source = str(model_name)
@@ -142,7 +151,8 @@ class Qwen3TTSCudaGraphs(SpeechEngine):
     # -- requests -------------------------------------------------------------------------------------------
     def _requests(self, mode: str, text, non_streaming_mode, sampling: dict, **fields) -> list[SpeechRequest]:
         """One normalised request per text (all of them before anything is generated); each field is one
-        value for every text or a list of one per text."""
+        value for every text or a list of one per text. non_streaming_mode None: qwen-tts's default of the
+        method for a str (voice.py), the streaming-text layout for text in pieces."""
         self._check_mode(mode)
         texts = _as_list(text)
         columns = {name: _broadcast(name, _as_list(value), len(texts)) for name, value in fields.items()}
@@ -172,13 +182,13 @@ class Qwen3TTSCudaGraphs(SpeechEngine):
         )
 
     def custom_voice_requests(
-        self, text, speaker, language=None, instruct=None, non_streaming_mode=True, **kwargs
+        self, text, speaker, language=None, instruct=None, non_streaming_mode=None, **kwargs
     ) -> list[SpeechRequest]:
         fields = dict(language=language, speaker=speaker, instruct=instruct)
         return self._requests("custom_voice", text, non_streaming_mode, kwargs, **fields)
 
     def voice_design_requests(
-        self, text, instruct, language=None, non_streaming_mode=True, **kwargs
+        self, text, instruct, language=None, non_streaming_mode=None, **kwargs
     ) -> list[SpeechRequest]:
         fields = dict(language=language, instruct=instruct)
         return self._requests("voice_design", text, non_streaming_mode, kwargs, **fields)
@@ -202,14 +212,14 @@ class Qwen3TTSCudaGraphs(SpeechEngine):
 
     @torch.no_grad()
     def generate_custom_voice(
-        self, text, speaker, language=None, instruct=None, non_streaming_mode=True, **kwargs
+        self, text, speaker, language=None, instruct=None, non_streaming_mode=None, **kwargs
     ):
         return self._generate(
             self.custom_voice_requests(text, speaker, language, instruct, non_streaming_mode, **kwargs)
         )
 
     @torch.no_grad()
-    def generate_voice_design(self, text, instruct, language=None, non_streaming_mode=True, **kwargs):
+    def generate_voice_design(self, text, instruct, language=None, non_streaming_mode=None, **kwargs):
         requests = self.voice_design_requests(text, instruct, language, non_streaming_mode, **kwargs)
         return self._generate(requests)
 
@@ -219,41 +229,45 @@ class Qwen3TTSCudaGraphs(SpeechEngine):
         options = {name: kwargs.pop(name) for name in STREAM_OPTIONS if name in kwargs}
         requests = make_requests(**kwargs)
         if len(requests) != 1:
-            raise ValueError("streaming takes one text (a str), not a list")
+            raise ValueError("streaming takes one text: a str, or an iterable of its pieces")
         return self.stream(requests[0], **options)  # normalised again there: idempotent, cheap
 
     def stream_voice_clone(  # fmt: skip
-        self, text: str, language=None, ref_audio=None, ref_text=None, x_vector_only_mode=False,
-        voice_clone_prompt=None, non_streaming_mode=False, **kwargs,
+        self, text: str | Iterable[str], language=None, ref_audio=None, ref_text=None,
+        x_vector_only_mode=False, voice_clone_prompt=None, non_streaming_mode=None, **kwargs,
     ) -> AudioStream:
-        """As generate_voice_clone, streamed; kwargs: sampling settings and stream()'s options."""
+        """As generate_voice_clone, streamed; kwargs: sampling settings and stream()'s options. text: a str
+        or its pieces as they are written (SpeechRequest.text)."""
         prompt = dict(ref_audio=ref_audio, ref_text=ref_text, x_vector_only_mode=x_vector_only_mode)
         return self._stream_one(
             lambda **sampling: self.voice_clone_requests(
-                text, language, **prompt, voice_clone_prompt=voice_clone_prompt,
+                _one_text(text), language, **prompt, voice_clone_prompt=voice_clone_prompt,
                 non_streaming_mode=non_streaming_mode, **sampling,
             ),
             kwargs,
         )  # fmt: skip
 
-    def stream_custom_voice(
-        self, text: str, speaker, language=None, instruct=None, non_streaming_mode=True, **kwargs
+    def stream_custom_voice(  # fmt: skip
+        self, text: str | Iterable[str], speaker, language=None, instruct=None, non_streaming_mode=None,
+        **kwargs,
     ) -> AudioStream:
-        """As generate_custom_voice, streamed; kwargs: sampling settings and stream()'s options."""
+        """As generate_custom_voice, streamed; kwargs: sampling settings and stream()'s options. text: a str
+        or its pieces as they are written (SpeechRequest.text; non_streaming_mode None: True for a str)."""
         return self._stream_one(
             lambda **sampling: self.custom_voice_requests(
-                text, speaker, language, instruct, non_streaming_mode, **sampling
+                _one_text(text), speaker, language, instruct, non_streaming_mode, **sampling
             ),
             kwargs,
         )
 
-    def stream_voice_design(
-        self, text: str, instruct, language=None, non_streaming_mode=True, **kwargs
+    def stream_voice_design(  # fmt: skip
+        self, text: str | Iterable[str], instruct, language=None, non_streaming_mode=None, **kwargs
     ) -> AudioStream:
-        """As generate_voice_design, streamed; kwargs: sampling settings and stream()'s options."""
+        """As generate_voice_design, streamed; kwargs: sampling settings and stream()'s options. text: a str
+        or its pieces as they are written (SpeechRequest.text; non_streaming_mode None: True for a str)."""
         return self._stream_one(
             lambda **sampling: self.voice_design_requests(
-                text, instruct, language, non_streaming_mode, **sampling
+                _one_text(text), instruct, language, non_streaming_mode, **sampling
             ),
             kwargs,
         )

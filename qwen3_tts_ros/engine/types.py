@@ -5,6 +5,7 @@ No torch work happens here; tensors are only carried.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -138,11 +139,31 @@ class VoicePrompt:
     ref_text: str | None = None
 
 
+@dataclass(frozen=True)
+class RunawayGuard:
+    """Ends an utterance whose model never says EOS: at most max(min_frames, ceil(frames_per_token * its
+    text tokens)) frames (speech is ~2-5 frames per token; a voice told to speak slowly, ~2x that)."""
+
+    frames_per_token: float = 8.0
+    min_frames: int = 50  # 4 s: short texts (one token, a name) still get room
+
+    def __post_init__(self) -> None:
+        Rule(float, 0.0, above=True).check("runaway frames_per_token", self.frames_per_token)
+        Rule(int, 1).check("runaway min_frames", self.min_frames)
+
+    def max_frames(self, text_tokens: int) -> int:
+        return max(self.min_frames, math.ceil(self.frames_per_token * text_tokens))
+
+
 @dataclass
 class SpeechRequest:
-    """One utterance to synthesise (batch size 1)."""
+    """One utterance to synthesise (batch size 1).
 
-    text: str
+    text: a str, or an iterable of str pieces still being written (an LLM's token stream; a generator that
+    blocks for the next piece, or an engine TextFeed): spoken as one utterance in the streaming-text
+    layout as the pieces arrive (core.py)."""
+
+    text: str | Iterable[str]
     mode: str  # voice_clone, custom_voice or voice_design (MODE_OF_MODEL_TYPE's values)
     language: str = "Auto"
     speaker: str | None = None  # custom_voice
@@ -155,14 +176,29 @@ class SpeechRequest:
         """The fields' types and the mode; what the loaded model accepts is checked by the engine."""
         if self.mode not in MODE_OF_MODEL_TYPE.values():
             raise ValueError(f"mode must be one of {sorted(MODE_OF_MODEL_TYPE.values())}, got {self.mode!r}")
-        for name in ("text", "language", "speaker", "instruct"):
+        for name in ("language", "speaker", "instruct"):
             value = getattr(self, name)
-            if not (isinstance(value, str) or (value is None and name != "text")):
+            if not (isinstance(value, str) or value is None):
                 raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        if not self.text_is_whole and (
+            not isinstance(self.text, Iterable) or isinstance(self.text, (bytes, bytearray, dict))
+        ):
+            kind = type(self.text).__name__
+            raise TypeError(f"text must be a str or an iterable of str pieces, got {kind}")
         if self.non_streaming_mode not in (None, True, False):
             raise TypeError(f"non_streaming_mode must be None, True or False, got {self.non_streaming_mode}")
+        if self.non_streaming_mode and not self.text_is_whole:
+            raise ValueError(
+                "non_streaming_mode=True needs the whole text up front; text given in pieces is spoken in "
+                "the streaming-text layout (leave non_streaming_mode None or False)"
+            )
         if not isinstance(self.sampling, SamplingParams):
             raise TypeError(f"sampling must be a SamplingParams, got {type(self.sampling).__name__}")
+
+    @property
+    def text_is_whole(self) -> bool:
+        """True for a str; False for text given in pieces."""
+        return isinstance(self.text, str)
 
 
 @dataclass
@@ -183,15 +219,22 @@ class PcmChunk:
 class StreamStats:
     """Filled in while a stream runs; complete once its final chunk has been yielded."""
 
-    text_length: int = 0
+    text_length: int = 0  # characters (of text given in pieces: received, once the stream ended)
+    text_tokens: int = 0  # the text's tokens (summed over pieces of a split text)
     prefill_ms: float = 0.0
     time_to_first_audio_ms: float = 0.0  # request -> first chunk ready (prefill + frames + decode)
+    # Text given in pieces: seconds from the request to its first non-empty piece (so first text -> first
+    # audio is time_to_first_audio_ms - 1000 * first_text_s); how often, and how long in all, generation
+    # waited for text after the first frame (a frame needs its text token, prefill.py).
+    first_text_s: float = 0.0
+    text_stalls: int = 0
+    text_wait_ms: float = 0.0
     frames: int = 0
     frame_ms: list[float] = field(default_factory=list)  # generation time of each frame
     decode_ms_total: float = 0.0
     total_s: float = 0.0
     audio_seconds: float = 0.0
-    stopped_by: str = ""  # "eos", "max_new_tokens", "cancelled", "max_seq_len"
+    stopped_by: str = ""  # "eos", "max_new_tokens", "cancelled", "max_seq_len", "runaway" (RunawayGuard)
 
     @property
     def real_time_factor(self) -> float:

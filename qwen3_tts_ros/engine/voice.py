@@ -102,8 +102,8 @@ class ModelVoices:
                 raise ValueError("a voice_clone request needs a voice_prompt (see create_voice_prompt)")
             prompt = vp.from_prompt_item(request.voice_prompt)
         non_streaming_mode = request.non_streaming_mode
-        if non_streaming_mode is None:
-            non_streaming_mode = DEFAULT_NON_STREAMING_MODE[mode]
+        if non_streaming_mode is None:  # text in pieces: only the streaming-text layout can take it
+            non_streaming_mode = DEFAULT_NON_STREAMING_MODE[mode] and request.text_is_whole
         return replace(
             request,
             language=self.check_language(request.language),

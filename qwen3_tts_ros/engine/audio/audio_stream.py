@@ -1,10 +1,11 @@
 """Streaming audio: frames -> PCM chunks as soon as they are decoded, optionally produced ahead of the reader.
 
 Chunking: the first chunk holds `first_chunk_frames` frames (1 frame = 80 ms of audio), later chunks
-`chunk_frames`. Every chunk has exactly frame_count * 1920 samples. The stream always ends with exactly one
-chunk with is_final=True; it holds the remaining frames, or is EMPTY (frame_count 0) when the frames ran
-out on a chunk boundary or the stream was cancelled. On cancel, frames generated but not yet decoded are
-dropped and the empty final chunk follows at once; `stats.stopped_by` is "cancelled".
+`chunk_frames`; for text given in pieces, a chunk also ends when generation has to wait for text, so a
+player gets what there is. Every chunk has exactly frame_count * 1920 samples. The stream always ends
+with exactly one chunk with is_final=True; it holds the remaining frames, or is EMPTY (frame_count 0)
+when the frames ran out on a chunk boundary or the stream was cancelled. On cancel, frames generated but
+not yet decoded are dropped and the empty final chunk follows at once; `stats.stopped_by` is "cancelled".
 
 prefetch_chunks > 0 runs the production (CUDA work: generation and decoding) on a background thread that
 fills a queue of at most prefetch_chunks chunks, so a slow reader does not stall generation until the
@@ -38,7 +39,7 @@ def check_chunking(first_chunk_frames: int, chunk_frames: int, pcm_format: str) 
 
 
 def chunk_stream(
-    frames: Iterator[torch.Tensor],
+    frames: Iterator[torch.Tensor | None],
     decode: Callable[[list[torch.Tensor]], np.ndarray],
     *,
     first_chunk_frames: int,
@@ -50,7 +51,8 @@ def chunk_stream(
 ) -> Iterator[PcmChunk]:
     """Group `frames` into chunks, decode each with `decode(its n (16,) frames) -> n * 1920 samples`.
 
-    The frames go to `decode` as they came, unstacked: it stacks them on the stream it decodes on.
+    The frames go to `decode` as they came, unstacked: it stacks them on the stream it decodes on. A None
+    among the frames (generation is about to wait for text) ends the chunk early, if it has frames.
     """
     pending: list[torch.Tensor] = []
     emitted = 0
@@ -82,6 +84,10 @@ def chunk_stream(
 
     try:
         for frame in frames:
+            if frame is None:  # generation waits for text (text_stream.py): hand out what there is
+                if pending and not (cancel is not None and cancel.is_set()):
+                    yield make_chunk(is_final=False)
+                continue
             pending.append(frame)
             generated_at = time.perf_counter() - start
             if len(pending) >= (first_chunk_frames if emitted == 0 else chunk_frames):

@@ -45,8 +45,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -74,6 +75,52 @@ def check_prefill_buckets(buckets, max_seq_len: int | None = None) -> None:
 class _PrefillBucket:
     embeds: torch.Tensor  # (1, size, H) static padded prompt
     graph: torch.cuda.CUDAGraph | None = None
+
+
+def _stop_before(t: int, cancel: threading.Event | None, budget: Callable[[], int] | None) -> str:
+    """Why frame t is not produced, known on the host ("" if nothing says so)."""
+    if cancel is not None and cancel.is_set():
+        return "cancelled"
+    if budget is not None and t >= budget():
+        return "runaway"
+    return ""
+
+
+class MoreText(Protocol):
+    """The rest of a text still arriving (text_stream.py's StreamPiece)."""
+
+    def take_rows(self, block: bool) -> tuple[torch.Tensor | None, bool]:
+        """-> ((n, H) text rows known since the last call, or None; whether the text has ended (the rows
+        then end with tts_eos)). block: wait until a row or the end is known (or the stream is cancelled)."""
+
+
+class _TextRows:
+    """The text track's rows as they are known, for a text still arriving (or all of it at once)."""
+
+    def __init__(self, generator: FrameGenerator, more: MoreText | None):
+        self.generator, self.more = generator, more
+        self.known = 0  # rows written into the text track
+        self.ended = more is None
+
+    def start(self, rows_in_prefill: int) -> None:
+        self.known = rows_in_prefill
+
+    def covers(self, replay: int) -> bool:
+        """Every frame of `replay` has its text row (or the text has ended)."""
+        return self.ended or self.known >= (replay + 1) * self.generator.frames_per_replay
+
+    def take(self, block: bool) -> None:
+        if self.ended:
+            return
+        rows, self.ended = self.more.take_rows(block)
+        gen = self.generator
+        if rows is not None:
+            rows = rows.to(device=gen.device, dtype=gen.dtype)[: gen.max_seq_len - self.known]
+            gen.text_track[self.known : self.known + rows.shape[0]].copy_(rows)
+            self.known += rows.shape[0]
+        if self.ended:  # frame t reads row min(t, text_len): the pad row from here on
+            gen.text_track[self.known].copy_(gen.tts_pad)
+            gen.text_len.fill_(self.known)
 
 
 @dataclass
@@ -234,8 +281,16 @@ class FrameGenerator:
         cancel: threading.Event | None = None,
         stats: StreamStats | None = None,
         consumer_stream: torch.cuda.Stream | None = None,
-    ) -> Iterator[torch.Tensor]:
+        more_text: MoreText | None = None,
+        max_frames: Callable[[], int] | None = None,
+    ) -> Iterator[torch.Tensor | None]:
         """Yield each frame's 16 codes as a (16,) int64 tensor on the model's device, in order.
+
+        more_text: the rest of a text still arriving (prefill.text_complete False): frame t is launched only
+        once text row t is known or the text has ended. Before a wait for text this yields None (nothing
+        is in flight: a consumer can flush what it holds). Without more_text, None never comes.
+        max_frames: the runaway guard's current budget (RunawayGuard.max_frames of the text's tokens so
+        far): the generation ends with stopped_by "runaway" at that many frames.
 
         consumer_stream (CUDA only): the stream the frames are used on; each is cloned on it, ordered
         after its own replay only (module doc). Use the frames on that stream (or record_stream them).
@@ -256,15 +311,18 @@ class FrameGenerator:
             raise ValueError(f"consumer_stream needs a CUDA model, this one is on {self.device}")
         if self.use_cuda_graphs:
             self.capture()
+        if prefill.text_complete == (more_text is not None):
+            raise ValueError("more_text goes with a prefill whose text is not complete, and only then")
         stats = stats if stats is not None else StreamStats()
-        return self._frames(prefill, sampling, cancel, stats, consumer_stream)
+        text = _TextRows(self, more_text)
+        return self._frames(prefill, sampling, cancel, stats, consumer_stream, text, max_frames)
 
-    def _frames(self, prefill, sampling, cancel, stats, consumer) -> Iterator[torch.Tensor]:
+    def _frames(self, prefill, sampling, cancel, stats, consumer, text, budget) -> Iterator[torch.Tensor]:
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("FrameGenerator is already generating (one stream at a time)")
         try:
             with torch.no_grad():
-                yield from self._decode(prefill, sampling, cancel, stats, consumer)
+                yield from self._decode(prefill, sampling, cancel, stats, consumer, text, budget)
         finally:
             self._busy.release()
 
@@ -275,8 +333,13 @@ class FrameGenerator:
         prompt_len = embeds.shape[1]
         trailing = prefill.trailing_text_hidden.to(**to_model)[0, : self.max_seq_len]
         self.text_track[: trailing.shape[0]].copy_(trailing)
-        self.text_track[trailing.shape[0]].copy_(prefill.tts_pad_embed.to(**to_model).view(-1))
-        self.text_len.fill_(trailing.shape[0])
+        self.tts_pad = prefill.tts_pad_embed.to(**to_model).view(-1)
+        if prefill.text_complete:
+            self.text_track[trailing.shape[0]].copy_(self.tts_pad)
+            self.text_len.fill_(trailing.shape[0])
+        else:  # rows are added as the text arrives (_TextRows); until it ends, row t is read for frame t
+            self.text_track[self.max_seq_len].copy_(self.tts_pad)
+            self.text_len.fill_(self.max_seq_len)
         self.prompt_len.fill_(prompt_len)
         self.step.zero_()
         self.talker_sampler.set(sampling)
@@ -313,7 +376,7 @@ class FrameGenerator:
             done.record()
         return _Launch(slot, done, (time.perf_counter() - start) * 1000)
 
-    def _decode(self, prefill, sampling, cancel, stats, consumer) -> Iterator[torch.Tensor]:
+    def _decode(self, prefill, sampling, cancel, stats, consumer, text, budget) -> Iterator[torch.Tensor]:
         start = time.perf_counter()
         on_cuda = self.device.type == "cuda"
         prefill_start = prefill_done = None
@@ -322,6 +385,7 @@ class FrameGenerator:
             prefill_start.record()
         prompt_len = prefill.inputs_embeds.shape[1]
         self._start_utterance(prefill, sampling)
+        text.start(prefill.trailing_text_hidden.shape[1])
         stats.prefill_ms = 0.0
         stats.frames = 0
         stats.frame_ms = []
@@ -345,12 +409,22 @@ class FrameGenerator:
                 stats.stopped_by = "eos" if eos else "max_new_tokens"
                 return
             for t in range(n_frames):
-                if cancel is not None and cancel.is_set():
-                    stats.stopped_by = "cancelled"
+                stats.stopped_by = _stop_before(t, cancel, budget)
+                if stats.stopped_by:
                     return
                 replay, index = divmod(t, per_replay)
                 ahead = 1 if replay == 0 else self.launch_ahead
-                while launched < min(replay + ahead, n_replays):
+                text.take(block=False)
+                while launched < min(replay + ahead, n_replays) and text.covers(launched):
+                    in_flight.append(self._launch(launched))
+                    launched += 1
+                if launched == replay:  # this frame needs text that has not come yet
+                    yield None
+                    while not text.covers(launched) and not (cancel is not None and cancel.is_set()):
+                        text.take(block=True)
+                    stats.stopped_by = _stop_before(t, cancel, budget)  # the wait may have taken long
+                    if stats.stopped_by:
+                        return
                     in_flight.append(self._launch(launched))
                     launched += 1
                 if index == 0:

@@ -10,7 +10,10 @@ Layout (positions):
   [tts_pad]*(L-2) + tts_bos  +  C(codec prefix)[:-1]  codec prefix = think/lang tags, speaker, pad, bos
   then the text:
     streaming text (non_streaming_mode False): T(text[0]) + C(bos); the rest of the text (+ tts_eos) is
-      fed one token per generated frame through `trailing_text_hidden`
+      fed one token per generated frame through `trailing_text_hidden`. Text that is still arriving
+      (`known_ids` given) is this layout with the tokens known so far: the trailing rows stop where the
+      known text does (no tts_eos) and the frame generator is given the rest as it comes
+      (engine/text_stream.py)
     non-streaming: (T(text) ++ tts_eos) + C(pad), then tts_pad + C(bos); trailing = tts_pad
     voice clone ICL: reference text + text against C(bos) ++ reference codes (see _icl_part)
 """
@@ -31,6 +34,7 @@ class Prefill:
     trailing_text_hidden: torch.Tensor  # (1, T, H) text fed one position per generated frame
     tts_pad_embed: torch.Tensor  # (1, 1, H) text track once trailing_text_hidden is used up
     ref_code: torch.Tensor | None  # (R, 16) ICL reference codes (the decode prefix), else None
+    text_complete: bool = True  # False: the text goes on past trailing_text_hidden (no tts_eos yet)
 
 
 def assistant_text(text: str) -> str:
@@ -84,10 +88,15 @@ def _language_id(tc, language: str, speaker: str | None) -> int | None:
 
 
 def _icl_part(tracks, tc, text_ids, ref_ids, ref_code, tts_pad, tts_eos, non_streaming_mode):
-    """Voice clone in-context part: text = T(ref text ++ text) ++ tts_eos, codec = C(bos) ++ ref frames."""
-    text_embed = torch.cat([tracks.text(torch.cat([ref_ids, text_ids], dim=-1)), tts_eos], dim=1)
+    """Voice clone in-context part: text = T(ref text ++ text) ++ tts_eos, codec = C(bos) ++ ref frames.
+    tts_eos None: the text goes on (streaming layout only; the caller knows it covers the codec part)."""
+    text_embed = tracks.text(torch.cat([ref_ids, text_ids], dim=-1))
+    if tts_eos is not None:
+        text_embed = torch.cat([text_embed, tts_eos], dim=1)
     codec_embed = torch.cat([tracks.codec([tc.codec_bos_id]), tracks.frames(ref_code)], dim=1)
     n_text, n_codec = text_embed.shape[1], codec_embed.shape[1]
+    if tts_eos is None:
+        return text_embed[:, :n_codec] + codec_embed, text_embed[:, n_codec:]
     if non_streaming_mode:
         part = torch.cat(
             [text_embed + tracks.codec([tc.codec_pad_id] * n_text), codec_embed + tts_pad], dim=1
@@ -99,12 +108,55 @@ def _icl_part(tracks, tc, text_ids, ref_ids, ref_code, tts_pad, tts_eos, non_str
     return text_embed + codec_embed, tts_pad
 
 
+def _icl_reference(prompt) -> bool:
+    return prompt is not None and prompt.ref_code is not None and prompt.icl_mode
+
+
+def prompt_text_tokens(processor, request: SpeechRequest) -> int:
+    """How many of the text's tokens the streaming-text prompt holds: 1, or for voice clone ICL the text
+    positions the reference codes leave after the reference text (0 when the reference text covers them).
+    Text arriving in pieces can start generating once that many tokens (and at least one: it fixes the
+    role prefix's last token, which a leading newline merges into) are known."""
+    prompt = request.voice_prompt
+    if not _icl_reference(prompt):
+        return 1
+    if not prompt.ref_text:
+        raise ValueError("voice clone ICL mode needs the reference text (ref_text)")
+    ref_tokens = len(processor.tokenizer(reference_text(prompt.ref_text))["input_ids"]) - 5
+    return max(1, 1 + len(prompt.ref_code) - ref_tokens)
+
+
+def _ids_without_sync(ids: list[int], device) -> torch.Tensor:
+    """(1, n) ids on `device`. From pinned memory, so the host does not wait for the frames in flight (a
+    pageable copy would wait for everything queued on the stream)."""
+    host = torch.tensor([ids], dtype=torch.long)
+    if torch.device(device).type != "cuda":
+        return host
+    return host.pin_memory().to(device, non_blocking=True)
+
+
+def text_rows(model, ids: list[int]) -> torch.Tensor:
+    """(len(ids), H) text-track rows T(ids) on the model's device: text tokens that arrived after the
+    prompt was built, fed one row per generated frame."""
+    tracks = _Tracks(model)
+    with torch.inference_mode():
+        return tracks.text(_ids_without_sync(ids, tracks.device))[0]
+
+
+def end_of_text_row(model) -> torch.Tensor:
+    """(1, H) the tts_eos row that follows the last text row."""
+    return text_rows(model, [model.config.tts_eos_token_id])
+
+
 @torch.inference_mode()
-def build_prefill(model, processor, request: SpeechRequest) -> Prefill:
+def build_prefill(model, processor, request: SpeechRequest, known_ids: list[int] | None = None) -> Prefill:
     """Build the talker prompt for `request` on `model`'s device and dtype.
 
     request: normalised (voice.ModelVoices.normalize): only what its mode uses is set (speaker, instruct,
     voice prompt), its language and speaker are the model's.
+    known_ids: for a text still arriving (request.text is then not used), the ids of assistant_text's
+    start known so far: the 3 role-prefix tokens, then at least prompt_text_tokens(...) text tokens;
+    streaming-text layout; the Prefill's text_complete is False.
 
     model: qwen-tts `Qwen3TTSForConditionalGeneration`; processor: its `Qwen3TTSProcessor`.
     """
@@ -114,8 +166,13 @@ def build_prefill(model, processor, request: SpeechRequest) -> Prefill:
     non_streaming_mode = request.non_streaming_mode
     if non_streaming_mode is None:
         non_streaming_mode = DEFAULT_NON_STREAMING_MODE[request.mode]
-
-    input_ids = _tokenize(processor, assistant_text(request.text), device)
+    text_complete = known_ids is None
+    if text_complete:
+        input_ids = _tokenize(processor, assistant_text(request.text), device)
+    else:
+        if non_streaming_mode:
+            raise ValueError("text that is still arriving needs the streaming-text layout")
+        input_ids = torch.tensor([known_ids], device=device, dtype=torch.long)
     instruct, speaker, prompt = request.instruct, request.speaker, request.voice_prompt
     speaker_embed = None
     if speaker:
@@ -145,31 +202,36 @@ def build_prefill(model, processor, request: SpeechRequest) -> Prefill:
     n_codec = codec_prefix.shape[1]
     parts.append(torch.cat((tts_pad.expand(-1, n_codec - 2, -1), tts_bos), dim=1) + codec_prefix[:, :-1])
 
+    text = input_ids[:, 3:-5] if text_complete else input_ids[:, 3:]
     ref_code = None
-    if prompt is not None and prompt.ref_code is not None and prompt.icl_mode:
+    if _icl_reference(prompt):
         if not prompt.ref_text:
             raise ValueError("voice clone ICL mode needs the reference text (ref_text)")
         ref_ids = _tokenize(processor, reference_text(prompt.ref_text), device)
         ref_code = torch.as_tensor(prompt.ref_code).to(device=device, dtype=torch.long)
+        eos = tts_eos if text_complete else None
         icl, trailing = _icl_part(
-            tracks, tc, input_ids[:, 3:-5], ref_ids[:, 3:-2], ref_code, tts_pad, tts_eos, non_streaming_mode
+            tracks, tc, text, ref_ids[:, 3:-2], ref_code, tts_pad, eos, non_streaming_mode
         )
         parts.append(icl)
     elif non_streaming_mode:
-        text = input_ids[:, 3:-5]
         parts.append(
             torch.cat((tracks.text(text), tts_eos), dim=1)
             + tracks.codec([tc.codec_pad_id] * (text.shape[1] + 1))
         )
         parts.append(tts_pad + tracks.codec([tc.codec_bos_id]))
         trailing = tts_pad
-    else:
+    elif text_complete:
         parts.append(tracks.text(input_ids[:, 3:4]) + codec_prefix[:, -1:])
         trailing = torch.cat((tracks.text(input_ids[:, 4:-5]), tts_eos), dim=1)
+    else:
+        parts.append(tracks.text(input_ids[:, 3:4]) + codec_prefix[:, -1:])
+        trailing = tracks.text(input_ids[:, 4:])
 
     return Prefill(
         inputs_embeds=torch.cat(parts, dim=1),
         trailing_text_hidden=trailing,
         tts_pad_embed=tts_pad,
         ref_code=ref_code,
+        text_complete=text_complete,
     )
