@@ -46,7 +46,7 @@ ANSWER = (
     "Sure, I can help with that. The kitchen is down the hall, second door on the left, next to the "
     "blue cabinet. I will wait here while you get the cup. If the door is closed, just push it gently; "
     "it opens inward. Tell me when you are back, and we can start the next task together."
-)  # 60 words
+)  # 57 words, 277 characters
 FRAME_S = SAMPLES_PER_FRAME / 24000
 SAMPLING = dict(do_sample=True, subtalker_dosample=True, max_new_tokens=2048, min_new_tokens=2047)
 
