@@ -164,7 +164,6 @@ class _Qwen2Plan:
     """Where the text may be cut, for a fast tokenizer with Qwen2's pipeline (see the module docstring)."""
 
     def __init__(self, backend, added_tokens: list[str]):
-        self._backend = backend
         normalizer = backend.normalizer
         self._normalize = None if normalizer is None else normalizer.normalize_str
         self._pre_tokenize = backend.pre_tokenizer.pre_tokenize_str
@@ -227,8 +226,7 @@ class _Qwen2Plan:
             a = e
         if a is not None and a < len(text):
             self._open_cuts(text, a, end, cuts)
-        best = max((c for c in cuts if c >= start and c > 0), default=None)
-        return best
+        return max((c for c in cuts if c >= start and c > 0), default=None)
 
     def _chunk_spans(self, normalized: str) -> list[tuple[int, int]]:
         return [span for _, span in self._pre_tokenize(normalized)]
@@ -266,6 +264,7 @@ class _Qwen2Plan:
             if x is not None:
                 cuts.append(x)
 
+
 def _space_run_end(chars: str, s: int) -> int:
     i = s
     while i < len(chars) and _is_space(chars[i]):
@@ -284,7 +283,7 @@ class IncrementalTokenizer:
     def __init__(self, tokenizer):
         self._tokenizer = tokenizer
         self._plan = _Qwen2Plan.of(tokenizer)
-        self._pieces: list[str] = []
+        self._text = ""
         self._window = PREFIX  # the uncommitted text, with the role prefix until the first commit
         self._at_start = True
         self._committed: list[int] = []
@@ -293,7 +292,7 @@ class IncrementalTokenizer:
     @property
     def text(self) -> str:
         """All text fed so far."""
-        return "".join(self._pieces)
+        return self._text
 
     @property
     def committed(self) -> list[int]:
@@ -317,7 +316,7 @@ class IncrementalTokenizer:
             raise TypeError(f"text pieces must be str, got {type(piece).__name__}")
         if not piece:
             return []
-        self._pieces.append(piece)
+        self._text += piece
         self._window += piece
         if self._plan is None:
             return []
