@@ -300,3 +300,38 @@ def test_a_tiny_checkpoint_with_the_bpe_tokenizer_speaks_through_the_engine(tiny
     ref_wavs, ref_sr = tts.generate_custom_voice(**args)
     assert sr == ref_sr and len(wavs) == len(ref_wavs) == 1
     np.testing.assert_array_equal(wavs[0], ref_wavs[0])
+
+
+@pytest.mark.usefixtures("torch_single_thread")
+def test_text_in_pieces_with_the_bpe_tokenizer_gives_the_audio_of_the_whole_text(tiny_custom_voice_bpe_dir):
+    """The engine's acceptance property (issue 13) with merging text tokens: any split of the text, fed
+    as pieces, gives the frames and (float64) audio of the whole text in the streaming-text layout."""
+    import numpy as np
+    import torch
+    from waveform_bounds import assert_same_audio
+
+    from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
+    from qwen3_tts_ros.engine.checkpoints.loading import load_qwen_tts
+
+    tts = load_qwen_tts(tiny_custom_voice_bpe_dir, device="cpu", dtype=torch.float64)
+    engine = Qwen3TTSCudaGraphs(tts, max_seq_len=1024)
+    text = "Hello, I'm your assistant.  It's 42 — 你好，世界！ 👍🏽 ok"
+    tokens = len(qwen_tts_text_tokens(tts.processor.tokenizer, text))
+    # Frames past every text row (then tts_eos, then padding): each token's row is read by some frame.
+    frames = tokens + 4
+    greedy = dict(do_sample=False, subtalker_dosample=False, pcm_format="float32")
+    greedy.update(min_new_tokens=frames + 1, max_new_tokens=frames + 1)
+
+    def speak(source, **options):
+        stream = engine.stream_custom_voice(source, "vivian", "english", **greedy, **options)
+        return np.concatenate([c.pcm for c in stream]), stream.stats
+
+    whole, whole_stats = speak(text, non_streaming_mode=False)
+    assert whole_stats.frames == frames
+    rng = random.Random("bpe engine")
+    for pieces in [list(text), *random_splits(text, rng, 3)]:
+        got, stats = speak(iter(pieces))
+        what = f"split {pieces!r}"
+        assert stats.text_tokens == tokens, what
+        assert (stats.frames, stats.stopped_by) == (whole_stats.frames, whole_stats.stopped_by), what
+        assert_same_audio(got, whole, what)
