@@ -68,7 +68,8 @@ from qwen3_tts_ros.engine.audio.causal_codec import CausalCodecDecoder  # noqa: 
 from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator  # noqa: E402
 from qwen3_tts_ros.node.settings import load_config, utterance_settings  # noqa: E402
 from qwen3_tts_ros.node.text import clean_text, split_sentences  # noqa: E402
-from qwen3_tts_ros.node.worker import QueuedText, SynthesisWorker  # noqa: E402
+from qwen3_tts_ros.node.worker import SynthesisWorker  # noqa: E402
+from qwen3_tts_ros.node.worker_types import QueuedText  # noqa: E402
 from qwen3_tts_ros.testing import process_memory as pm  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")

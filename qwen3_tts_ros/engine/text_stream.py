@@ -67,6 +67,7 @@ class StreamedText:
             text, self.ended, self.error = "", True, exc
         self.buffer += text
         self.received += len(text)
+        self.stats.text_length = self.received
         if self.feed.first_piece_at is not None and not self.stats.first_text_s:
             self.stats.first_text_s = max(self.feed.first_piece_at - self.start, 1e-9)
 
@@ -89,7 +90,6 @@ class StreamedText:
             index += 1
             if self.ended and not self.buffer.strip():
                 break
-        self.stats.text_length = self.received
         if self.error is not None:
             raise self.error
 
@@ -191,10 +191,9 @@ class StreamPiece:
         stream = self.stream
         stream.receive(0.0)
         self._route()
-        if block:
+        if block:  # the generator asks only when the next frame has no text row: a stall, however short
             waited = self._wait_for(lambda: self.tokens > self.rows_given or self.finished)
-            if waited is not None:
-                stream._stalled(waited)
+            stream._stalled(waited or 0.0)
         new = self.ids[self.rows_given :]
         self.rows_given = len(self.ids)
         rows = [text_rows(self.engine.model, new)] if new else []

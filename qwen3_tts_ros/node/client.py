@@ -3,7 +3,8 @@ through the standard services, send text, collect the audio stream.
 Used by scripts/say.py and the integration tests.
 
 It only uses what any other ROS node would: <ns>/<node>/change_state and get_state (lifecycle_msgs),
-<ns>/tts/text, <ns>/tts/audio, <ns>/tts/audio_info, <ns>/tts/speaking, <ns>/tts/latency, /diagnostics,
+<ns>/tts/text, <ns>/tts/text_stream,
+<ns>/tts/audio, <ns>/tts/audio_info, <ns>/tts/speaking, <ns>/tts/latency, /diagnostics,
 <ns>/<node>/stop and the <ns>/<node>/say action (<ns> is the node's namespace, "" by default).
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from qwen3_tts_ros.action import Say
-from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency
+from qwen3_tts_ros.msg import AudioChunk, TextChunk, UtteranceLatency
 from qwen3_tts_ros.node.qos import ACTION_REQUESTS
 
 TRANSITIONS = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
@@ -152,8 +153,9 @@ class TtsClient:
         n.create_subscription(AudioInfo, f"{ns}/tts/audio_info", self._recorder(self.audio_info), LATCHED)
         n.create_subscription(UtteranceLatency, f"{ns}/tts/latency", self._recorder(self.latency), 100)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._recorder(self.diagnostics), 100)
-        self.text_pub = n.create_publisher(String, f"{ns}/tts/text", QoSProfile(depth=100,
-                                                                          reliability=ReliabilityPolicy.RELIABLE))
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.text_pub = n.create_publisher(String, f"{ns}/tts/text", reliable)
+        self.stream_pub = n.create_publisher(TextChunk, f"{ns}/tts/text_stream", reliable)
         self._change = n.create_client(ChangeState, f"{self.node_path}/change_state")
         self._get = n.create_client(GetState, f"{self.node_path}/get_state")
         self._stop = n.create_client(Trigger, f"{self.node_path}/stop")
@@ -292,8 +294,9 @@ class TtsClient:
 
     # ------------------------------------------------------------------ text in, audio out
     def wait_for_subscriber(self, timeout: float = 30.0) -> bool:
+        """Until the node's tts/text and tts/text_stream subscriptions are matched."""
         deadline = time.monotonic() + timeout
-        while self.text_pub.get_subscription_count() < 1:
+        while self.text_pub.get_subscription_count() < 1 or self.stream_pub.get_subscription_count() < 1:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.02)
@@ -304,6 +307,10 @@ class TtsClient:
         t = time.monotonic()
         self.text_pub.publish(String(data=text))
         return t
+
+    def send_chunk(self, stream_id: str, sequence: int, text: str, final: bool = False) -> None:
+        """Publish one TextChunk of a text stream."""
+        self.stream_pub.publish(TextChunk(stream_id=stream_id, sequence=sequence, text=text, final=final))
 
     def count(self, name: str) -> int:
         with self._lock:

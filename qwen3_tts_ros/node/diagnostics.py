@@ -24,10 +24,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def synthesis_status(
-    node_name: str, state: str, stats: WorkerStats, counters: dict[str, int], hardware_id: str
+def synthesis_status(  # fmt: skip
+    node_name: str, state: str, stats: WorkerStats, counters: dict[str, int], stream_counters: dict[str, int],
+    hardware_id: str,
 ) -> DiagnosticStatus:
-    """One status "<node>: synthesis": OK when active and healthy, WARN when not active, ERROR on failure."""
+    """One status "<node>: synthesis": OK when active and healthy, WARN when not active, ERROR on failure.
+    counters: tts/text's (text_input.py); stream_counters: tts/text_stream's (text_streams.COUNTERS), each
+    published as stream_<name>."""
     if stats.last_failed:
         level, message = DiagnosticStatus.ERROR, f"last utterance failed: {stats.last_error}"
     elif state != "active":
@@ -54,11 +57,13 @@ def synthesis_status(
         ("utterances", int(stats.utterances)),
         ("interrupted", int(stats.interrupted)),
         ("errors", int(stats.errors)),
+        ("runaway", int(stats.runaway)),
         ("dropped", int(stats.dropped)),
         ("texts_received", int(counters.get("received", 0))),
         ("rejected", int(counters.get("rejected", 0))),
         ("too_long", int(counters.get("too_long", 0))),
         ("empty", int(counters.get("empty", 0))),
+        *((f"stream_{name}", int(value)) for name, value in stream_counters.items()),
         ("gpu_memory_allocated_mb", float(stats.gpu_memory_allocated_mb)),
     ]
     return DiagnosticStatus(

@@ -129,6 +129,22 @@ SPECS: tuple[Spec, ...] = (
         "bucket that holds it, a longer one runs uncaptured. Each <= max_seq_len; [0]: no buckets.",
         "configure",
     ),
+    Spec(
+        "runaway.frames_per_token",
+        8.0,
+        "Runaway guard: an utterance the model has not ended after max(runaway.min_frames, this * its text's "
+        "tokens) frames ends there (a warning, counted as runaway). Speech takes about 2-5 frames per token. "
+        "0.0: off (as qwen-tts: only sampling.max_new_tokens limits it).",
+        "configure",
+        float_range=(0.0, 1000.0),
+    ),
+    Spec(
+        "runaway.min_frames",
+        50,
+        "Runaway guard: frames every utterance may have whatever its length (50 = 4 s).",
+        "configure",
+        int_range=(1, 100000),
+    ),
     # --- voice
     Spec(
         "voice.mode",
@@ -192,6 +208,31 @@ SPECS: tuple[Spec, ...] = (
         10000,
         "Longest text accepted, in characters; a longer one is rejected whole (logged, counted as too_long), "
         "never cut.",
+        "utterance",
+        int_range=(1, 1000000),
+    ),
+    # --- text streams (tts/text_stream)
+    Spec(
+        "text_stream.timeout_s",
+        5.0,
+        "A text stream that sends no chunk for this long ends as if final; a missing chunk is waited for "
+        "this long, then the stream ends at the gap.",
+        "utterance",
+        float_range=(0.01, 3600.0),
+    ),
+    Spec(
+        "text_stream.max_open_streams",
+        4,
+        "Most text streams assembling at once; a chunk that would open one more is rejected with the rest of "
+        "its stream (counted).",
+        "utterance",
+        int_range=(1, 1000),
+    ),
+    Spec(
+        "text_stream.max_buffered_chars",
+        10000,
+        "Most characters a text stream holds that its utterance has not taken yet (chunks after a gap, text "
+        "waiting in the queue); the chunk that would exceed it is rejected and the stream ends before it.",
         "utterance",
         int_range=(1, 1000000),
     ),
@@ -270,10 +311,6 @@ SPECS: tuple[Spec, ...] = (
 SPEC_BY_NAME = {s.name: s for s in SPECS}
 
 
-
-
-
-
 def validate(name: str, value: Any) -> str | None:
     """Reason why `value` is not acceptable for `name` beyond type and range, or None."""
     spec = SPEC_BY_NAME.get(name)
@@ -298,8 +335,6 @@ def _check_buckets(value) -> None:
     sizes = [int(b) for b in value]
     if sizes != [0]:  # [0]: none
         check_prefill_buckets(sizes)
-
-
 
 
 def declare_all(node) -> None:

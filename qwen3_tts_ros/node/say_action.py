@@ -28,7 +28,8 @@ from rclpy.qos import QoSProfile
 
 from qwen3_tts_ros.action import Say
 from qwen3_tts_ros.node.qos import ACTION_REQUESTS
-from qwen3_tts_ros.node.worker import QueuedText, QueueFull, SynthesisWorker
+from qwen3_tts_ros.node.worker import SynthesisWorker
+from qwen3_tts_ros.node.worker_types import QueuedText, QueueFull
 
 LOG_THROTTLE_S = 5.0
 # One feedback per chunk: a burst of short goals publishes them faster than rclpy's default depth (10) holds.

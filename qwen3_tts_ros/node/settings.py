@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from qwen3_tts_ros.engine.config import EngineConfig
-from qwen3_tts_ros.node.worker import LoadConfig, UtteranceSettings
+from qwen3_tts_ros.node.worker_types import LoadConfig, UtteranceSettings
 
 # A sampling.* number left at these takes the model's default (generation_config.json, then qwen-tts's).
 MODEL_DEFAULT_FLOAT = float("nan")
@@ -32,7 +32,8 @@ def sampling_overrides(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# Load-time parameters that are EngineConfig fields of the same name (prefill_buckets is one too, with [0]).
+# Load-time parameters that are EngineConfig fields of the same name (prefill_buckets is one too, with [0];
+# runaway.* are runaway_*, with 0.0 for off).
 ENGINE_PARAMETERS = (
     "model", "device", "dtype", "max_seq_len", "use_cuda_graphs", "compile", "allow_download",
 )  # fmt: skip
@@ -41,7 +42,12 @@ ENGINE_PARAMETERS = (
 def engine_config(values: dict[str, Any]) -> EngineConfig:
     """The load-time parameters of the engine as its EngineConfig (ValueError naming a setting it refuses)."""
     buckets = tuple(b for b in values["prefill_buckets"] if b != 0)  # [0]: none (ROS has no empty int array)
-    return EngineConfig(prefill_buckets=buckets, **{name: values[name] for name in ENGINE_PARAMETERS})
+    return EngineConfig(
+        prefill_buckets=buckets,
+        runaway_frames_per_token=values["runaway.frames_per_token"] or None,  # 0.0: off
+        runaway_min_frames=values["runaway.min_frames"],
+        **{name: values[name] for name in ENGINE_PARAMETERS},
+    )
 
 
 def utterance_settings(values: dict[str, Any]) -> UtteranceSettings:

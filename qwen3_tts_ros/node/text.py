@@ -14,14 +14,18 @@ MIN_SEGMENT_CHARS = 12
 
 
 def clean_text(text: str) -> str:
+    """A whole text as it is spoken: control characters replaced or removed (below), stripped."""
+    return remove_control_characters(text).strip()
+
+
+def remove_control_characters(text: str) -> str:
     """Control characters (NUL, BEL, ESC, ... C0/C1) carry no speech and would reach the tokenizer as bytes:
-    white-space ones (tab, newline, ...) become spaces, the others are removed; the result is stripped.
-    Format characters (zero-width joiner in emoji sequences, ...) are kept."""
+    white-space ones (tab, newline, ...) become spaces, the others are removed. Format characters (zero-width
+    joiner in emoji sequences, ...) are kept. Character by character, so a text cleaned in pieces equals the
+    text cleaned whole (text_streams.py)."""
     if text.isprintable():
-        return text.strip()
-    return "".join(
-        " " if c.isspace() else c for c in text if c.isspace() or unicodedata.category(c) != "Cc"
-    ).strip()
+        return text
+    return "".join(" " if c.isspace() else c for c in text if c.isspace() or unicodedata.category(c) != "Cc")
 
 
 def split_sentences(text: str, min_chars: int = MIN_SEGMENT_CHARS) -> list[str]:

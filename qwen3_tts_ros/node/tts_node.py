@@ -1,9 +1,11 @@
 """The `qwen3_tts` lifecycle node: text on tts/text in, streamed AudioChunk messages on tts/audio out.
 
-Threads: a MultiThreadedExecutor runs the lifecycle services (default, mutually exclusive group) and, in a
-separate reentrant group, the text subscription, the stop service and the diagnostics timer, so they keep
-being served while a transition waits. Every torch/CUDA call happens on the SynthesisWorker's thread;
-transitions hand it their heavy work (load, capture + warm-up, release) and wait for the result.
+Threads: a MultiThreadedExecutor runs the lifecycle services (default, mutually exclusive group), the text
+subscription (its own mutually exclusive group: texts in arrival order) and, in a reentrant group, the stop
+service and the diagnostics timer, so they keep being served while a transition waits. Every torch/CUDA call
+happens on the SynthesisWorker's thread (worker.py); transitions hand it their heavy work (load, capture +
+warm-up, release: loaded_model.py) and wait for the result. Text in: text_input.py; what is published:
+outputs.py (the worker's Sink); signals, the spin loop and the exit: process.py.
 
 Lifecycle (rclpy swallows exceptions raised in on_* callbacks, so each one catches, logs one line naming the
 cause and returns FAILURE):
@@ -20,57 +22,43 @@ Topic names are relative, so a namespace moves them all (defaults: /tts/...).
 
 from __future__ import annotations
 
-import array
 import concurrent.futures
-import os
-import signal
 import socket
-import sys
-import threading
 import time
 import traceback
 from typing import Any
 
 import rclpy
-from audio_common_msgs.msg import AudioData, AudioInfo
-from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from std_msgs.msg import Bool, String
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from qwen3_tts_ros.engine.types import SAMPLE_RATE
-from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency
+from qwen3_tts_ros.msg import TextChunk
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
-from qwen3_tts_ros.node.pcm import PcmEncoder
+from qwen3_tts_ros.node.outputs import NodeOutputs
+from qwen3_tts_ros.node.process import SPIN_TIMEOUT_S, ExitSignals, exit_now, spin_until
 from qwen3_tts_ros.node.say_action import SayActionServer
-from qwen3_tts_ros.node.settings import load_config, utterance_settings
+from qwen3_tts_ros.node.settings import load_config
 from qwen3_tts_ros.node.startup import import_engine_quietly
-from qwen3_tts_ros.node.text import clean_text, split_sentences
-from qwen3_tts_ros.node.worker import ConfigError, ModelReleased, QueuedText, SynthesisWorker, WorkerClosed
+from qwen3_tts_ros.node.stream_input import CHECK_PERIOD_S, StreamInput
+from qwen3_tts_ros.node.text_input import TextInput
+from qwen3_tts_ros.node.worker import SynthesisWorker
+from qwen3_tts_ros.node.worker_types import ConfigError, ModelReleased, WorkerClosed
 
 NODE_NAME = "qwen3_tts"
 TRANSITION_TIMEOUT_S = 600.0  # model load / CUDA-graph capture; generous for a first load on a Jetson
 DEACTIVATE_TIMEOUT_S = 30.0  # one chunk of the slowest configuration, with margin
-LOG_THROTTLE_S = 5.0
 # Keep-last depth of the tts/text subscription: a burst of more texts than this, faster than the executor
 # takes them, loses the oldest inside DDS before the node sees them (measured: 500 texts published at once
 # with depth 100 -> 101 received). Texts are small; the queue policy decides what is spoken.
 TEXT_DEPTH = 1000
-SPIN_TIMEOUT_S = 0.1  # longest wait of the spin loop before it checks for SIGINT/SIGTERM
 RESULT_FLUSH_S = 1.0  # at exit: longest spin that hands the say goals ended by the shutdown their results
 RESULT_SEND_SPINS = 5  # then spins that send them (each returns at once while there is work)
-LATCHED = QoSProfile(
-    depth=1,
-    history=HistoryPolicy.KEEP_LAST,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 
 
 class ShuttingDown(Exception):
@@ -87,25 +75,20 @@ class TtsNode(LifecycleNode):
         # at once, and a text sent right after a long one (whose cleaning and splitting take longer) was
         # queued before it (a loaded CI run, test_bad_input).
         self._text_group = MutuallyExclusiveCallbackGroup()
-        self._counter_lock = threading.Lock()
-        # Held while publishing from a callback or the worker and while cleanup destroys the publishers: a
-        # diagnostics tick racing a cleanup published on a destroyed publisher and that ended the node.
-        self._pub_lock = threading.Lock()
-        # rejected: refused while not active or too long (too_long counts the latter); empty: nothing to say.
-        self._counters = dict(received=0, empty=0, rejected=0, too_long=0)
         self._configured = False
         self._active = False
         # Set by SIGINT/SIGTERM (begin_shutdown) and close(); transitions waiting on the worker give up on it.
         self._closing = False
         self._state_label = "unconfigured"
         self._hardware_id = socket.gethostname()
-        self._entities: list = []  # (destroy function, entity) made by configure, destroyed by cleanup
-        self._pub_audio = self._pub_audio_data = self._pub_latency = None
-        self._pub_speaking = self._pub_info = self._pub_diag = None
-        self._audio_info: AudioInfo | None = None
-        self._frame_id = ""
-        self._worker = SynthesisWorker(sink=self, logger=self.get_logger())
-        self._say = SayActionServer(self, self._worker, self._prepare_text, self._queue_policy, self._refusal)
+        self._inputs: list = []  # (destroy function, entity): subscription, service, timer made by configure
+        self._outputs = NodeOutputs(self)
+        self._worker = SynthesisWorker(sink=self._outputs, logger=self.get_logger())
+        self._text = TextInput(self, self._worker, self._refusal)
+        self._streams = StreamInput(self, self._text)
+        self._say = SayActionServer(
+            self, self._worker, self._text.prepare, self._text.queue_policy, self._refusal
+        )
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, parameters) -> SetParametersResult:
@@ -137,7 +120,7 @@ class TtsNode(LifecycleNode):
             except ValueError as exc:
                 raise ConfigError(f"invalid parameter: {exc}") from exc
             message = self._wait(self._worker.load(cfg))
-            with self._pub_lock:  # close() sets _closing under it: no entities made after its cleanup
+            with self._outputs.lock:  # close() sets _closing under it: no entities made after its cleanup
                 if self._closing:
                     raise ShuttingDown
                 self._create_entities(v)
@@ -156,7 +139,7 @@ class TtsNode(LifecycleNode):
         self._state_label = "activating"
         try:
             message = self._wait(self._worker.activate())
-            with self._pub_lock:
+            with self._outputs.lock:
                 if self._closing:
                     raise ShuttingDown
                 result = super().on_activate(state)  # enables the lifecycle publishers
@@ -182,7 +165,7 @@ class TtsNode(LifecycleNode):
         self._state_label = "deactivating"
         try:
             keep = self.get_parameter("queue.keep_on_deactivate").value
-            was_speaking, cleared = self._stop_speaking(clear_queue=not keep, reason="deactivated")
+            was_speaking, cleared, streams = self._stop_speaking(clear_queue=not keep, reason="deactivated")
             result = super().on_deactivate(state)
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(
@@ -193,6 +176,7 @@ class TtsNode(LifecycleNode):
         self.get_logger().info(
             f"deactivated: {'stopped the current utterance, ' if was_speaking else ''}"
             f"{'kept' if keep else f'dropped {cleared}'} queued text(s)"
+            + (f", ended {streams} text stream(s)" if streams else "")
         )
         return result
 
@@ -239,14 +223,17 @@ class TtsNode(LifecycleNode):
         self._state_label = "unconfigured"
         return TransitionCallbackReturn.FAILURE
 
-    def _stop_speaking(self, clear_queue: bool, reason: str) -> tuple[bool, int]:
-        """Stop accepting text and end the current utterance (its final chunk is published before return)."""
+    def _stop_speaking(self, clear_queue: bool, reason: str) -> tuple[bool, int, int]:
+        """Stop accepting text, end the current utterance (its final chunk is published before return) and
+        every text stream; (was speaking, queued texts cleared, streams ended)."""
         self._active = False
         self._worker.set_accepting(False)
-        was_speaking, cleared = self._worker.stop(clear_queue=clear_queue, reason=reason)
+        (was_speaking, cleared), streams = self._streams.stop_all(
+            reason, lambda: self._worker.stop(clear_queue=clear_queue, reason=reason)
+        )
         if not self._worker.wait_idle(DEACTIVATE_TIMEOUT_S):
             self.get_logger().error(f"the current utterance did not stop within {DEACTIVATE_TIMEOUT_S:.0f} s")
-        return was_speaking, cleared
+        return was_speaking, cleared, streams
 
     def _release(self, what: str, final_label: str = "unconfigured") -> TransitionCallbackReturn:
         result = TransitionCallbackReturn.SUCCESS
@@ -265,57 +252,33 @@ class TtsNode(LifecycleNode):
 
     # ------------------------------------------------------------------ ROS entities
     def _create_entities(self, v: dict[str, Any]) -> None:
-        audio_qos = QoSProfile(
-            depth=v["output.audio_depth"],
-            history=HistoryPolicy.KEEP_LAST,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.VOLATILE,
-        )
-        lifecycle_pub = self.create_lifecycle_publisher
-        self._pub_audio = self._keep(
-            self.destroy_lifecycle_publisher, lifecycle_pub(AudioChunk, "tts/audio", audio_qos)
-        )
-        self._pub_latency = self._keep(
-            self.destroy_lifecycle_publisher, lifecycle_pub(UtteranceLatency, "tts/latency", 10)
-        )
-        self._pub_audio_data = None
-        if v["output.audio_data_topic"]:
-            self._pub_audio_data = self._keep(
-                self.destroy_lifecycle_publisher,
-                lifecycle_pub(AudioData, v["output.audio_data_topic"], audio_qos),
-            )
-        # Plain publishers: "not speaking" and the stream format hold in every state.
-        self._pub_speaking = self._keep(
-            self.destroy_publisher, self.create_publisher(Bool, "tts/speaking", LATCHED)
-        )
-        self._pub_info = self._keep(
-            self.destroy_publisher, self.create_publisher(AudioInfo, "tts/audio_info", LATCHED)
-        )
+        """Configure's topics and services (called with the outputs' lock held)."""
+        self._outputs.create(v)
         self._keep(
             self.destroy_subscription,
             self.create_subscription(
-                String, "tts/text", self._on_text, TEXT_DEPTH, callback_group=self._text_group
+                String, "tts/text", self._text.on_text, TEXT_DEPTH, callback_group=self._text_group
             ),
+        )
+        self._keep(  # same group as tts/text: texts and chunks are taken in arrival order
+            self.destroy_subscription,
+            self.create_subscription(
+                TextChunk,
+                "tts/text_stream",
+                self._streams.on_chunk,
+                TEXT_DEPTH,
+                callback_group=self._text_group,
+            ),
+        )
+        self._keep(
+            self.destroy_timer,
+            self.create_timer(CHECK_PERIOD_S, self._streams.check_timeouts, callback_group=self._io_group),
         )
         self._keep(
             self.destroy_service,
             self.create_service(Trigger, "~/stop", self._on_stop, callback_group=self._io_group),
         )
-        encoder = PcmEncoder(v["output.format"], SAMPLE_RATE, v["output.sample_rate"])
-        self._audio_info = AudioInfo(
-            channels=1,
-            sample_rate=v["output.sample_rate"],
-            sample_format=encoder.sample_format,
-            bitrate=encoder.bitrate,
-            coding_format="wave",
-        )
-        self._frame_id = v["output.frame_id"]
-        self._pub_info.publish(self._audio_info)
-        self._pub_speaking.publish(Bool(data=False))
         if v["diagnostics.period_s"] > 0:
-            self._pub_diag = self._keep(
-                self.destroy_publisher, self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-            )
             self._keep(
                 self.destroy_timer,
                 self.create_timer(
@@ -323,131 +286,37 @@ class TtsNode(LifecycleNode):
                 ),
             )
 
-    def _keep(self, destroy, entity):
-        self._entities.append((destroy, entity))
-        return entity
+    def _keep(self, destroy, entity) -> None:
+        self._inputs.append((destroy, entity))
 
     def _destroy_entities(self) -> None:
-        with self._pub_lock:
-            self._pub_audio = self._pub_audio_data = self._pub_latency = None
-            self._pub_speaking = self._pub_info = self._pub_diag = None
-            while self._entities:
-                destroy, entity = self._entities.pop()
+        with self._outputs.lock:
+            while self._inputs:
+                destroy, entity = self._inputs.pop()
                 destroy(entity)
+        self._outputs.destroy()
 
     # ------------------------------------------------------------------ executor callbacks (cheap only)
-    def _count(self, name: str) -> None:
-        with self._counter_lock:
-            self._counters[name] += 1
-
     def _refusal(self) -> str:
         """Why no text is accepted now; "" while active."""
         return "" if self._active else f"node is {self._state_label}, not active"
 
-    def _queue_policy(self) -> tuple[str, int]:
-        return self.get_parameter("queue.policy").value, self.get_parameter("queue.max_size").value
-
-    def _prepare_text(self, raw: str, received_at: float) -> tuple[QueuedText | None, str]:
-        """A text (tts/text message or say goal) as the worker queues it, with the current text settings; or
-        (None, why it is refused: "empty text" or too long)."""
-        text = clean_text(raw)
-        if not text:
-            return None, "empty text"
-        v = P.read_all(self)
-        if len(text) > v["text.max_chars"]:
-            limit = v["text.max_chars"]
-            return None, f"text of {len(text)} characters rejected: longer than text.max_chars={limit}"
-        segments = split_sentences(text) if v["text.split_sentences"] else [text]
-        settings = utterance_settings(v)
-        return QueuedText(segments=segments, settings=settings, received_at=received_at), ""
-
-    def _on_text(self, msg: String) -> None:
-        received_at = time.monotonic()
-        self._count("received")
-        refusal = self._refusal()
-        if refusal:
-            self._count("rejected")
-            self.get_logger().warning(f"text rejected: {refusal}", throttle_duration_sec=LOG_THROTTLE_S)
-            return
-        queued, reason = self._prepare_text(msg.data, received_at)
-        if queued is None:
-            if reason == "empty text":
-                self._count("empty")
-                self.get_logger().warning("empty text ignored", throttle_duration_sec=LOG_THROTTLE_S)
-            else:
-                self._count("rejected")
-                self._count("too_long")
-                self.get_logger().warning(reason, throttle_duration_sec=LOG_THROTTLE_S)
-            return
-        v = P.read_all(self)
-        dropped = self._worker.enqueue(queued, v["queue.policy"], v["queue.max_size"])
-        if dropped is None:
-            self._count("rejected")
-            return
-        if dropped:
-            self.get_logger().warning(
-                f"{v['queue.policy']}: dropped {dropped} waiting text(s)",
-                throttle_duration_sec=LOG_THROTTLE_S,
-            )
-
     def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        was_speaking, cleared = self._worker.stop(clear_queue=True)
+        (was_speaking, cleared), streams = self._streams.stop_all("stopped", self._worker.stop)
         response.success = True
         response.message = (
             f"{'stopped the current utterance' if was_speaking else 'nothing was speaking'}; "
-            f"cleared {cleared} queued text(s)"
+            f"cleared {cleared} queued text(s)" + (f"; ended {streams} text stream(s)" if streams else "")
         )
         return response
 
     def _publish_diagnostics(self) -> None:
-        with self._counter_lock:
-            counters = dict(self._counters)
+        stats, counters = self._worker.snapshot(), self._text.counters()
+        stream_counters = self._streams.streams.counters()
         status = synthesis_status(
-            self.get_name(), self._state_label, self._worker.snapshot(), counters, self._hardware_id
+            self.get_name(), self._state_label, stats, counters, stream_counters, self._hardware_id
         )
-        with self._pub_lock:
-            if self._pub_diag is not None:
-                self._pub_diag.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
-
-    # ------------------------------------------------------------------ Sink (called on the worker thread)
-    def chunk(
-        self,
-        utterance_id: int,
-        sequence: int,
-        frame_start: int,
-        frame_count: int,
-        is_final: bool,
-        data: bytes,
-    ) -> None:
-        msg = AudioChunk(
-            utterance_id=utterance_id,
-            sequence=sequence,
-            is_final=is_final,
-            frame_start=frame_start,
-            frame_count=frame_count,
-            info=self._audio_info,
-        )
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self._frame_id
-        msg.audio.data = array.array("B", data)
-        with self._pub_lock:
-            if self._pub_audio is None:
-                raise RuntimeError("audio chunk published after cleanup")  # the worker logs it
-            self._pub_audio.publish(msg)
-            if self._pub_audio_data is not None and data:
-                self._pub_audio_data.publish(msg.audio)
-
-    def speaking(self, value: bool) -> None:
-        with self._pub_lock:
-            if self._pub_speaking is not None:
-                self._pub_speaking.publish(Bool(data=value))
-
-    def latency(self, record: dict[str, Any]) -> None:
-        msg = UtteranceLatency(**record)
-        msg.header.stamp = self.get_clock().now().to_msg()
-        with self._pub_lock:
-            if self._pub_latency is not None:
-                self._pub_latency.publish(msg)
+        self._outputs.diagnostics(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 
     # ------------------------------------------------------------------ process
     def begin_shutdown(self) -> None:
@@ -458,10 +327,11 @@ class TtsNode(LifecycleNode):
         """Process exit: stop synthesis, release the model on the worker thread, end the worker; with the
         executor, spin it until the say goals that this ended have their results (bounded). False when the
         worker is still inside a model load or capture, which cannot be interrupted."""
-        with self._pub_lock:
+        with self._outputs.lock:
             self._closing = True
         self._active = False
-        ended = self._worker.close()
+        ended = self._worker.close()  # not under stop_all: the worker's end tells the streams' observers
+        self._streams.stop_all("shutdown")
         if not ended:
             self.get_logger().info("exiting during a model load or graph capture (it cannot be interrupted)")
         self._say.close()
@@ -477,43 +347,19 @@ class TtsNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    # Our own SIGINT/SIGTERM handling: rclpy's handler shuts the context down at once, so the utterance being
-    # spoken could not publish its final chunk (players would wait for it) and the worker died mid-publish.
-    # Here a signal only ends the spin loop; close() then stops synthesis cleanly while ROS still works.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    node = None
-
-    def on_signal(signum, frame) -> None:
-        stop.set()
-        if node is not None:
-            node.begin_shutdown()  # a configure / activate waiting on the worker gives up within 0.1 s
-        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    node = TtsNode()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # our own handlers (process.py)
+    signals = ExitSignals()
+    node = signals.node = TtsNode()
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     try:
         # The node's services exist (a launch's lifecycle request waits for an answer, not for a service),
         # but nothing spins yet, so nothing of ours logs while the import's output is being caught.
-        imported = import_engine_quietly(node.get_logger(), stop)
-        if imported and node.get_parameter("autostart").value and not stop.is_set():
-            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS and not stop.is_set():
+        imported = import_engine_quietly(node.get_logger(), signals.stop)
+        if imported and node.get_parameter("autostart").value and not signals.stop.is_set():
+            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS and not signals.stop.is_set():
                 node.trigger_activate()
-        while not stop.is_set() and rclpy.ok():
-            try:
-                executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)  # returns to Python, so signals are seen
-            except ExternalShutdownException:
-                break
-            except Exception as exc:  # noqa: BLE001 - a failing callback must not end a node that runs for days
-                if type(exc).__name__ == "InvalidHandle":
-                    # rclpy's executor can take from an entity (e.g. a publisher's QoS event handler) that a
-                    # cleanup on another executor thread is destroying; nothing of ours is lost.
-                    node.get_logger().warning(f"rclpy: entity destroyed while in use, ignored ({exc})")
-                else:
-                    node.get_logger().error("callback failed: " + traceback.format_exc())
+        spin_until(signals.stop, executor, node)
     finally:
         worker_ended = node.close(executor)
         executor.shutdown()
@@ -521,16 +367,7 @@ def main(args=None) -> None:
         rclpy.try_shutdown()
     if not worker_ended:
         node.get_logger().debug("the worker thread is still loading or capturing")
-    _exit_now()
-
-
-def _exit_now() -> None:
-    """Exit 0 without the interpreter's teardown: everything was released and ROS (its log files too) was shut
-    down; the teardown of torch and the ROS wheels took about 2 s more (launch escalates to SIGTERM at 5 s),
-    and around a worker or import thread still inside torch it can crash or hang."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_now()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ class WorkerStats:
     utterances: int = 0
     interrupted: int = 0
     errors: int = 0
+    runaway: int = 0  # utterances ended by the runaway guard
     dropped: int = 0  # texts dropped from the queue (full, interrupt, stop, deactivate)
     ttfa_ms: collections.deque = dataclasses.field(default_factory=lambda: _window(()))
     last_rtf: float = 0.0
@@ -52,6 +53,23 @@ class WorkerStats:
     @property
     def ttfa_last_ms(self) -> float:
         return self.ttfa_ms[-1] if self.ttfa_ms else 0.0
+
+    def add_utterance(self, record: dict, cancelled: bool, published: bool) -> None:
+        """Count one utterance from its latency record (utterance.speak); `cancelled`: its text was stopped,
+        `published`: some of its audio was."""
+        error = record["error"] if record["stopped_by"] == "error" else ""
+        self.utterances += 1
+        self.interrupted += int(record["interrupted"] and not error)
+        self.errors += int(bool(error))
+        self.runaway += int(record["stopped_by"] == "runaway")
+        self.last_failed = bool(error) and not cancelled
+        if error:
+            self.last_error = error
+        if published:
+            self.ttfa_ms.append(record["time_to_first_audio_ms"])
+        if record["frames"]:
+            self.last_rtf = record["real_time_factor"]
+            self.last_ms_per_frame = record["frame_ms_mean"]
 
     def copy(self, **changes) -> WorkerStats:
         return dataclasses.replace(self, ttfa_ms=_window(self.ttfa_ms), **changes)

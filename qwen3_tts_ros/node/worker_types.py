@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from qwen3_tts_ros.engine.config import EngineConfig
@@ -60,15 +61,29 @@ class UtteranceSettings:
     chunk_frames: int
 
 
+class TextPieces(Protocol):
+    """Text still arriving in pieces (a text stream's engine TextFeed, stream_input.StreamFeed)."""
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def chars_put(self) -> int:
+        """Characters received so far (the utterance's text_length)."""
+
+
+# What one utterance speaks: a whole text, or a text stream's pieces.
+Segment = str | TextPieces
+
+
 @dataclasses.dataclass
 class QueuedText:
-    """One accepted text message. Its segments (sentences) are spoken back to back, one utterance (one
-    utterance_id, one final chunk) each; the queue holds, drops and cancels whole texts, so a long text never
-    pushes an earlier one out of the queue and is never left half-spoken with its beginning dropped."""
+    """One accepted text message or text stream. Its segments (sentences; a stream is one segment) are spoken
+    back to back, one utterance (one utterance_id, one final chunk) each; the queue holds, drops and cancels
+    whole texts, so a long text never pushes an earlier one out of the queue and is never left half-spoken
+    with its beginning dropped."""
 
-    segments: list[str]
+    segments: list[Segment]
     settings: UtteranceSettings
-    received_at: float  # time.monotonic() when the text message arrived
+    received_at: float  # time.monotonic() when the text message (a stream's first words) arrived
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     observer: TextObserver | None = None
     # Why it was cancelled or dropped: "stopped" (~/stop), "preempted" (interrupt policy), "dropped" (queue

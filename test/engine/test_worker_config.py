@@ -7,7 +7,7 @@ import pathlib
 import yaml
 
 from qwen3_tts_ros.node.settings import load_config, utterance_settings
-from qwen3_tts_ros.node.worker import LoadConfig, UtteranceSettings
+from qwen3_tts_ros.node.worker_types import LoadConfig, UtteranceSettings
 
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / "config" / "tts.yaml"
 
@@ -23,7 +23,8 @@ def test_every_voice_and_output_field_comes_from_its_own_parameter():
     marks = {name: f"marker {i}" for i, name in enumerate(values) if not name.startswith(("sampling.",
                                                                                           "streaming."))}
     engine_parameters = ("model", "device", "dtype", "max_seq_len", "use_cuda_graphs", "compile",
-                         "prefill_buckets", "allow_download")
+                         "prefill_buckets", "allow_download", "runaway.frames_per_token",
+                         "runaway.min_frames")
     marked.update({k: v for k, v in marks.items() if k not in engine_parameters})
     got = load_config(marked)
     source = {field: [n for n, v in marked.items() if v == getattr(got, field)] for field in fields}
@@ -36,6 +37,17 @@ def test_every_voice_and_output_field_comes_from_its_own_parameter():
     assert engine.prefill_buckets == tuple(values["prefill_buckets"])
     assert (engine.model, engine.max_seq_len, engine.compile) == (values["model"], values["max_seq_len"],
                                                                  values["compile"])
+
+
+def test_runaway_guard_parameters_reach_the_engine_config():
+    values = _yaml_values()
+    assert (values["runaway.frames_per_token"], values["runaway.min_frames"]) == (8.0, 50)  # on by default
+    engine = load_config(values).engine
+    assert (engine.runaway_frames_per_token, engine.runaway_min_frames) == (8.0, 50)
+    assert engine.runaway().max_frames(10) == 80
+    values.update({"runaway.frames_per_token": 0.0, "runaway.min_frames": 7})
+    engine = load_config(values).engine
+    assert engine.runaway_frames_per_token is None and engine.runaway() is None  # 0.0: off
 
 
 def test_utterance_settings_take_sampling_and_streaming_parameters():

@@ -20,12 +20,12 @@ import torch
 
 from qwen3_tts_ros.engine.config import EngineConfig
 from qwen3_tts_ros.engine.types import SamplingParams
-from qwen3_tts_ros.node.worker import (
+from qwen3_tts_ros.node.worker import SynthesisWorker
+from qwen3_tts_ros.node.worker_types import (
     ConfigError,
     LoadConfig,
     ModelReleased,
     QueuedText,
-    SynthesisWorker,
     UtteranceSettings,
 )
 from qwen3_tts_ros.testing.process_memory import rss_bytes
@@ -122,7 +122,7 @@ def cycles(w, recorder, model_dir, device, n, allocated):
 def test_worker_cycles_cpu(worker, tiny_custom_voice_dir):
     w, recorder = worker
     baseline, after, rss = cycles(w, recorder, tiny_custom_voice_dir, "cpu", 3, lambda: 0)
-    assert w._engine is None and len(recorder.latencies) == 3
+    assert w.model.engine is None and len(recorder.latencies) == 3
 
 
 def _cuda_allocated() -> int:
@@ -166,7 +166,7 @@ def test_out_of_memory_at_configure_fails_clearly_and_configure_works_after(work
     with gpu_full():
         with pytest.raises(ConfigError, match="CUDA out of memory while loading .* free GPU memory"):
             w.load(load_config(tiny_custom_voice_dir, "cuda")).result(300)
-        assert w._engine is None
+        assert w.model.engine is None
     w.load(load_config(tiny_custom_voice_dir, "cuda")).result(300)
     w.activate().result(300)
     speak(w, recorder)
@@ -180,7 +180,7 @@ def test_out_of_memory_in_capture_releases_the_model_and_configure_works_after(w
         with pytest.raises(ModelReleased, match="CUDA out of memory in CUDA-graph capture") as info:
             w.activate().result(300)
         print(f"activate failed with: {info.value}")
-        assert w._engine is None, "the model must be released"
+        assert w.model.engine is None, "the model must be released"
     w.load(load_config(tiny_custom_voice_dir, "cuda")).result(300)
     w.activate().result(300)
     record = speak(w, recorder)

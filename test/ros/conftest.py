@@ -65,6 +65,22 @@ def long_text(tiny_custom_voice_checkpoint):
     pytest.skip("no candidate text runs long enough on this tiny checkpoint")
 
 
+@pytest.fixture(scope="module")
+def engine(tiny_custom_voice_checkpoint):
+    """The tiny custom_voice engine in this process, as the test nodes load it (CPU, float32, the node's
+    max_seq_len), to compute what a node should publish."""
+    import torch
+
+    from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
+
+    eng = Qwen3TTSCudaGraphs.from_pretrained(str(tiny_custom_voice_checkpoint), device="cpu",
+                                             dtype=torch.float32, max_seq_len=2048, use_cuda_graphs=True,
+                                             allow_download=False)
+    eng.capture()
+    yield eng
+    eng.close()
+
+
 class RunningNode:
     """A node process plus a client bound to its namespace; `log()` is the node's output so far."""
 

@@ -87,7 +87,7 @@ CASES = [
 @pytest.mark.parametrize("kind,values", CASES)
 def test_bad_voice_settings_fail_configure_and_leave_the_node_reconfigurable(node, checkpoints, kind, values):
     assert _configure(node, model=str(checkpoints[kind]), **values) == TransitionCallbackReturn.FAILURE
-    assert node._worker._engine is None, "a failed configure must not keep the model loaded"
+    assert node._worker.model.engine is None, "a failed configure must not keep the model loaded"
     assert not node._configured
     # The node is still unconfigured: fix the parameters and configure again.
     fixed = dict(model=str(checkpoints["custom_voice"]), voice__mode="", voice__speaker="",
@@ -98,7 +98,7 @@ def test_bad_voice_settings_fail_configure_and_leave_the_node_reconfigurable(nod
 
 def _fix_and_configure(node, checkpoints) -> None:
     """The node is still unconfigured and usable: a good configuration configures."""
-    assert node._worker._engine is None, "a failed configure must not keep the model loaded"
+    assert node._worker.model.engine is None, "a failed configure must not keep the model loaded"
     assert not node._configured
     fixed = dict(model=str(checkpoints["custom_voice"]), voice__mode="", voice__speaker="",
                  voice__instruct="", voice__language="Auto", voice__ref_audio="", voice__ref_text="",
@@ -123,7 +123,7 @@ def _speak_in_process(node, text: str = "A short test sentence."):
 
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     before = node._worker.snapshot().utterances
-    node._on_text(String(data=text))
+    node._text.on_text(String(data=text))
     deadline = time.monotonic() + 120
     while node._worker.snapshot().utterances == before and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -169,7 +169,7 @@ def test_instruct_on_a_model_that_ignores_it_is_dropped_with_a_warning(node, che
     if kind == "base":
         values["voice__ref_audio"] = audio_files["mono"]
     assert _configure(node, **values) == TransitionCallbackReturn.SUCCESS
-    assert node._worker._request_fields.get("instruct") is None
+    assert node._worker.model.request_fields.get("instruct") is None
     log = capfd.readouterr().err
     assert "voice.instruct ignored" in log, log[-2000:]
     assert _speak_in_process(node).errors == 0

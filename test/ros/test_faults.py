@@ -27,7 +27,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 import qwen3_tts_ros  # noqa: E402
 from qwen3_tts_ros.node.client import TtsClient  # noqa: E402
 from qwen3_tts_ros.node.tts_node import TtsNode  # noqa: E402
-from qwen3_tts_ros.node.worker import ModelReleased  # noqa: E402
+from qwen3_tts_ros.node.worker_types import ModelReleased  # noqa: E402
 from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT  # noqa: E402
 
 OUR_CODE = str(pathlib.Path(qwen3_tts_ros.__file__).parent) + os.sep  # frames of our code in a traceback
@@ -98,7 +98,7 @@ def in_process(tiny_custom_voice_checkpoint, base_overrides):
 
 def test_exception_inside_generation_ends_the_utterance_and_the_next_one_works(in_process, monkeypatch):
     client, worker = in_process.client, in_process.node._worker
-    generator = worker._engine.frame_generator
+    generator = worker.model.engine.frame_generator
     real_replay, calls = generator._replay_unit, []
 
     def failing_replay():  # the 4th frame of the next utterance fails like a CUDA kernel error would
@@ -144,7 +144,7 @@ def test_callbacks_racing_cleanup_do_not_end_the_node(in_process):
         while not stop.is_set():
             try:
                 node._publish_diagnostics()
-                node.speaking(False)
+                node._outputs.speaking(False)
             except Exception as exc:  # noqa: BLE001
                 errors.append(exc)
 
@@ -173,12 +173,12 @@ def test_model_lost_in_activate_leaves_the_node_unconfigured_and_configurable(in
     assert client.change_state("deactivate")
 
     def activate_out_of_memory():
-        released = worker._release()
+        released = worker.model.release()
         raise ModelReleased(f"CUDA out of memory in CUDA-graph capture (simulated); {released}")
 
-    monkeypatch.setattr(worker, "_activate", activate_out_of_memory)
+    monkeypatch.setattr(worker.model, "activate", activate_out_of_memory)
     assert not client.change_state("activate")
-    assert client.get_state() == "unconfigured" and worker._engine is None
+    assert client.get_state() == "unconfigured" and worker.model.engine is None
     monkeypatch.undo()
     assert client.change_state("configure") and client.change_state("activate")
     mark = client.mark()

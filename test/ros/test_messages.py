@@ -7,7 +7,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from audio_common_msgs.msg import AudioInfo  # noqa: E402
-from qwen3_tts_ros.msg import AudioChunk, UtteranceLatency  # noqa: E402
+from qwen3_tts_ros.msg import AudioChunk, TextChunk, UtteranceLatency  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT  # noqa: E402
@@ -69,10 +69,18 @@ def test_utterance_latency_round_trip(ros_node):
                            time_to_first_audio_ms=31.0, end_to_end_first_audio_ms=33.5, frames=25,
                            audio_seconds=2.0, synthesis_seconds=0.5, real_time_factor=4.0,
                            frame_ms_mean=3.5, frame_ms_p50=3.25, frame_ms_p95=4.75, frame_ms_max=6.0,
-                           decode_ms_total=12.0, interrupted=True, error="stopped")
+                           decode_ms_total=12.0, interrupted=True, error="stopped",
+                           first_text_to_first_audio_ms=21.5, text_stalls=3, text_wait_ms=140.25)
     got = _round_trip(ros_node, UtteranceLatency, "/test/latency", msg)
-    for field in ("utterance_id", "text_length", "frames", "interrupted", "error"):
+    for field in ("utterance_id", "text_length", "frames", "interrupted", "error", "text_stalls"):
         assert getattr(got, field) == getattr(msg, field)
     for field in ("queue_wait_ms", "prefill_ms", "time_to_first_audio_ms", "real_time_factor",
-                  "frame_ms_p95"):
+                  "frame_ms_p95", "first_text_to_first_audio_ms", "text_wait_ms"):
         assert getattr(got, field) == pytest.approx(getattr(msg, field))
+
+
+def test_text_chunk_round_trip(ros_node):
+    # sequence near the top of uint32, text beyond ASCII
+    fields = dict(stream_id="llm-7f3a", sequence=4_000_000_000, text=" wörld 👍🏽", final=True)
+    got = _round_trip(ros_node, TextChunk, "/test/text_chunk", TextChunk(**fields))
+    assert {name: getattr(got, name) for name in fields} == fields

@@ -1,8 +1,8 @@
 """The qwen3_tts node as a real process over real DDS, active, greedy: what comes out of /tts/audio.
 
 One node process (tiny random custom_voice checkpoint, CPU) serves the whole module; tests set per-utterance
-parameters through the standard set_parameters service. The engine is also loaded in this process to compute
-the expected output of the same request.
+parameters through the standard set_parameters service. The engine is also loaded in this process (the
+`engine` fixture, conftest.py) to compute the expected output of the same request.
 """
 import numpy as np
 import pytest
@@ -12,20 +12,6 @@ from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT
 pytestmark = pytest.mark.ros
 
 SHORT_FRAMES = 20  # max_new_tokens for the quick utterances
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_custom_voice_checkpoint):
-    import torch
-
-    from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
-
-    eng = Qwen3TTSCudaGraphs.from_pretrained(str(tiny_custom_voice_checkpoint), device="cpu",
-                                             dtype=torch.float32, max_seq_len=2048, use_cuda_graphs=True,
-                                             allow_download=False)
-    eng.capture()
-    yield eng
-    eng.close()
 
 
 @pytest.fixture(scope="module")

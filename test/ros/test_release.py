@@ -50,7 +50,7 @@ def _run(checkpoint, device, allocated):
         baseline = allocated()
         first = _cycle(node, allocated)
         second = _cycle(node, allocated)  # re-configurable after cleanup
-        assert node._worker._engine is None, "cleanup must drop the engine"
+        assert node._worker.model.engine is None, "cleanup must drop the engine"
         return baseline, first, second, node._worker.snapshot()
     finally:
         node.close()
