@@ -5,6 +5,12 @@ factor.
     echo "Hello." | qwen3-tts-say -o hello.wav --model /models/Qwen3-TTS-12Hz-0.6B-CustomVoice --speaker Ryan
     qwen3-tts-say --model Qwen/Qwen3-TTS-12Hz-0.6B-Base --ref-audio me.wav --ref-text "What I said." "Hi."
     qwen3-tts-say --model /models/Qwen3-TTS-12Hz-1.7B-VoiceDesign --instruct "A calm, low voice." "Hi."
+    llm ... | qwen3-tts-say --stream-stdin -o - | aplay -f S16_LE -r 24000 -c 1
+
+--stream-stdin speaks standard input as it arrives (a language model's output piped in, partial lines
+too): one utterance, started as soon as its first words are final, exactly as the whole text would be
+spoken. `-o -` writes raw 16-bit little-endian PCM (mono, 24 kHz) to standard output instead of a WAV,
+and the messages go to standard error.
 
 Without --model it loads the same built-in tiny RANDOM demo checkpoint as the node (noise, not speech).
 The audio is streamed exactly as the node streams it (first chunk of --first-chunk-frames frames, then
@@ -17,10 +23,14 @@ Exit status: 0 written; 2 bad input (arguments, text, model, voice); 1 synthesis
 from __future__ import annotations
 
 import argparse
+import codecs
+import contextlib
+import itertools
 import os
 import sys
 import time
 import wave
+from collections.abc import Iterator
 
 PROG = "qwen3-tts-say"
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
@@ -40,7 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("text", nargs="*", help="text to speak; none or '-': read it from standard input")
-    ap.add_argument("-o", "--output", default="out.wav", help="WAV file to write (default: %(default)s)")
+    ap.add_argument(
+        "-o",
+        "--output",
+        default="out.wav",
+        help="WAV file to write (default: %(default)s); '-': raw 16-bit little-endian PCM, mono, 24 kHz, to "
+        "standard output (messages then go to standard error)",
+    )
+    ap.add_argument(
+        "--stream-stdin",
+        action="store_true",
+        help="speak standard input as it arrives (e.g. a language model piped in), as one utterance",
+    )
 
     g = ap.add_argument_group("model")
     g.add_argument(
@@ -110,6 +131,32 @@ def read_text(words: list[str], stdin) -> str:
     return text
 
 
+def stdin_pieces(fd: int) -> Iterator[str]:
+    """The text on file descriptor `fd` as it arrives: whatever a read returns (a pipe gives what was
+    written, not whole lines), decoded as UTF-8 (a character cut between two reads waits for its rest;
+    invalid bytes become U+FFFD)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    while True:
+        data = os.read(fd, 65536)
+        text = decoder.decode(data, final=not data)
+        if text:
+            yield text
+        if not data:
+            return
+
+
+def streamed_text(fd: int) -> Iterator[str]:
+    """stdin_pieces, once it has more than whitespace (BadInput if it ends before): the engine is given
+    a text that has begun."""
+    pieces = stdin_pieces(fd)
+    start = []
+    for piece in pieces:
+        start.append(piece)
+        if piece.strip():
+            return itertools.chain(start, pieces)
+    raise BadInput("the text is empty")
+
+
 def check_numbers(args) -> None:
     """The engine's rules (and messages) for the numbers given, before anything is loaded."""
     from qwen3_tts_ros.engine.audio.audio_stream import check_chunking
@@ -124,6 +171,13 @@ def check_numbers(args) -> None:
 
 
 def open_output(path: str):
+    if path == "-":
+        # The PCM goes to a copy of fd 1, and fd 1 itself now points at standard error: no message or
+        # import banner printed by anything in this process (or a subprocess of it) lands in the audio.
+        sys.stdout.flush()
+        pcm = os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)
+        return pcm
     if os.path.isdir(path):
         raise BadInput(f"-o {path}: is a directory")
     parent = os.path.dirname(os.path.abspath(path))
@@ -184,7 +238,28 @@ def load_engine(args):
     return engine
 
 
-def speak(args, text: str, out_file) -> int:
+@contextlib.contextmanager
+def pcm_writer(out_file, raw: bool):
+    """-> write(int16 samples): into a WAV, or raw to `out_file` (flushed per chunk, for a player)."""
+    if raw:
+
+        def write(pcm) -> None:
+            out_file.write(pcm.astype("<i2", copy=False).tobytes())
+            out_file.flush()
+
+        yield write
+        return
+    from qwen3_tts_ros.engine.types import SAMPLE_RATE
+
+    with wave.open(out_file, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
+        yield lambda pcm: wav.writeframes(pcm.astype("<i2", copy=False).tobytes())
+
+
+def speak(args, text: str | None, out_file, stdin) -> int:
+    """text: the whole text, or None: stream it from `stdin` (--stream-stdin)."""
     import numpy as np
     import torch
 
@@ -196,6 +271,12 @@ def speak(args, text: str, out_file) -> int:
         voice_request_fields,
     )
 
+    raw = args.output == "-"
+    output_name = "standard output" if raw else args.output
+
+    def info(line: str) -> None:
+        print(line, file=sys.stderr if raw else sys.stdout, flush=True)
+
     voice = VoiceSettings.of(args)
     try:
         check_ref_audio(voice, allow_download=args.allow_download, label=flag)
@@ -204,34 +285,35 @@ def speak(args, text: str, out_file) -> int:
     t0 = time.perf_counter()
     engine = load_engine(args)
     dtype_name = str(engine.dtype).removeprefix("torch.")
-    print(f"model {engine.source} ({engine.tts_model_type}, {engine.tts_model_size}) on {engine.device} "
-          f"{dtype_name}, loaded in {time.perf_counter() - t0:.1f} s")
+    info(f"model {engine.source} ({engine.tts_model_type}, {engine.tts_model_size}) on {engine.device} "
+         f"{dtype_name}, loaded in {time.perf_counter() - t0:.1f} s")
     if args.list_voices:
-        print(f"mode: {engine.mode}")
-        print(f"speakers: {', '.join(engine.get_supported_speakers() or []) or '-'}")
-        print(f"languages: {', '.join(engine.get_supported_languages() or []) or '-'}")
+        info(f"mode: {engine.mode}")
+        info(f"speakers: {', '.join(engine.get_supported_speakers() or []) or '-'}")
+        info(f"languages: {', '.join(engine.get_supported_languages() or []) or '-'}")
         return 0
     try:
         fields = voice_request_fields(engine, voice, label=flag)
         sampling = engine.sampling_params(**sampling_kwargs(args))
     except VoiceSettingsError as exc:
         raise BadInput(str(exc)) from exc
-    request = SpeechRequest(text=text, sampling=sampling, **fields)
     voice_desc = ", ".join(f"{k} {v}" for k, v in fields.items() if k != "voice_prompt" and v)
-    print(f"voice: {voice_desc}")
+    info(f"voice: {voice_desc}")
 
     if not args.no_warmup:
         t = time.perf_counter()
         engine.warmup()
         graphs = engine.device.type == "cuda" and not args.no_cuda_graphs
-        print(f"warm-up{' and CUDA-graph capture' if graphs else ''} in {time.perf_counter() - t:.2f} s")
+        info(f"warm-up{' and CUDA-graph capture' if graphs else ''} in {time.perf_counter() - t:.2f} s")
     if args.seed is not None:
         torch.manual_seed(args.seed)
+    if text is None:
+        info("reading the text from standard input as it arrives")
+        request = SpeechRequest(text=streamed_text(stdin.fileno()), sampling=sampling, **fields)
+    else:
+        request = SpeechRequest(text=text, sampling=sampling, **fields)
 
-    with wave.open(out_file, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(SAMPLE_RATE)
+    with pcm_writer(out_file, raw) as write:
         try:
             stream = engine.stream(
                 request,
@@ -244,38 +326,51 @@ def speak(args, text: str, out_file) -> int:
         chunks = samples = 0
         try:
             for chunk in stream:
-                wav.writeframes(chunk.pcm.astype("<i2", copy=False).tobytes())
+                write(chunk.pcm)
                 chunks += 1
                 samples += chunk.pcm.size
         except KeyboardInterrupt:
             stream.cancel()
-            print(f"interrupted: {samples} samples written to {args.output}", file=sys.stderr)
+            print(f"interrupted: {samples} samples written to {output_name}", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except BrokenPipeError:  # the player went away
+            stream.cancel()
+            print(f"{output_name} was closed after {samples} samples", file=sys.stderr)
+            return EXIT_FAILED
     stats = stream.stats
     frame_ms = list(stats.frame_ms)
-    print(f"wrote {args.output}: {samples / SAMPLE_RATE:.2f} s of audio, {stats.frames} frames, "
-          f"{samples} samples at {SAMPLE_RATE} Hz, {chunks} chunks, stopped by {stats.stopped_by}")
-    print(f"time to first audio: {stats.time_to_first_audio_ms:.1f} ms (request -> first "
-          f"{args.first_chunk_frames}-frame chunk decoded; prefill {stats.prefill_ms:.1f} ms)")
-    print(f"real-time factor: {stats.real_time_factor:.2f} (audio s / wall s, >1 is faster than real time; "
-          f"{stats.audio_seconds:.2f} s of audio in {stats.total_s:.2f} s)")
+    info(f"wrote {output_name}: {samples / SAMPLE_RATE:.2f} s of audio, {stats.frames} frames, "
+         f"{samples} samples at {SAMPLE_RATE} Hz, {chunks} chunks, stopped by {stats.stopped_by}")
+    info(f"time to first audio: {stats.time_to_first_audio_ms:.1f} ms (request -> first "
+         f"{args.first_chunk_frames}-frame chunk decoded; prefill {stats.prefill_ms:.1f} ms)")
+    if text is None:
+        info(f"first text -> first audio: {stats.time_to_first_audio_ms - 1000 * stats.first_text_s:.1f} ms; "
+             f"text: {stats.text_length} characters, {stats.text_tokens} tokens; waited for text "
+             f"{stats.text_stalls} times after the first audio, {stats.text_wait_ms:.1f} ms in all")
+    info(f"real-time factor: {stats.real_time_factor:.2f} (audio s / wall s, >1 is faster than real time; "
+         f"{stats.audio_seconds:.2f} s of audio in {stats.total_s:.2f} s)")
     mean, p50, p95, top = (
         (np.mean(frame_ms), *np.percentile(frame_ms, [50, 95]), np.max(frame_ms)) if frame_ms else (0.0,) * 4
     )
-    print(f"ms/frame: mean {mean:.1f}, p50 {p50:.1f}, p95 {p95:.1f}, max {top:.1f} "
-          f"(generation; decode {stats.decode_ms_total:.1f} ms in all)")
+    info(f"ms/frame: mean {mean:.1f}, p50 {p50:.1f}, p95 {p95:.1f}, max {top:.1f} "
+         f"(generation; decode {stats.decode_ms_total:.1f} ms in all)")
     return 0
 
 
 def main(argv: list[str] | None = None, stdin=None) -> int:
     args = build_parser().parse_args(argv)
+    stdin = sys.stdin if stdin is None else stdin
     out_file = None
     try:
         check_numbers(args)
-        text = "" if args.list_voices else read_text(args.text, sys.stdin if stdin is None else stdin)
-        if not args.list_voices:
+        if args.stream_stdin and args.text and args.text != ["-"]:
+            raise BadInput("--stream-stdin reads the text from standard input: give no text arguments")
+        if args.list_voices:
+            text = ""
+        else:
+            text = None if args.stream_stdin else read_text(args.text, stdin)
             out_file = open_output(args.output)
-        rc = speak(args, text, out_file)
+        rc = speak(args, text, out_file, stdin)
     except BadInput as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         rc = EXIT_BAD_INPUT
@@ -290,7 +385,7 @@ def main(argv: list[str] | None = None, stdin=None) -> int:
     finally:
         if out_file is not None:
             out_file.close()
-    if out_file is not None and rc not in (0, EXIT_INTERRUPTED):
+    if out_file is not None and args.output != "-" and rc not in (0, EXIT_INTERRUPTED):
         os.unlink(args.output)  # no half-written WAV behind a failure
     return rc
 

@@ -103,18 +103,23 @@ def _char_flags(ch: str) -> int:
     flags = _ASSIGNED
     if unicodedata.combining(chr(lead)) == 0 and lead not in seconds:
         flags |= _STARTER
-        if not unicodedata.decomposition(ch) and cp not in firsts:
+        if unicodedata.decomposition(ch)[:1] in ("", "<") and cp not in firsts:  # no canonical one
             flags |= _INERT
     return flags
 
 
 def _splits(text: str, x: int) -> bool:
     """Whether NFC(text[:x] + s) == NFC(text[:x]) + NFC(s) for every s that starts with text[x:]
-    (0 < x <= len(text); at x == len(text), for every s)."""
+    (0 < x <= len(text); at x == len(text), for every s).
+
+    A character unknown here may be known to the tokenizers library's newer Unicode, and a new character
+    may compose with an old one: no split next to one. (At the end of the text the next character is not
+    known yet; that one exception is what committing "word" on "word " rests on.)"""
     before = _char_flags(text[x - 1])
-    if before & _INERT:
-        return True
-    return x < len(text) and bool(before & _ASSIGNED) and bool(_char_flags(text[x]) & _STARTER)
+    after = _char_flags(text[x]) if x < len(text) else _ASSIGNED
+    if not before & _ASSIGNED or not after & _ASSIGNED:
+        return False
+    return bool(before & _INERT or after & _STARTER)
 
 
 def _is_space(ch: str) -> bool:
@@ -159,7 +164,6 @@ class _Qwen2Plan:
     """Where the text may be cut, for a fast tokenizer with Qwen2's pipeline (see the module docstring)."""
 
     def __init__(self, backend, added_tokens: list[str]):
-        self._backend = backend
         normalizer = backend.normalizer
         self._normalize = None if normalizer is None else normalizer.normalize_str
         self._pre_tokenize = backend.pre_tokenizer.pre_tokenize_str
@@ -222,8 +226,7 @@ class _Qwen2Plan:
             a = e
         if a is not None and a < len(text):
             self._open_cuts(text, a, end, cuts)
-        best = max((c for c in cuts if c >= start and c > 0), default=None)
-        return best
+        return max((c for c in cuts if c >= start and c > 0), default=None)
 
     def _chunk_spans(self, normalized: str) -> list[tuple[int, int]]:
         return [span for _, span in self._pre_tokenize(normalized)]
@@ -243,15 +246,19 @@ class _Qwen2Plan:
         token): only chunks decided by its final normalised characters count."""
         normalized = _Normalized(text, a, len(text), self._normalize)
         chars = normalized.text
-        # The final normalised characters: up to the last split point at or before `end`.
-        final = 0
+        # The final normalised characters: up to the last split point at or before `end`, plus the class
+        # (letter, digit, space, ...) of the next one when that comes from an ASCII character: it is a
+        # starter there, and what it may compose with later keeps its class (test_incremental_text).
+        final, f = 0, a
         for x in range(end, a, -1):
             if _splits(text, x):
-                final = normalized.position(x)
+                final, f = normalized.position(x), x
                 break
+        class_final = final + 1 if f < end and text[f].isascii() else final
         for s, e in self._chunk_spans(chars):
-            reach = max(s + 2 if chars[s] == "'" else s, e, _space_run_end(chars, s))
-            if reach >= final:
+            # The match at s reads its own characters, the class of the one after it and of those up to
+            # the end of a whitespace run at s, and after an apostrophe two characters exactly.
+            if max(e, _space_run_end(chars, s)) >= class_final or (chars[s] == "'" and s + 2 >= final):
                 break
             x = normalized.original(e)
             if x is not None:
@@ -276,7 +283,7 @@ class IncrementalTokenizer:
     def __init__(self, tokenizer):
         self._tokenizer = tokenizer
         self._plan = _Qwen2Plan.of(tokenizer)
-        self._pieces: list[str] = []
+        self._text = ""
         self._window = PREFIX  # the uncommitted text, with the role prefix until the first commit
         self._at_start = True
         self._committed: list[int] = []
@@ -285,12 +292,17 @@ class IncrementalTokenizer:
     @property
     def text(self) -> str:
         """All text fed so far."""
-        return "".join(self._pieces)
+        return self._text
 
     @property
     def committed(self) -> list[int]:
         """The ids committed so far (by feed(), and by finish() once called)."""
         return list(self._committed)
+
+    @property
+    def pending_text(self) -> str:
+        """The text fed but not yet committed: what the next feed() tokenises again."""
+        return self._window[len(PREFIX) :] if self._at_start else self._window
 
     @property
     def finished(self) -> bool:
@@ -304,7 +316,7 @@ class IncrementalTokenizer:
             raise TypeError(f"text pieces must be str, got {type(piece).__name__}")
         if not piece:
             return []
-        self._pieces.append(piece)
+        self._text += piece
         self._window += piece
         if self._plan is None:
             return []

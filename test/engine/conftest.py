@@ -35,6 +35,15 @@ def tiny_voice_design_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_custom_voice_bpe_dir(tmp_path_factory):
+    """custom_voice with a trained BPE text tokenizer (checkpoints/bpe_tokenizer.py): text tokens that
+    merge as a real vocabulary's do (incremental text, issue 13)."""
+    return write_tiny_checkpoint(
+        tmp_path_factory.mktemp("tiny_custom_voice_bpe"), "custom_voice", seed=3, text_tokenizer="bpe"
+    )
+
+
+@pytest.fixture(scope="session")
 def tiny_base_tts(tiny_base_dir):
     return _load(tiny_base_dir)
 
@@ -47,6 +56,11 @@ def tiny_custom_voice_tts(tiny_custom_voice_dir):
 @pytest.fixture(scope="session")
 def tiny_voice_design_tts(tiny_voice_design_dir):
     return _load(tiny_voice_design_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_custom_voice_bpe_tts(tiny_custom_voice_bpe_dir):
+    return _load(tiny_custom_voice_bpe_dir)
 
 
 # The same checkpoints in float64: tests that compare two decodes of the same codes (streamed vs whole) run

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import wave
 
 import numpy as np
@@ -17,21 +18,26 @@ import torch
 
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
 from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME, SamplingParams, SpeechRequest
+from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEXT = "Hello robot. How are you today?"
 MAX_FRAMES = 12
 
 
-def run_cli(*args, stdin_text=None, env=None, timeout=300):
+def cli_env(env=None):
     environ = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     environ.update(env or {})
+    return environ
+
+
+def run_cli(*args, stdin_text=None, env=None, timeout=300):
     return subprocess.run(
         [sys.executable, "-m", "qwen3_tts_ros.cli", *args],
         input=stdin_text if stdin_text is not None else "",
         capture_output=True,
         text=True,
-        env=environ,
+        env=cli_env(env),
         timeout=timeout,
     )
 
@@ -108,6 +114,7 @@ BAD_INPUT = [
     (["x", "--ref-audio", "/nonexistent/ref.wav"], None, "--ref-audio not found: /nonexistent/ref.wav"),
     (["x", "--ref-audio", "https://example.com/a.wav"], None, "set --allow-download or give a local file"),
     (["x", "--mode", "clone"], None, "invalid choice"),  # argparse's own refusal, also status 2
+    (["x", "--stream-stdin"], None, "--stream-stdin reads the text from standard input: give no text"),
 ]
 
 
@@ -138,4 +145,78 @@ def test_voice_the_model_does_not_have_exits_2_naming_the_flag(tiny_custom_voice
     proc = run_cli("-o", str(out), "--model", str(tiny_custom_voice_dir), "--list-voices")
     assert proc.returncode == 0, proc.stderr
     assert "mode: custom_voice" in proc.stdout and "ryan" in proc.stdout and "english" in proc.stdout
+    assert not out.exists()
+
+
+def engine_stream_samples(model_dir, text, **request):
+    """int16 samples of `text` streamed in-process as the CLI below streams it (greedy, same chunking)."""
+    engine = Qwen3TTSCudaGraphs.from_pretrained(str(model_dir), device="cpu", dtype=torch.float32)
+    sampling = SamplingParams.merged(
+        engine.generate_defaults, do_sample=False, subtalker_dosample=False, max_new_tokens=2 * MAX_FRAMES)
+    request = SpeechRequest(text=text, mode="custom_voice", language="english", speaker="ryan",
+                            sampling=sampling, **request)
+    return np.concatenate([c.pcm for c in engine.stream(request, first_chunk_frames=1, chunk_frames=3)])
+
+
+def test_stream_stdin_speaks_while_the_text_is_written_raw_pcm_to_stdout(tiny_custom_voice_dir, tmp_path):
+    """--stream-stdin -o -: a pipe whose writer sends the rest of the text only once audio has come out
+    (so the first words were spoken while the text was unfinished), raw PCM on stdout, the figures on
+    stderr, and the audio of the whole text given whole in the streaming-text layout."""
+    first, rest = "Hello wor", "ld, and the rest of it.\n"
+    errors = tmp_path / "stderr.txt"
+    with open(errors, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qwen3_tts_ros.cli", "--stream-stdin", "-o", "-", "--model",
+             str(tiny_custom_voice_dir), "--speaker", "ryan", "--language", "english", "--greedy",
+             "--max-new-tokens", str(2 * MAX_FRAMES), "--first-chunk-frames", "1", "--chunk-frames", "3",
+             "--no-warmup"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=cli_env(),
+        )  # fmt: skip
+    pcm, first_audio = bytearray(), threading.Event()
+
+    def read_stdout():
+        while data := proc.stdout.read1(65536):
+            pcm.extend(data)
+            first_audio.set()
+
+    reader = threading.Thread(target=read_stdout, daemon=True)
+    reader.start()
+    try:
+        proc.stdin.write(first.encode())
+        proc.stdin.flush()
+        assert first_audio.wait(EVENT_TIMEOUT_S), (
+            f"no audio within {EVENT_TIMEOUT_S:.0f} s of the first words\n{errors.read_text()}"
+        )
+        assert proc.poll() is None, "the CLI ended before its text did"
+        proc.stdin.write(rest.encode())
+        proc.stdin.close()
+        assert proc.wait(EVENT_TIMEOUT_S) == 0, errors.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(EVENT_TIMEOUT_S)
+    log = errors.read_text()
+    print(log)
+    frames, n_samples = figure(r"wrote standard output: .*?(\d+) frames, (\d+) samples", log)
+    assert len(pcm) == 2 * n_samples == 2 * frames * SAMPLES_PER_FRAME  # nothing but PCM on stdout
+    (first_text_ms,) = figure(r"first text -> first audio: ([\d.]+) ms", log)
+    assert first_text_ms > 0
+    characters, tokens, _stalls = figure(
+        r"text: (\d+) characters, (\d+) tokens; waited for text (\d+) times", log)
+    assert characters == len(first + rest) and tokens == len((first + rest).encode())  # byte tokenizer
+
+    samples = np.frombuffer(bytes(pcm), dtype="<i2")
+    whole = engine_stream_samples(tiny_custom_voice_dir, first + rest, non_streaming_mode=False)
+    assert whole.size == samples.size
+    # The same codes; float32 decodes grouped differently (a chunk of the CLI's also ends where it waited
+    # for text) and thread counts may differ: float32 rounding, at most a step of the int16 rounding.
+    assert np.abs(whole.astype(np.int32) - samples).max() <= 2
+
+
+def test_stream_stdin_without_text_exits_2(tiny_custom_voice_dir, tmp_path):
+    out = tmp_path / "never.wav"
+    proc = run_cli("--stream-stdin", "-o", str(out), "--model", str(tiny_custom_voice_dir), "--no-warmup",
+                   stdin_text="  \n\t")
+    assert proc.returncode == 2, proc.stderr
+    assert "the text is empty" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()

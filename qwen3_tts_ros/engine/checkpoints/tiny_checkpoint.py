@@ -1,11 +1,12 @@
 """Tiny random Qwen3-TTS checkpoints that qwen-tts's own loader accepts (tests, CPU, seconds).
 
 `write_tiny_checkpoint(dir, kind)` writes a complete model directory with the layout of the released
-12 Hz models (config.json, generation_config.json, model.safetensors, byte-level Qwen2 tokenizer,
-preprocessor_config.json, speech_tokenizer/) but tiny widths and few layers. The architecture choices
-that matter for the engine are kept: GQA 2:1, interleaved M-RoPE, talker hidden != code-predictor
-hidden (so small_to_mtp_projection is a Linear, the 1.7B path), 16 code groups, control ids in the top
-1024 of the codec vocabulary, real codec up-sampling rates (1920 samples per frame at 24 kHz).
+12 Hz models (config.json, generation_config.json, model.safetensors, byte-level Qwen2 tokenizer or,
+with text_tokenizer="bpe", a trained BPE one, preprocessor_config.json, speech_tokenizer/) but tiny
+widths and few layers. The architecture choices that matter for the engine are kept: GQA 2:1,
+interleaved M-RoPE, talker hidden != code-predictor hidden (so small_to_mtp_projection is a Linear, the
+1.7B path), 16 code groups, control ids in the top 1024 of the codec vocabulary, real codec up-sampling
+rates (1920 samples per frame at 24 kHz).
 
 Reusable pieces for full-size random checkpoints (GPU benchmarks): `write_text_tokenizer(dir)` with
 `TEXT_TOKEN_CONFIG` (the top-level config.json token ids that match it; its ids are < any real
@@ -23,6 +24,7 @@ import torch
 from .tiny_tokenizer import TEXT_TOKEN_CONFIG, TEXT_VOCAB_SIZE, write_text_tokenizer
 
 KINDS = ("base", "custom_voice", "voice_design")
+TEXT_TOKENIZERS = ("bytes", "bpe")
 
 CODEBOOK_SIZE = 64
 CODEC_VOCAB_SIZE = CODEBOOK_SIZE + 1024  # control ids live in the top 1024
@@ -76,7 +78,12 @@ INIT_STD = 0.2
 EOS_ROW_SCALE = 1.5
 
 
-def tiny_config_dict(kind: str, model_size: str) -> dict:
+def tiny_config_dict(
+    kind: str,
+    model_size: str,
+    text_vocab_size: int = TEXT_VOCAB_SIZE,
+    text_token_config: dict[str, int] = TEXT_TOKEN_CONFIG,
+) -> dict:
     from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSConfig
 
     hidden = TALKER_HIDDEN[model_size]
@@ -112,7 +119,7 @@ def tiny_config_dict(kind: str, model_size: str) -> dict:
         num_attention_heads=4,
         num_key_value_heads=2,
         head_dim=16,
-        text_vocab_size=TEXT_VOCAB_SIZE,
+        text_vocab_size=text_vocab_size,
         text_hidden_size=40,
         num_code_groups=16,
         max_position_embeddings=32768,
@@ -143,14 +150,14 @@ def tiny_config_dict(kind: str, model_size: str) -> dict:
         tokenizer_type="qwen3_tts_tokenizer_12hz",
         tts_model_size=model_size,
         tts_model_type=kind,
-        **TEXT_TOKEN_CONFIG,
+        **text_token_config,
     )
     cfg.architectures = ["Qwen3TTSForConditionalGeneration"]
     d = cfg.to_dict()
     # Qwen3TTSSpeakerEncoderConfig takes no **kwargs: the "model_type" that to_dict adds breaks reload.
     d["speaker_encoder_config"] = speaker_encoder
     # text_vocab_size and head_dim are only read through kwargs; make sure they survive the dump.
-    d["talker_config"]["text_vocab_size"] = TEXT_VOCAB_SIZE
+    d["talker_config"]["text_vocab_size"] = text_vocab_size
     d["talker_config"]["head_dim"] = talker["head_dim"]
     keep_released_talker_format(d["talker_config"], talker)
     return d
@@ -347,8 +354,13 @@ def _audio_range_decoder_init_(decoder: torch.nn.Module, generator: torch.Genera
         decoder.decoder[-1].conv.weight.mul_(0.1)
 
 
-def write_tiny_checkpoint(out_dir, kind: str, *, seed: int = 0, model_size: str = "1b7") -> pathlib.Path:
-    """Write a complete tiny random Qwen3-TTS model directory for `kind` and return its path."""
+def write_tiny_checkpoint(
+    out_dir, kind: str, *, seed: int = 0, model_size: str = "1b7", text_tokenizer: str = "bytes"
+) -> pathlib.Path:
+    """Write a complete tiny random Qwen3-TTS model directory for `kind` and return its path.
+
+    text_tokenizer: "bytes", the byte-level tokenizer (tiny_tokenizer.py), or "bpe", a trained BPE with
+    Qwen2's pipeline (bpe_tokenizer.py; its merges make text tokens as a real vocabulary does)."""
     from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSConfig
     from qwen_tts.core.models.modeling_qwen3_tts import Qwen3TTSForConditionalGeneration
     from safetensors.torch import save_file
@@ -357,11 +369,20 @@ def write_tiny_checkpoint(out_dir, kind: str, *, seed: int = 0, model_size: str 
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if model_size not in TALKER_HIDDEN:
         raise ValueError(f"model_size must be one of {tuple(TALKER_HIDDEN)}, got {model_size!r}")
+    if text_tokenizer not in TEXT_TOKENIZERS:
+        raise ValueError(f"text_tokenizer must be one of {TEXT_TOKENIZERS}, got {text_tokenizer!r}")
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(seed)
 
-    config = tiny_config_dict(kind, model_size)
+    if text_tokenizer == "bpe":
+        from .bpe_tokenizer import write_bpe_text_tokenizer
+
+        text_vocab_size, text_token_config = write_bpe_text_tokenizer(out)
+    else:
+        write_text_tokenizer(out)
+        text_vocab_size, text_token_config = TEXT_VOCAB_SIZE, TEXT_TOKEN_CONFIG
+    config = tiny_config_dict(kind, model_size, text_vocab_size, text_token_config)
     (out / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     (out / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2), encoding="utf-8")
     model = Qwen3TTSForConditionalGeneration(Qwen3TTSConfig(**config))
@@ -373,6 +394,5 @@ def write_tiny_checkpoint(out_dir, kind: str, *, seed: int = 0, model_size: str 
         str(out / "model.safetensors"),
         metadata={"format": "pt"},
     )
-    write_text_tokenizer(out)
     write_speech_tokenizer(out / "speech_tokenizer", size="tiny", seed=seed + 1)
     return out

@@ -22,15 +22,21 @@ SPECIAL_TOKENS = (
 ASSISTANT_TOKEN = "assistant"  # a normal added token, so the role prefix is exactly 3 tokens
 TOKEN_ID = {tok: 256 + i for i, tok in enumerate((*SPECIAL_TOKENS, ASSISTANT_TOKEN))}
 TEXT_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS) + 1
-# Top-level config.json entries that must match this tokenizer's ids.
-TEXT_TOKEN_CONFIG = dict(
-    im_start_token_id=TOKEN_ID["<|im_start|>"],
-    im_end_token_id=TOKEN_ID["<|im_end|>"],
-    tts_pad_token_id=TOKEN_ID["<tts_pad>"],
-    tts_bos_token_id=TOKEN_ID["<tts_text_bos>"],
-    tts_eos_token_id=TOKEN_ID["<tts_text_eod>"],
-    assistant_token_id=TOKEN_ID[ASSISTANT_TOKEN],
-)
+
+
+def token_config(token_id: dict[str, int]) -> dict[str, int]:
+    """The top-level config.json entries that must match a tokenizer whose ids are `token_id`."""
+    return dict(
+        im_start_token_id=token_id["<|im_start|>"],
+        im_end_token_id=token_id["<|im_end|>"],
+        tts_pad_token_id=token_id["<tts_pad>"],
+        tts_bos_token_id=token_id["<tts_text_bos>"],
+        tts_eos_token_id=token_id["<tts_text_eod>"],
+        assistant_token_id=token_id[ASSISTANT_TOKEN],
+    )
+
+
+TEXT_TOKEN_CONFIG = token_config(TOKEN_ID)
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -60,8 +66,14 @@ def write_text_tokenizer(out_dir) -> None:
     vocab = {byte_chars[b]: b for b in range(256)}
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     (out / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    write_tokenizer_config(out, TOKEN_ID)
+
+
+def write_tokenizer_config(out: pathlib.Path, added_tokens: dict[str, int]) -> None:
+    """tokenizer_config.json of a Qwen2 tokenizer with these added tokens (content -> id; special unless
+    "assistant") and the processor's preprocessor_config.json."""
     added = {
-        str(TOKEN_ID[tok]): {
+        str(token_id): {
             "content": tok,
             "lstrip": False,
             "normalized": False,
@@ -69,7 +81,7 @@ def write_text_tokenizer(out_dir) -> None:
             "single_word": False,
             "special": tok != ASSISTANT_TOKEN,
         }
-        for tok in TOKEN_ID
+        for tok, token_id in added_tokens.items()
     }
     tokenizer_config = {
         "add_prefix_space": False,
