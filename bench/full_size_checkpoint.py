@@ -4,7 +4,8 @@ No weights can be downloaded here, so benchmarks build the released 0.6B / 1.7B 
 (shared/reference/qwen3-tts.md §2.2: 28 layers, GQA 16/8, head_dim 128, codec vocab 3072, the real control,
 language and speaker ids) and the released 12 Hz codec decoder, with random weights, and write a model
 directory that `qwen_tts.Qwen3TTSModel.from_pretrained` loads like a downloaded one. Speed depends on shapes,
-not on weight values; the text tokenizer is the tests' byte-level one (its ids are valid in the 151936 vocab).
+not on weight values; the text tokenizer is the tests' byte-level one, or their trained BPE
+(text_tokenizer="bpe"); the ids of either are valid in the 151936 vocab.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pathlib
 
 import torch
 
+from qwen3_tts_ros.engine.checkpoints.bpe_tokenizer import write_bpe_text_tokenizer
 from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import (
     DIALECTS,
     GENERATION_CONFIG,
@@ -41,7 +43,7 @@ CODE_PREDICTOR = dict(
 )
 
 
-def released_config_dict(size: str, kind: str) -> dict:
+def released_config_dict(size: str, kind: str, text_token_config: dict[str, int] = TEXT_TOKEN_CONFIG) -> dict:
     """config.json of a released 12 Hz model of `size` ("0b6"/"1b7") and `kind` (base/custom_voice/...)."""
     from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSConfig
 
@@ -88,7 +90,7 @@ def released_config_dict(size: str, kind: str) -> dict:
         tokenizer_type="qwen3_tts_tokenizer_12hz",
         tts_model_size=size,
         tts_model_type=kind,
-        **TEXT_TOKEN_CONFIG,
+        **text_token_config,
     )
     cfg.architectures = ["Qwen3TTSForConditionalGeneration"]
     d = cfg.to_dict()
@@ -99,10 +101,14 @@ def released_config_dict(size: str, kind: str) -> dict:
     return d
 
 
-def write_full_size_checkpoint(out_dir, size: str = "0b6", kind: str = "custom_voice", seed: int = 0):
+def write_full_size_checkpoint(
+    out_dir, size: str = "0b6", kind: str = "custom_voice", seed: int = 0, text_tokenizer: str = "bytes"
+):
     """Write a loadable full-size random model directory (bf16 weights); returns its path.
 
     The model is built and randomly initialised (transformers' own init) on the GPU when there is one.
+    text_tokenizer: "bytes" (the tests' byte-level one) or "bpe" (the trained BPE with Qwen2's pipeline,
+    engine/checkpoints/bpe_tokenizer.py: text tokens about as long as a real vocabulary's; ids < 1000).
     """
     from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSConfig
     from qwen_tts.core.models.modeling_qwen3_tts import Qwen3TTSForConditionalGeneration
@@ -112,7 +118,14 @@ def write_full_size_checkpoint(out_dir, size: str = "0b6", kind: str = "custom_v
         raise ValueError(f"size must be one of {tuple(SIZES)}, got {size!r}")
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config = released_config_dict(size, kind)
+    if text_tokenizer == "bpe":
+        _, text_token_config = write_bpe_text_tokenizer(out)
+    elif text_tokenizer == "bytes":
+        write_text_tokenizer(out)
+        text_token_config = TEXT_TOKEN_CONFIG
+    else:
+        raise ValueError(f"text_tokenizer must be 'bytes' or 'bpe', got {text_tokenizer!r}")
+    config = released_config_dict(size, kind, text_token_config)
     (out / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     (out / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2), encoding="utf-8")
     torch.manual_seed(seed)
@@ -122,6 +135,5 @@ def write_full_size_checkpoint(out_dir, size: str = "0b6", kind: str = "custom_v
     state = {k: v.to(torch.bfloat16).contiguous().cpu() for k, v in model.state_dict().items()}
     del model
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
-    write_text_tokenizer(out)
     write_speech_tokenizer(out / "speech_tokenizer", size="released", seed=seed + 1)
     return out

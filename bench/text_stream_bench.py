@@ -11,11 +11,12 @@ real-time factor (audio seconds / seconds from the first text piece to the last 
 
 One LLM token is one text token of the engine's tokenizer: Qwen LLMs and Qwen3-TTS share the Qwen2
 tokenizer, and the talker reads one text token per frame, so the token rate is what decides whether the
-text keeps ahead of 12.5 frames/s. The benchmark checkpoints use the byte-level test tokenizer (the real
-vocab cannot be downloaded), so here a token is one byte of the ASCII answer (the answer has ~5x more
-tokens than with the real BPE vocab: the runs are longer, the rate relation is the same). The weights are
-random, so EOS is suppressed and the runaway guard ends each utterance after 1 frame per text token
-(~12.5 characters of speech per second).
+text keeps ahead of 12.5 frames/s. The real vocab cannot be downloaded: `--text-tokenizer bpe` (default)
+gives the checkpoints the tests' trained BPE with Qwen2's pipeline (engine/checkpoints/bpe_tokenizer.py;
+its tokens are shorter than the real vocab's on this text, so a piece of n tokens carries less text),
+`bytes` the byte-level one (one token per character of the ASCII answer). The weights are random, so EOS
+is suppressed and the runaway guard ends each utterance after (the answer's characters per token) frames
+per text token: ~12.5 characters of speech per second with either tokenizer.
 
 GPU (full-size random models, bf16): python bench/text_stream_bench.py --sizes 0b6 1b7 --out DIR
 CPU smoke (tiny checkpoint, float32): python bench/text_stream_bench.py --tiny --rates 60 --out DIR
@@ -51,34 +52,37 @@ FRAME_S = SAMPLES_PER_FRAME / 24000
 SAMPLING = dict(do_sample=True, subtalker_dosample=True, max_new_tokens=2048, min_new_tokens=2047)
 
 
-def llm_pieces(text: str, seed: int) -> list[str]:
-    """The answer as an LLM writes it: pieces of 1-3 tokens (one token = one byte here, module doc)."""
-    rnd, pieces, i = random.Random(seed), [], 0
-    while i < len(text):
-        n = rnd.randint(1, 3)
-        pieces.append(text[i : i + n])
-        i += n
+def llm_pieces(tokenizer, text: str, seed: int) -> list[tuple[str, int]]:
+    """The answer as an LLM writes it: (piece, its token count), pieces of 1-3 of the engine tokenizer's
+    tokens of the text (module doc), cut where the tokens are."""
+    spans = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    rnd, pieces, i, start = random.Random(seed), [], 0, 0
+    while i < len(spans):
+        n = min(rnd.randint(1, 3), len(spans) - i)
+        end = spans[i + n - 1][1] if i + n < len(spans) else len(text)
+        pieces.append((text[start:end], n))
+        start, i = end, i + n
     return pieces
 
 
 class Producer(threading.Thread):
     """Releases the pieces at `rate` tokens/s (piece k when the tokens before it are due)."""
 
-    def __init__(self, pieces: list[str], rate: float, put, close):
+    def __init__(self, pieces: list[tuple[str, int]], rate: float, put, close):
         super().__init__(daemon=True)
         self.pieces, self.rate, self.put, self.close = pieces, rate, put, close
         self.first_at = None
 
     def run(self):
         start, sent = time.perf_counter(), 0
-        for piece in self.pieces:
+        for piece, tokens in self.pieces:
             delay = start + sent / self.rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             if self.first_at is None:
                 self.first_at = time.perf_counter()
             self.put(piece)
-            sent += len(piece)
+            sent += tokens
         self.close()
 
 
@@ -154,20 +158,21 @@ def speak_sentences(engine, speaker, pieces, rate, chunking):
 
 
 def bench(size, model_dir, device, dtype, rates, chunking, seed):
-    engine = Qwen3TTSCudaGraphs.from_pretrained(
-        model_dir, device=device, dtype=dtype, max_seq_len=2048,
-        runaway=RunawayGuard(frames_per_token=1.0, min_frames=10),
-    )  # fmt: skip
+    engine = Qwen3TTSCudaGraphs.from_pretrained(model_dir, device=device, dtype=dtype, max_seq_len=2048)
     speaker = engine.get_supported_speakers()[0]
+    tokenizer = engine.processor.tokenizer
+    pieces = llm_pieces(tokenizer, ANSWER, seed)
+    tokens = sum(n for _, n in pieces)
+    engine.runaway = RunawayGuard(frames_per_token=len(ANSWER) / tokens, min_frames=10)
     engine.warmup()
     for way in (speak_streamed, speak_sentences):  # first calls: lazy inits, not measured
-        way(engine, speaker, llm_pieces("Warm up. Twice.", seed), 1000.0, chunking)
+        way(engine, speaker, llm_pieces(tokenizer, "Warm up. Twice.", seed), 1000.0, chunking)
     rows = []
     for rate in rates:
-        pieces = llm_pieces(ANSWER, seed)
         for name, way in (("streamed", speak_streamed), ("sentences", speak_sentences)):
             result = way(engine, speaker, pieces, rate, chunking)
-            result.update(size=size, way=name, rate_tokens_per_s=rate, tokens=len(ANSWER))
+            result.update(size=size, way=name, rate_tokens_per_s=rate, tokens=tokens,
+                          frames_per_token=round(engine.runaway.frames_per_token, 3))  # fmt: skip
             print(json.dumps(result), flush=True)
             rows.append(result)
     engine.close()
@@ -182,6 +187,7 @@ def main():
     ap.add_argument("--chunk-frames", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run on the tiny checkpoint")
+    ap.add_argument("--text-tokenizer", choices=("bytes", "bpe"), default="bpe")
     ap.add_argument("--out", default="bench/results/latest")
     args = ap.parse_args()
     chunking = dict(first_chunk_frames=args.first_chunk_frames, chunk_frames=args.chunk_frames)
@@ -191,17 +197,20 @@ def main():
         if args.tiny:
             from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
-            model_dir = write_tiny_checkpoint(tmp, "custom_voice", seed=1)
+            model_dir = write_tiny_checkpoint(tmp, "custom_voice", seed=1, text_tokenizer=args.text_tokenizer)
             rows += bench("tiny", str(model_dir), "cpu", torch.float32, args.rates, chunking, args.seed)
         else:
             from bench.full_size_checkpoint import write_full_size_checkpoint
 
             for size in args.sizes:
-                model_dir = write_full_size_checkpoint(os.path.join(tmp, size), size, "custom_voice")
+                model_dir = write_full_size_checkpoint(
+                    os.path.join(tmp, size), size, "custom_voice", text_tokenizer=args.text_tokenizer
+                )
                 rows += bench(size, str(model_dir), "cuda", torch.bfloat16, args.rates, chunking, args.seed)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() and not args.tiny else "cpu"
     record = dict(date=time.strftime("%Y-%m-%d"), device=device, torch=torch.__version__,
-                  chunking=chunking, answer_words=len(ANSWER.split()), rows=rows)  # fmt: skip
+                  text_tokenizer=args.text_tokenizer, chunking=chunking,
+                  answer_words=len(ANSWER.split()), rows=rows)  # fmt: skip
     with open(os.path.join(args.out, "text_stream.json"), "w") as f:
         json.dump(record, f, indent=1)
     print("| size | rate tok/s | way | first text -> first audio ms | underruns | underrun ms | RTF |")
