@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (bfloat16 on CUDA, float32 on CPU), bfloat16, float16 or float32",
     )
     g.add_argument("--max-seq-len", type=int, default=2048, help="static KV-cache length (default: 2048)")
+    g.add_argument("--runaway-frames-per-token", type=float,
+                   help="end an utterance the model has not ended after max(--runaway-min-frames, this * its "
+                        "text tokens) frames (default: the engine's RunawayGuard; 0: off, as qwen-tts)")
+    g.add_argument("--runaway-min-frames", type=int,
+                   help="frames every utterance may have (default: the engine's RunawayGuard)")
     g.add_argument("--no-cuda-graphs", action="store_true", help="decode eagerly on CUDA too (slower)")
     g.add_argument("--no-compile", action="store_true",
                    help="no torch.compile of the decode step on CUDA (starts sooner, slower frames)")
@@ -214,9 +219,23 @@ def engine_config(args):
             compile=not args.no_compile,
             prefill_buckets=() if args.no_prefill_buckets else None,  # None: the suggested ones that fit
             allow_download=args.allow_download,
+            **runaway_settings(args.runaway_frames_per_token, args.runaway_min_frames),
         )
     except ValueError as exc:
         raise BadInput(str(exc)) from exc
+
+
+def runaway_settings(frames_per_token: float | None, min_frames: int | None) -> dict:
+    """EngineConfig's runaway_* from the flags: not given, the RunawayGuard's defaults; 0 frames per token,
+    off."""
+    from qwen3_tts_ros.engine.types import RunawayGuard
+
+    if frames_per_token is None:
+        frames_per_token = RunawayGuard.frames_per_token
+    return dict(
+        runaway_frames_per_token=frames_per_token or None,
+        runaway_min_frames=RunawayGuard.min_frames if min_frames is None else min_frames,
+    )
 
 
 def load_engine(args):

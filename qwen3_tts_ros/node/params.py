@@ -18,7 +18,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from qwen3_tts_ros.engine.audio.pcm import PCM_FORMATS
 from qwen3_tts_ros.engine.checkpoints.loading import check_device_name
 from qwen3_tts_ros.engine.decode.frame_generator import check_prefill_buckets
-from qwen3_tts_ros.engine.types import SAMPLING_RULES, SamplingParams
+from qwen3_tts_ros.engine.types import SAMPLING_RULES, RunawayGuard, SamplingParams
 from qwen3_tts_ros.node.settings import (
     MODEL_DEFAULT_FLOAT,
     MODEL_DEFAULT_INT,
@@ -131,7 +131,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "runaway.frames_per_token",
-        8.0,
+        RunawayGuard.frames_per_token,
         "Runaway guard: an utterance the model has not ended after max(runaway.min_frames, this * its text's "
         "tokens) frames ends there (a warning, counted as runaway). Speech takes about 2-5 frames per token. "
         "0.0: off (as qwen-tts: only sampling.max_new_tokens limits it).",
@@ -140,8 +140,8 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "runaway.min_frames",
-        50,
-        "Runaway guard: frames every utterance may have whatever its length (50 = 4 s).",
+        RunawayGuard.min_frames,
+        "Runaway guard: frames every utterance may have whatever its length (12.5 frames per second).",
         "configure",
         int_range=(1, 100000),
     ),

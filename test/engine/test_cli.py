@@ -220,3 +220,17 @@ def test_stream_stdin_without_text_exits_2(tiny_custom_voice_dir, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "the text is empty" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_runaway_guard_flags_reach_the_engine_config():
+    """On by default with the engine's RunawayGuard values; 0 frames per token turns it off."""
+    from qwen3_tts_ros.cli import build_parser, engine_config
+    from qwen3_tts_ros.engine.types import RunawayGuard
+
+    assert engine_config(build_parser().parse_args(["Hi."])).runaway() == RunawayGuard()
+    def config(*flags):
+        return engine_config(build_parser().parse_args([*flags, "Hi."]))
+
+    tuned = config("--runaway-frames-per-token", "3", "--runaway-min-frames", "20")
+    assert tuned.runaway() == RunawayGuard(3.0, 20)
+    assert config("--runaway-frames-per-token", "0").runaway() is None
