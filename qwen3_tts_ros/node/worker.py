@@ -69,7 +69,7 @@ class SynthesisWorker:
         future: concurrent.futures.Future = concurrent.futures.Future()
         with self._cond:
             if self._closing:
-                future.set_exception(RuntimeError("worker closed"))
+                future.set_exception(WorkerClosed("the node is shutting down"))  # the transition abandons
                 return future
             self._tasks.append((fn, future))
             self._cond.notify_all()
