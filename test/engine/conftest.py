@@ -76,6 +76,11 @@ def tiny_custom_voice_tts_f64(tiny_custom_voice_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_voice_design_tts_f64(tiny_voice_design_dir):
+    return _load(tiny_voice_design_dir, torch.float64)
+
+
+@pytest.fixture(scope="session")
 def tiny_tts_by_kind(tiny_base_tts, tiny_custom_voice_tts, tiny_voice_design_tts):
     return {
         "base": tiny_base_tts,
