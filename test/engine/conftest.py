@@ -10,13 +10,13 @@ import torch
 from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
 
 
-def _load(path, dtype=torch.float32):
+def _load(path, dtype=torch.float32, device="cpu"):
     # qwen-tts's own from_pretrained, plus the rotary-frequency repair every engine load does (a no-op under
     # transformers 4.57; see loading.restore_rotary_frequencies), so the reference is a correct model under
     # qwen-tts-compat / transformers 5 too.
     from qwen3_tts_ros.engine.checkpoints.loading import load_qwen_tts
 
-    return load_qwen_tts(path, device="cpu", dtype=dtype)
+    return load_qwen_tts(path, device=device, dtype=dtype)
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +78,15 @@ def tiny_custom_voice_tts_f64(tiny_custom_voice_dir):
 @pytest.fixture(scope="session")
 def tiny_voice_design_tts_f64(tiny_voice_design_dir):
     return _load(tiny_voice_design_dir, torch.float64)
+
+
+@pytest.fixture(scope="module")
+def cuda_custom_voice_tts_f64(tiny_custom_voice_dir):
+    """The float64 custom-voice checkpoint on CUDA, per gpu test module (freed after it)."""
+    tts = _load(tiny_custom_voice_dir, torch.float64, device="cuda")
+    yield tts
+    del tts
+    torch.cuda.empty_cache()
 
 
 @pytest.fixture(scope="session")

@@ -123,11 +123,8 @@ def test_checks_on_cpu(tiny_custom_voice_tts_f64):
 
 # -- CUDA ----------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def cuda_tts(tiny_custom_voice_dir):
-    tts = load_qwen_tts(tiny_custom_voice_dir, device="cuda", dtype=torch.float64)
-    yield tts
-    del tts
-    torch.cuda.empty_cache()
+def cuda_tts(cuda_custom_voice_tts_f64):
+    return cuda_custom_voice_tts_f64
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..cuda_capture import no_cyclic_gc
 from .codec_layers import Attention, CausalConv, CausalTransConv, ConvNeXt, ResidualUnit
 
 # qwen-tts's Qwen3TTSTokenizerV2Model.decode calls chunked_decode with these defaults.
@@ -252,15 +253,16 @@ class CausalCodecDecoder:
                     self._reset_state()
             torch.cuda.current_stream(self.device).wait_stream(side)
             pool = None
-            for n in self.graph_frames:  # largest first: the smaller graphs reuse its pool blocks
-                graph = torch.cuda.CUDAGraph()
-                capture = torch.cuda.graph(
-                    graph, pool=pool, stream=self.stream, capture_error_mode="thread_local"
-                )
-                with capture:
-                    output = self._step(inputs[n])
-                pool = graph.pool()
-                self._graphs[n] = (graph, inputs[n], output)
+            with no_cyclic_gc():
+                for n in self.graph_frames:  # largest first: the smaller graphs reuse its pool blocks
+                    graph = torch.cuda.CUDAGraph()
+                    capture = torch.cuda.graph(
+                        graph, pool=pool, stream=self.stream, capture_error_mode="thread_local"
+                    )
+                    with capture:
+                        output = self._step(inputs[n])
+                    pool = graph.pool()
+                    self._graphs[n] = (graph, inputs[n], output)
             for tensor, value in zip(self._state_tensors(), saved):
                 tensor.copy_(value)
             torch.cuda.synchronize(self.device)

@@ -51,9 +51,11 @@ from typing import Protocol
 
 import torch
 
+from ..cuda_capture import no_cyclic_gc
 from ..types import SamplingParams, StreamStats
 from .code_predictor import CodePredictor
 from .compile import compile_available, layer_functions, sampling_functions
+from .fused_frame import FusedFrame, fused_available
 from .prefill import Prefill
 from .sampling import CodeSampler, TalkerSampler
 from .talker import Talker
@@ -143,6 +145,7 @@ class FrameGenerator:
         frames_per_replay: int = 1,
         prefill_buckets: tuple[int, ...] = (),
         compile: bool | None = None,
+        fused: bool | None = False,
     ):
         """model: qwen-tts `Qwen3TTSForConditionalGeneration` (device and dtype are taken from it).
 
@@ -150,8 +153,11 @@ class FrameGenerator:
         frames_per_replay: frames per replay (>= 1), i.e. per captured graph.
         prefill_buckets: prompt sizes to pad prefills to (each <= max_seq_len); () runs prefill unpadded.
         compile: torch.compile the decoder stacks' step function and the samplers (compile.py); None =
-            on where available (CUDA with Triton). q/k/v and gate/up weights are fused in place either
-            way (layers.py).
+            on where available (CUDA with Triton); off with `fused` (nothing left to compile). q/k/v and
+            gate/up weights are fused in place either way (layers.py).
+        fused: run each frame with the fused Triton kernels (fused_frame.py) instead of the layer
+            functions (ValueError where they cannot run); None = where available (CUDA with Triton >= 3).
+            The prefill is the same either way.
         """
         talker = model.talker
         weight = talker.codec_head.weight
@@ -173,7 +179,15 @@ class FrameGenerator:
         self._busy = threading.Lock()
         self._frame_graph: torch.cuda.CUDAGraph | None = None
 
-        self.compiled = compile_available(self.device) if compile is None else bool(compile)
+        if fused and not fused_available(self.device):
+            raise ValueError(f"fused kernels need CUDA with Triton >= 3 (device {self.device})")
+        self.fused = fused_available(self.device) if fused is None else bool(fused)
+        # The fused frame replaces the compiled step functions; the prefill runs eagerly either way, so
+        # compiling would only cost start-up time.
+        if self.fused:
+            self.compiled = False
+        else:
+            self.compiled = compile_available(self.device) if compile is None else bool(compile)
         fns = layer_functions(self.compiled)
         with torch.no_grad():
             self.talker = Talker(talker, max_seq_len, self.device, self.dtype, fns)
@@ -213,6 +227,7 @@ class FrameGenerator:
                 size: _PrefillBucket(torch.zeros(1, size, tc.hidden_size, **hidden))
                 for size in sorted(set(prefill_buckets))
             }
+            self._fused_frame = FusedFrame(self) if self.fused else None
 
     # -- capture units ----------------------------------------------------------------------------------
     def _frame(self, index: int) -> None:
@@ -231,7 +246,10 @@ class FrameGenerator:
 
     def _replay_unit(self) -> None:
         for index in range(self.frames_per_replay):
-            self._frame(index)
+            if self._fused_frame is not None:
+                self._fused_frame(self, index)
+            else:
+                self._frame(index)
 
     def _prefill(self, embeds: torch.Tensor, last: torch.Tensor | None = None) -> None:
         hidden, logits = self.talker.prefill(embeds, last)
@@ -259,12 +277,13 @@ class FrameGenerator:
                         unit()
             torch.cuda.current_stream(self.device).wait_stream(side)
             graphs = []
-            for unit in units:  # one memory pool: the graphs never run concurrently
-                graph = torch.cuda.CUDAGraph()
-                pool = graphs[0].pool() if graphs else None
-                with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
-                    unit()
-                graphs.append(graph)
+            with no_cyclic_gc():
+                for unit in units:  # one memory pool: the graphs never run concurrently
+                    graph = torch.cuda.CUDAGraph()
+                    pool = graphs[0].pool() if graphs else None
+                    with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+                        unit()
+                    graphs.append(graph)
             torch.cuda.synchronize(self.device)
         torch.cuda.set_rng_state(rng_state, self.device)
         self._frame_graph = graphs[0]

@@ -1,0 +1,62 @@
+"""The fused Triton frame (fused_frame.py) gives the reference frame's codes and choices, on CPU under
+Triton's interpreter (fused_interpreted.py, in a child process)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator
+
+triton = pytest.importorskip("triton")
+if int(triton.__version__.split(".")[0]) < 3:
+    pytest.skip("the fused kernels need Triton >= 3", allow_module_level=True)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="module")
+def interpreted():
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "fused_interpreted.py")],
+        env=env, capture_output=True, text=True, timeout=1500,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_greedy_codes_equal_the_reference_frame(interpreted):
+    """Integer codes, so no tolerance: the fused kernels sum in another order than the reference's
+    kernels, which may move a logit by a few float32 ulps, never enough to change an argmax here (checked
+    per run: a tie within that distance would show as a failure here, not pass silently)."""
+    for run in interpreted["greedy"]:
+        assert run["fused"] == run["reference"], run
+        assert len(run["fused"]) >= 2
+    assert any(run["talker_splits"] > 1 and run["prompt_len"] > 32 for run in interpreted["greedy"])
+
+
+def test_sampler_kernel_chooses_what_choose_token_chooses(interpreted):
+    cases = interpreted["sampler"]
+    mismatches = [c for c in cases if c["got"] != c["expected"]]
+    assert not mismatches, mismatches
+    assert any(c["params"]["do_sample"] for c in cases) and any(not c["params"]["do_sample"] for c in cases)
+    assert any(c["params"]["top_p"] < 1.0 and c["params"]["do_sample"] for c in cases)
+    for c in cases:
+        if c["talker"]:
+            assert c["seen_marked"] and c["generated_counted"], c
+
+
+def test_fused_needs_triton_on_the_device(tiny_custom_voice_tts):
+    """Asked for explicitly where it cannot run (CPU without the interpreter): a clear error, not a
+    silent fallback; None (the default) picks the reference frame there."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        pytest.skip("this process runs the interpreter")
+    model = tiny_custom_voice_tts.model
+    with pytest.raises(ValueError, match="fused kernels need CUDA with Triton"):
+        FrameGenerator(model, max_seq_len=64, fused=True)
+    assert FrameGenerator(model, max_seq_len=64).fused is False
+    assert torch.device("cpu") == FrameGenerator(model, max_seq_len=64).device
