@@ -19,6 +19,7 @@ from qwen3_tts_ros.home import keep_compiled_kernels
 from .checkpoints.demo_checkpoint import ensure_demo_checkpoint
 from .checkpoints.loading import check_device_name, check_dtype_name, resolve_device_dtype
 from .decode.frame_generator import SUGGESTED_PREFILL_BUCKETS, check_prefill_buckets
+from .decode.fused_frame import fused_available
 from .errors import EngineConfigError, EngineOutOfMemory, ModelLoadError, is_out_of_memory
 from .model import Qwen3TTSCudaGraphs
 from .types import Rule, RunawayGuard
@@ -36,6 +37,10 @@ class EngineConfig:
     max_seq_len: int = 2048  # static K/V cache: prompt + generated frames of one utterance
     use_cuda_graphs: bool = True  # no effect on CPU
     compile: bool = True  # torch.compile the decode step where available (CUDA with Triton)
+    # Each frame as ~600 fused Triton kernels (decode/fused_frame.py) instead of the compiled step: 2.2x
+    # faster on an H200; needs CUDA with Triton >= 3 (EngineConfigError elsewhere). Off by default until
+    # the whole GPU test suite has passed on it (see BENCHMARKS.md).
+    fused_kernels: bool = False
     # Prompt sizes with a captured prefill graph each; None: the suggested ones that fit max_seq_len.
     # Used only with CUDA graphs (uncaptured, a bucket would only pad the prefill).
     prefill_buckets: tuple[int, ...] | None = None
@@ -56,7 +61,7 @@ class EngineConfig:
         check_device_name(self.device)
         check_dtype_name(self.dtype)
         MAX_SEQ_LEN_RULE.check("max_seq_len", self.max_seq_len)
-        for name in ("use_cuda_graphs", "compile", "codec_side_stream", "allow_download"):
+        for name in ("use_cuda_graphs", "compile", "fused_kernels", "codec_side_stream", "allow_download"):
             Rule(bool).check(name, getattr(self, name))
         if self.prefill_buckets is not None:
             object.__setattr__(self, "prefill_buckets", tuple(self.prefill_buckets))
@@ -85,6 +90,8 @@ def open_engine(config: EngineConfig) -> Qwen3TTSCudaGraphs:
         device, dtype_name = resolve_device_dtype(config.device, config.dtype)
     except ValueError as exc:
         raise EngineConfigError(str(exc)) from exc
+    if config.fused_kernels and not fused_available(torch.device(device)):
+        raise EngineConfigError(f"fused_kernels needs CUDA with Triton >= 3, and the device is {device}")
     model = config.model or str(ensure_demo_checkpoint())
     on_cuda = device.startswith("cuda")
     graphs = config.use_cuda_graphs and on_cuda
@@ -105,6 +112,7 @@ def open_engine(config: EngineConfig) -> Qwen3TTSCudaGraphs:
             frame_options={
                 "prefill_buckets": config.buckets() if graphs else (),
                 "compile": None if config.compile else False,  # None: where available
+                "fused": config.fused_kernels,
             },
             codec_stream=config.codec_side_stream,
             runaway=config.runaway(),

@@ -190,6 +190,8 @@ class LoadedModel:
 
         buckets = [b for b in cfg.prefill_buckets if b > 0]
         what = "the decode step" + (f" and {len(buckets)} prefill buckets {buckets}" if buckets else "")
-        if cfg.compile and compile_available(engine.device):
+        if cfg.fused_kernels:
+            what += "; fused Triton kernels compile first (about 20 s on a first run, ~1 s from the cache)"
+        elif cfg.compile and compile_available(engine.device):
             what += "; torch.compile first (a minute or more on a first run, seconds from the kernel cache)"
         self._log.info(f"capturing CUDA graphs: {what}")

@@ -123,6 +123,13 @@ SPECS: tuple[Spec, ...] = (
         "configure",
     ),
     Spec(
+        "fused_kernels",
+        False,
+        "Run each decode frame as fused Triton kernels instead of the compiled step (CUDA with Triton >= 3; "
+        "about 2x faster frames on an H200; configure fails where it cannot run). Replaces compile.",
+        "configure",
+    ),
+    Spec(
         "prefill_buckets",
         (32, 64, 128, 256),
         "Prompt lengths (positions) with a prefill graph captured each; a prompt is padded to the smallest "

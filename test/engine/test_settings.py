@@ -1,5 +1,6 @@
 """The engine's own rules for what a caller gives it: every sampling setting and the other request fields."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -96,6 +97,7 @@ def test_engine_config_refuses_what_it_cannot_use_once_with_one_message():
         (dict(dtype="int8"), r"^dtype must be 'auto' or one of"),
         (dict(model="https://huggingface.co/Qwen/x"), "not a URL"),
         (dict(compile="yes"), r"^compile must be true or false, got 'yes'$"),
+        (dict(fused_kernels=1), r"^fused_kernels must be true or false, got 1$"),
     ]
     for settings, message in refused:
         with pytest.raises(ValueError, match=message):
@@ -109,6 +111,10 @@ def test_open_engine_loads_and_names_what_it_cannot_load(tiny_custom_voice_dir, 
     engine.close()
     with pytest.raises(ModelLoadError, match=r"^cannot load model '.*nope': FileNotFoundError: model dir"):
         open_engine(EngineConfig(model=str(tmp_path / "nope"), device="cpu"))
+    if os.environ.get("TRITON_INTERPRET") != "1":  # the fused frame runs on CPU only interpreted (tests)
+        refused = r"^fused_kernels needs CUDA with Triton >= 3, and the device is cpu$"
+        with pytest.raises(EngineConfigError, match=refused):
+            open_engine(EngineConfig(model=str(tiny_custom_voice_dir), device="cpu", fused_kernels=True))
     if not torch.cuda.is_available():
         with pytest.raises(EngineConfigError, match="CUDA is not available"):
             open_engine(EngineConfig(model=str(tiny_custom_voice_dir), device="cuda"))
