@@ -92,10 +92,11 @@ def _qwen_tts_ms_per_frame(tts, n_short=11, n_long=41):
     return 1000.0 * (t_long - t_short) / (n_long - n_short)
 
 
-def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream):
+def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream, fused=True):
     torch.cuda.empty_cache()
     base_mem = torch.cuda.memory_allocated()
     frame_options = dict(prefill_buckets=SUGGESTED_PREFILL_BUCKETS) if buckets else {}
+    frame_options["fused"] = fused
     engine = Qwen3TTSCudaGraphs.from_pretrained(
         model_dir, device="cuda", dtype=torch.bfloat16, max_seq_len=2048, frame_options=frame_options,
         codec_stream=codec_stream,
@@ -132,7 +133,8 @@ def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream):
 
     rec = dict(size=size, gpu=torch.cuda.get_device_name(0), dtype="bfloat16", max_seq_len=2048,
                codec_stream=engine.decode_cuda_stream is not None,
-               compiled=engine.frame_generator.compiled, prefill_buckets=bool(buckets),
+               compiled=engine.frame_generator.compiled, fused=engine.frame_generator.fused,
+               prefill_buckets=bool(buckets),
                capture_s=round(capture_s, 2), prefill_ms=round(statistics.median(prefill), 2),
                frames=len(frame_ms), ms_per_frame_median=round(statistics.median(frame_ms), 3),
                ms_per_frame_p95=round(percentile(frame_ms, 0.95), 3),
@@ -181,6 +183,8 @@ def main():
     ap.add_argument("--no-buckets", action="store_true", help="unpadded eager prefill")
     ap.add_argument("--codec-stream", choices=("on", "off", "both"), default="both",
                     help="streaming codec on the engine's side stream (on), the main stream (off), or both")
+    ap.add_argument("--fused", choices=("on", "off"), default="on",
+                    help="the fused Triton frame (on, as for issue 15) or the compiled reference one")
     args = ap.parse_args()
     settings = {"on": [True], "off": [False], "both": [True, False]}[args.codec_stream]
     os.makedirs(args.out, exist_ok=True)
@@ -193,7 +197,8 @@ def main():
             for i, codec_stream in enumerate(settings):
                 with_qwen_tts = not args.no_qwen_tts and i == 0  # the same weights: once per size
                 rec = bench_engine(
-                    size, model_dir, args.frames, with_qwen_tts, not args.no_buckets, codec_stream
+                    size, model_dir, args.frames, with_qwen_tts, not args.no_buckets, codec_stream,
+                    args.fused == "on",
                 )
                 print(json.dumps({k: v for k, v in rec.items() if k != "frame_ms"}), flush=True)
                 results.append(rec)

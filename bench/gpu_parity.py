@@ -151,36 +151,48 @@ def run_parity(
     text_len: int = 30,
     dtypes=("float32", "bfloat16"),
     max_seq_len: int = 512,
+    paths=("reference",),
 ) -> dict:
     model = build_model(size, tiny, device)
     base_prefill = synthetic_prefill(model, prompt_len, text_len)
     result = {"size": size, "tiny": tiny, "device": device, "frames": frames, "prompt_len": prompt_len}
     if device.startswith("cuda"):
         result["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    theirs = {}
     for dtype_name in dtypes:
         dtype = getattr(torch, dtype_name)
         model = model.to(dtype)
         prefill = cast(base_prefill, dtype)
         entry = {}
         t0 = time.perf_counter()
-        theirs = qwen_tts_codes(model, prefill, frames)
+        theirs[dtype_name] = qwen_tts_codes(model, prefill, frames)
         entry["qwen_tts_s"] = round(time.perf_counter() - t0, 3)
-        generator = FrameGenerator(model, max_seq_len=max_seq_len, use_cuda_graphs=True)
-        entry["capture_s"] = round(generator.capture(), 3)
-        ours, stats = our_codes(generator, prefill, frames)
-        entry.update(compare(ours, theirs))
-        entry["ours_ms_per_frame_median"] = round(sorted(stats.frame_ms)[len(stats.frame_ms) // 2], 3)
-        entry["ours_prefill_ms"] = round(stats.prefill_ms, 3)
-        if generator.use_cuda_graphs:  # graph replay must equal our eager path on the same device
-            eager, _ = our_codes(
-                FrameGenerator(model, max_seq_len=max_seq_len, use_cuda_graphs=False), prefill, frames
-            )
-            entry["graphs_equal_eager"] = bool(torch.equal(eager, ours))
-        del generator
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
+        if dtype_name != "float32" and "float32" in theirs:  # how far each dtype run follows float32
+            entry["qwen_tts_vs_qwen_tts_float32"] = compare(theirs[dtype_name], theirs["float32"])
+        for path in paths:
+            entry[path] = run_path(model, prefill, frames, max_seq_len, path == "fused", theirs, dtype_name)
         result[dtype_name] = entry
     return result
+
+
+def run_path(model, prefill, frames, max_seq_len, fused, theirs, dtype_name) -> dict:
+    """One decode path (the reference frame or the fused one) against qwen-tts in the same dtype (and in
+    float32 where that ran), and its CUDA-graph replay against its own uncaptured run."""
+    generator = FrameGenerator(model, max_seq_len=max_seq_len, use_cuda_graphs=True, fused=fused)
+    entry = {"capture_s": round(generator.capture(), 3)}
+    ours, stats = our_codes(generator, prefill, frames)
+    entry.update(compare(ours, theirs[dtype_name]))
+    if dtype_name != "float32" and "float32" in theirs:
+        entry["vs_qwen_tts_float32"] = compare(ours, theirs["float32"])
+    entry["ours_ms_per_frame_median"] = round(sorted(stats.frame_ms)[len(stats.frame_ms) // 2], 3)
+    entry["ours_prefill_ms"] = round(stats.prefill_ms, 3)
+    if generator.use_cuda_graphs:  # graph replay must equal our eager path on the same device
+        eager = FrameGenerator(model, max_seq_len=max_seq_len, use_cuda_graphs=False, fused=fused)
+        entry["graphs_equal_eager"] = bool(torch.equal(our_codes(eager, prefill, frames)[0], ours))
+    del generator
+    if next(model.parameters()).is_cuda:
+        torch.cuda.empty_cache()
+    return entry
 
 
 def main(argv=None) -> int:
@@ -195,6 +207,10 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--prompt-len", type=int, default=100)
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    parser.add_argument(
+        "--paths", nargs="+", default=["reference", "fused"], choices=["reference", "fused"],
+        help="decode paths: the reference frame (layer functions) and the fused Triton frame",
+    )
     parser.add_argument("--out", required=True, help="JSON output path")
     args = parser.parse_args(argv)
     results = []
@@ -206,13 +222,14 @@ def main(argv=None) -> int:
             frames=args.frames,
             prompt_len=args.prompt_len,
             dtypes=args.dtypes,
+            paths=args.paths,
         )
         print(json.dumps(res), flush=True)
         results.append(res)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
-    float32_ok = all(r["float32"]["identical"] for r in results if "float32" in r)
+    float32_ok = all(r["float32"][p]["identical"] for r in results if "float32" in r for p in args.paths)
     return 0 if float32_ok else 1
 
 

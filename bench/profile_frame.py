@@ -1,9 +1,10 @@
 """Where a frame's time goes: ms/frame and kernels/frame of the FrameGenerator variants on one GPU.
 
 Full-size random model (released config), bf16, synthetic 100-position prompt, sampling on, EOS kept out
-(min_new_tokens), CUDA graphs on. For each variant (torch.compile of the layer functions off / on):
-capture seconds, ms/frame median and p95 over `--frames` frames, and the number of GPU kernels one frame
-launches (torch.profiler over one eager frame). Prints one JSON line per (size, variant).
+(min_new_tokens), CUDA graphs on. For each variant (the reference frame with torch.compile'd layer
+functions; the fused Triton frame): capture seconds, ms/frame median and p95 over `--frames` frames, the
+number of GPU kernels one frame launches and its 25 costliest kernel names (torch.profiler over uncaptured
+frames). Prints one JSON line per (size, variant).
 
     python bench/profile_frame.py --sizes 0b6 1b7 --frames 200 --out profile.json
 """
@@ -32,9 +33,12 @@ def _sampling(frames: int) -> SamplingParams:
     )  # fmt: skip
 
 
-def kernels_per_frame(model, prefill, compile_layers: bool) -> int:
-    """GPU kernels of one frame, counted on the eager (uncaptured) path."""
-    generator = FrameGenerator(model, max_seq_len=2048, use_cuda_graphs=False, compile=compile_layers)
+def kernels_per_frame(model, prefill, compile_layers: bool, fused: bool) -> tuple[int, list[dict]]:
+    """GPU kernels of one frame, counted on the uncaptured path; and per kernel name its count and device
+    microseconds per frame (largest first)."""
+    generator = FrameGenerator(
+        model, max_seq_len=2048, use_cuda_graphs=False, compile=compile_layers, fused=fused
+    )
     list(generator.generate(prefill, _sampling(3)))  # compile + warm up
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         list(generator.generate(prefill, _sampling(6)))
@@ -43,15 +47,28 @@ def kernels_per_frame(model, prefill, compile_layers: bool) -> int:
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof2:
         list(generator.generate(prefill, _sampling(2)))
     kernels2 = [e for e in prof2.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    return (len(kernels) - len(kernels2)) // 4
+    by_name: dict[str, list[float]] = {}
+    for events, sign in ((kernels, 1), (kernels2, -1)):
+        for e in events:
+            entry = by_name.setdefault(e.name[:80], [0, 0.0])
+            entry[0] += sign
+            entry[1] += sign * e.time_range.elapsed_us()
+    table = sorted(
+        (dict(kernel=k, per_frame=round(n / 4, 2), us_per_frame=round(us / 4, 1))
+         for k, (n, us) in by_name.items()),
+        key=lambda r: -r["us_per_frame"],
+    )
+    return (len(kernels) - len(kernels2)) // 4, table[:25]
 
 
 def run(size: str, frames: int) -> list[dict]:
     model = build_model(size, tiny=False, device="cuda").to(torch.bfloat16)
     prefill = cast(synthetic_prefill(model, 100, 30), torch.bfloat16)
     records = []
-    for compile_layers in (False, True):
-        generator = FrameGenerator(model, max_seq_len=2048, use_cuda_graphs=True, compile=compile_layers)
+    for compile_layers, fused in ((True, False), (False, True)):
+        generator = FrameGenerator(
+            model, max_seq_len=2048, use_cuda_graphs=True, compile=compile_layers, fused=fused
+        )
         capture_s = generator.capture()
         list(generator.generate(prefill, _sampling(10)))
         stats = StreamStats()
@@ -60,14 +77,16 @@ def run(size: str, frames: int) -> list[dict]:
         rec = dict(
             size=size,
             compiled=generator.compiled,
+            fused=generator.fused,
             capture_s=round(capture_s, 2),
             prefill_ms=round(stats.prefill_ms, 2),
             frames=stats.frames,
             ms_per_frame_median=round(statistics.median(frame_ms), 3),
             ms_per_frame_p95=round(frame_ms[int(0.95 * (len(frame_ms) - 1))], 3),
-            kernels_per_frame=kernels_per_frame(model, prefill, compile_layers),
             gpu=torch.cuda.get_device_name(0),
         )
+        count, table = kernels_per_frame(model, prefill, compile_layers, fused)
+        rec["kernels_per_frame"], rec["kernel_table"] = count, table
         print(json.dumps(rec), flush=True)
         records.append(rec)
         del generator

@@ -37,19 +37,25 @@ def test_parity_logic_on_cpu_tiny(tmp_path):
                 "40",
                 "--dtypes",
                 "float32",
+                "--paths",
+                "reference",
                 "--out",
                 str(out),
             ]
         )
         == 0
     )
-    res = json.loads(out.read_text())[0]["float32"]
+    res = json.loads(out.read_text())[0]["float32"]["reference"]
     assert res["identical"] and res["frames_ours"] == res["frames_qwen_tts"] == 12
 
 
 @pytest.mark.gpu
 def test_float32_parity_full_size_cuda():
-    res = _bench().run_parity("0b6", tiny=False, device="cuda", frames=40, prompt_len=60, dtypes=("float32",))
-    entry = res["float32"]
-    assert entry["graphs_equal_eager"]
-    assert entry["identical"], entry
+    res = _bench().run_parity(
+        "0b6", tiny=False, device="cuda", frames=40, prompt_len=60, dtypes=("float32",),
+        paths=("reference", "fused"),
+    )  # fmt: skip
+    for path in ("reference", "fused"):
+        entry = res["float32"][path]
+        assert entry["graphs_equal_eager"], (path, entry)
+        assert entry["identical"], (path, entry)
