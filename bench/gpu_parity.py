@@ -195,9 +195,10 @@ def run_path(model, prefill, frames, max_seq_len, fused, theirs, dtype_name) -> 
     return entry
 
 
-def main(argv=None) -> int:
+def model_arguments(description: str) -> argparse.ArgumentParser:
+    """The options this script shares with teacher_forced.py: which models, frames, prompt, dtypes, output."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
@@ -207,11 +208,22 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--prompt-len", type=int, default=100)
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    parser.add_argument("--out", required=True, help="JSON output path")
+    return parser
+
+
+def write_results(results: list[dict], out: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2)
+
+
+def main(argv=None) -> int:
+    parser = model_arguments(__doc__)
     parser.add_argument(
         "--paths", nargs="+", default=["reference", "fused"], choices=["reference", "fused"],
         help="decode paths: the reference frame (layer functions) and the fused Triton frame",
     )
-    parser.add_argument("--out", required=True, help="JSON output path")
     args = parser.parse_args(argv)
     results = []
     for size in args.sizes:
@@ -226,9 +238,7 @@ def main(argv=None) -> int:
         )
         print(json.dumps(res), flush=True)
         results.append(res)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
+    write_results(results, args.out)
     float32_ok = all(r["float32"][p]["identical"] for r in results if "float32" in r for p in args.paths)
     return 0 if float32_ok else 1
 

@@ -3,9 +3,10 @@
 # against qwen-tts, the speed benchmark, and the streaming codec's per-chunk time. Writes logs and JSON into
 # ${OUT:-bench/results/latest}.
 #   Wheels for qwen-tts 0.1.1 + transformers 4.57.3 (the device image has transformers 5.x) are carried in
-#   .whl/ and installed into /tmp/site, which goes first on PYTHONPATH. Stages: tests parity profile
+#   .whl/ and installed into /tmp/site, which goes first on PYTHONPATH. Stages: tests parity teacher profile
 #   framegraph bench codec overlap overlapbench endurance cycles node0b6 node1b7 (default: tests parity bench
-#   codec). endurance and cycles (bench/endurance.py) take ~5 min each on an H100: run them in their own
+#   codec). teacher: bench/teacher_forced.py (per-step logits error, float32 and bf16, every path; not yet
+#   run on a GPU: expect minutes a size, qwen-tts's own loop takes ~0.2 s a frame). endurance and cycles (bench/endurance.py) take ~5 min each on an H100: run them in their own
 #   device calls. overlap: the side-stream codec's gpu tests; overlapbench: the 0.6B benchmark with the codec
 #   on the side and on the main stream (each a few minutes: their own device calls too). node0b6 / node1b7:
 #   bench/endurance_node_defaults.py (the node's worker with config/tts.yaml's defaults) on full-size 0.6B /
@@ -28,6 +29,7 @@ for stage in $stages; do
   case $stage in
     tests) python3 -m pytest -q -p no:cacheprovider -m gpu test/engine 2>&1 | tee "$out/gpu_tests.log" || rc=1 ;;
     parity) python3 bench/gpu_parity.py --sizes 0b6 1b7 --frames 100 --out "$out/parity.json" 2>&1 | tee "$out/parity.log" || rc=1 ;;
+    teacher) python3 bench/teacher_forced.py --sizes 0b6 1b7 --frames 100 --out "$out/teacher_forced.json" 2>&1 | tee "$out/teacher_forced.log" || rc=1 ;;
     profile) python3 bench/profile_frame.py --sizes 0b6 1b7 --frames 200 --out "$out/profile.json" 2>&1 | tee "$out/profile.log" || rc=1 ;;
     framegraph) python3 bench/framegraph_smoke.py --size 0b6 --frames 300 --out "$out/framegraph.json" 2>&1 | tee "$out/framegraph.log" || rc=1 ;;
     bench) python3 bench/benchmark.py --sizes 0b6 1b7 --frames 300 --out "$out" 2>&1 | tee "$out/benchmark.log" || rc=1 ;;

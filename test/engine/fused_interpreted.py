@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 
 from bench.gpu_parity import build_model, cast, synthetic_prefill  # noqa: E402
+from bench.teacher_forced import random_codes, run_teacher_forced  # noqa: E402
 from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator  # noqa: E402
 from qwen3_tts_ros.engine.decode.fused_frame import FusedFrame  # noqa: E402
 from qwen3_tts_ros.engine.decode.sampling import choose_token  # noqa: E402
@@ -105,6 +106,11 @@ def main() -> None:
             greedy_frames("0b6", "float32", 2, 40),
         ],
         sampler=sampler_cases(24),
+        # the fused frame's own logits at every step, fed random codes (bench/teacher_forced.py)
+        teacher_forced=run_teacher_forced(
+            "0b6", tiny=True, device="cpu", frames=3, prompt_len=12, codes=random_codes("0b6", True, 3, 5),
+            reference_dtype="float64", dtypes=("float64",), paths=("fused",),
+        ),
     )
     print(json.dumps(result))
 

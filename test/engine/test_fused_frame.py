@@ -50,6 +50,21 @@ def test_sampler_kernel_chooses_what_choose_token_chooses(interpreted):
             assert c["seen_marked"] and c["generated_counted"], c
 
 
+def test_forced_logits_of_the_fused_frame_equal_qwen_tts_in_float64(interpreted):
+    """Teacher forcing (bench/teacher_forced.py) through the fused frame: every step's logits are
+    qwen-tts's float64 ones up to float32 roundings. A float64 model still computes each RMSNorm in float32
+    (qwen-tts does, and so do the reference path and the kernels), and the kernels evaluate its sum and
+    rsqrt their own way: each of the ~10 float32 stages on a logit's path here (4 norms per layer in 2
+    layers, the final norm, the float32 logits) may move it by about one float32 ulp relative
+    (|logit| * 2**-24), and these small random layers do not amplify that much: 16 ulps (2**-20) of the
+    largest logit bound it. A real mistake moves logits by ~0.1 at the tiny widths."""
+    res = interpreted["teacher_forced"]
+    for part, choices in (("talker", 3), ("code_predictor", 45)):
+        got = res["float64"]["fused"][part]
+        assert got["choices"] == choices
+        assert got["max"] <= res["reference_logits_max_abs"][part] * 2.0**-20 + 1e-12, res
+
+
 def test_fused_needs_triton_on_the_device(tiny_custom_voice_tts):
     """Asked for explicitly where it cannot run (CPU without the interpreter): a clear error, not a
     silent fallback; None (the default) picks the reference frame there."""

@@ -14,7 +14,8 @@ token choice in one:
 Numerics follow layers.py / sampling.py step by step: RMSNorm in float32, every intermediate the reference
 materialises in the model dtype is rounded to it here too (so bf16 rounds where eager bf16 rounds), sums in
 float32 (float64 for a float64 model). The order of those sums is the kernels' own, which is the only
-difference from the reference path (test_fused_frame.py: the same greedy codes).
+difference from the reference path (test_fused_frame.py: the same greedy codes, and under teacher forcing the
+same logits up to float32 roundings).
 
 Imported only where Triton is (fused_frame.fused_available); on CPU the kernels run under
 TRITON_INTERPRET=1 (the tests).
