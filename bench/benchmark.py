@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.full_size_checkpoint import write_full_size_checkpoint  # noqa: E402
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs  # noqa: E402
-from qwen3_tts_ros.engine.decode.frame_generator import SUGGESTED_PREFILL_BUCKETS  # noqa: E402
+from qwen3_tts_ros.engine.frame.options import SUGGESTED_PREFILL_BUCKETS  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest  # noqa: E402
 
 # ~100 prefill positions with the byte-level benchmark tokenizer (custom voice, non-streaming text feed).
@@ -133,7 +133,7 @@ def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream, 
 
     rec = dict(size=size, gpu=torch.cuda.get_device_name(0), dtype="bfloat16", max_seq_len=2048,
                codec_stream=engine.decode_cuda_stream is not None,
-               compiled=engine.frame_generator.compiled, fused=engine.frame_generator.fused,
+               frame_path=engine.capture_report().frame_path,
                prefill_buckets=bool(buckets),
                capture_s=round(capture_s, 2), prefill_ms=round(statistics.median(prefill), 2),
                frames=len(frame_ms), ms_per_frame_median=round(statistics.median(frame_ms), 3),

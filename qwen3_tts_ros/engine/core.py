@@ -17,7 +17,7 @@ On CUDA the streaming codec runs on a side stream of the engine's (`codec_stream
 chunk's decode and the copy of its samples to the host run there, ordered after the replays that made its
 frames only, so the frames launched ahead keep generating on the main stream meanwhile, and the host waits
 for the chunk's samples only. Time to first audio stays prefill + the first chunk's frames + one decode
-(the first replay is launched alone, frame_generator.py).
+(the first replay is launched alone, frame/generator.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import contextlib
 import gc
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -36,9 +36,11 @@ import torch
 from .audio.audio_stream import AudioStream, check_chunking, chunk_stream
 from .audio.causal_codec import CausalCodecDecoder
 from .audio.codec import StreamingDecoder, decode_full
-from .decode.frame_generator import FrameGenerator
-from .decode.prefill import build_prefill
+from .capture_report import CaptureReport
 from .errors import EngineOutOfMemory, is_out_of_memory
+from .frame.generator import FrameGenerator
+from .frame.options import FrameOptions
+from .frame.prefill import build_prefill
 from .host_memory import release_free_heap
 from .text_feed import feed_from
 from .text_split import split_text
@@ -63,12 +65,12 @@ class SpeechEngine:
         self,
         tts,
         *,
-        max_seq_len: int = 2048,
-        use_cuda_graphs: bool = True,
+        max_seq_len: int | None = None,
+        use_cuda_graphs: bool | None = None,
         allow_download: bool = False,
         codec_stream: bool = True,
         runaway: RunawayGuard | None = None,
-        **frame_options,
+        frame_options: FrameOptions | Mapping[str, Any] | None = None,
     ):
         """tts: a loaded `qwen_tts.Qwen3TTSModel` (its model, processor and generation defaults are used).
 
@@ -77,20 +79,22 @@ class SpeechEngine:
 
         codec_stream: on CUDA, decode streamed audio on a side stream, overlapped with frame generation
         (module doc); False decodes on the current stream, after the frames launched ahead. No effect on CPU.
-        frame_options: FrameGenerator's launch_ahead, frames_per_replay, prefill_buckets, compile
-        (frame_generator.py).
+        frame_options: a FrameOptions (frame/options.py), or a dict of its documented keys (launch_ahead,
+        frames_per_replay, prefill_buckets, path, compile, fused; FrameOptions.from_mapping). max_seq_len and
+        use_cuda_graphs (None: FrameOptions' defaults, 2048 and on) override its fields of the same name.
         """
         self.tts = tts
         self.model = tts.model
         self.processor = tts.processor
         self.generate_defaults = dict(tts.generate_defaults or {})
         self.voices = ModelVoices.of(tts)
-        self.max_seq_len = int(max_seq_len)
+        options = FrameOptions.from_mapping(
+            frame_options, max_seq_len=max_seq_len, use_cuda_graphs=use_cuda_graphs
+        )
+        self.max_seq_len = options.max_seq_len
         self.allow_download = allow_download
         self.runaway = runaway
-        self.frame_generator = FrameGenerator(
-            self.model, max_seq_len=max_seq_len, use_cuda_graphs=use_cuda_graphs, **frame_options
-        )
+        self.frame_generator = FrameGenerator(self.model, options)
         self.device = self.frame_generator.device
         self.dtype = self.frame_generator.dtype
         # High priority: when a chunk's decode and frames launched ahead both wait for the GPU, the host
@@ -104,7 +108,7 @@ class SpeechEngine:
         # chunk length (graph sizes 1, 2, 4, 8 combined).
         self.codec = CausalCodecDecoder(
             self.model.speech_tokenizer.model.decoder,
-            use_cuda_graphs=use_cuda_graphs,
+            use_cuda_graphs=options.use_cuda_graphs,
             stream=self.decode_cuda_stream,
         )
         self.sample_rate = SAMPLE_RATE
@@ -170,6 +174,8 @@ class SpeechEngine:
         """Release the model, the graphs and the side stream, and give the memory back to the driver (CUDA
         cache, cuBLAS workspaces) and to the OS (free host heap). The instance is unusable afterwards;
         `memory_allocated_bytes` still answers."""
+        if self.frame_generator is not None:
+            self._report_at_close = self.capture_report()
         self.frame_generator = None
         self.codec = None
         self.decode_cuda_stream = None
@@ -187,6 +193,13 @@ class SpeechEngine:
                 clear_workspaces()
             torch.cuda.empty_cache()
         release_free_heap()  # the freed model's host heap, else kept mapped by glibc (host_memory.py)
+
+    def capture_report(self) -> CaptureReport:
+        """The CUDA graphs captured and replayed, and the frame path with the reason it was chosen
+        (capture_report.py). After close: the report at closing."""
+        if self.frame_generator is None:
+            return self._report_at_close
+        return self.frame_generator.capture_report(self.codec)
 
     def memory_allocated_bytes(self) -> int:
         """CUDA memory allocated on the engine's device now (0 on CPU)."""
