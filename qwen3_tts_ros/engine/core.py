@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .audio.audio_stream import AudioStream, check_chunking, chunk_stream
+from .audio.audio_stream import CHUNK_FRAMES, FIRST_CHUNK_FRAMES, AudioStream, check_chunking, chunk_stream
 from .audio.causal_codec import CausalCodecDecoder
 from .audio.codec import StreamingDecoder, decode_full
 from .capture_report import CaptureReport
@@ -143,8 +143,8 @@ class SpeechEngine:
         *,
         max_frames: int = 4,
         request: SpeechRequest | None = None,
-        first_chunk_frames: int = 1,
-        chunk_frames: int = 2,
+        first_chunk_frames: int = FIRST_CHUNK_FRAMES,
+        chunk_frames: int = CHUNK_FRAMES,
         pcm_format: str = "int16",
     ) -> float:
         """Capture if needed, then run one short real generation + streaming decode (`request`'s voice and
@@ -341,8 +341,8 @@ class SpeechEngine:
         self,
         request: SpeechRequest,
         *,
-        first_chunk_frames: int = 1,
-        chunk_frames: int = 4,
+        first_chunk_frames: int = FIRST_CHUNK_FRAMES,
+        chunk_frames: int = CHUNK_FRAMES,
         pcm_format: str = "int16",
         cancel: threading.Event | None = None,
         prefetch_chunks: int = 0,
