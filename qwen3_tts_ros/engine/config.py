@@ -19,7 +19,13 @@ from qwen3_tts_ros.home import keep_compiled_kernels
 from .checkpoints.demo_checkpoint import ensure_demo_checkpoint
 from .checkpoints.loading import check_device_name, check_dtype_name, resolve_device_dtype
 from .errors import EngineConfigError, EngineOutOfMemory, ModelLoadError, is_out_of_memory
-from .frame.options import DEFAULT_MAX_SEQ_LEN, FrameOptions, check_prefill_buckets, suggested_prefill_buckets
+from .frame.options import (
+    AUTO,
+    DEFAULT_MAX_SEQ_LEN,
+    FrameOptions,
+    check_prefill_buckets,
+    suggested_prefill_buckets,
+)
 from .frame.paths import choose_frame_path
 from .model import Qwen3TTSCudaGraphs
 from .types import Rule, RunawayGuard
@@ -36,11 +42,10 @@ class EngineConfig:
     dtype: str = "auto"  # "auto" (bfloat16 on CUDA, float32 on CPU), "bfloat16", "float16", "float32"
     max_seq_len: int = DEFAULT_MAX_SEQ_LEN  # static K/V cache: prompt + generated frames of one utterance
     use_cuda_graphs: bool = True  # no effect on CPU
-    compile: bool = True  # torch.compile the decode step where available (CUDA with Triton); False: eager
-    # Each frame as ~600 fused Triton kernels (frame/fused_triton.py) instead of the compiled step: 2.2x
-    # faster on an H200; needs CUDA with Triton >= 3 (EngineConfigError elsewhere). Off by default until
-    # the whole GPU test suite has passed on it (see BENCHMARKS.md).
-    fused_kernels: bool = False
+    # How each frame runs (frame/paths.py): "auto" takes the fastest path that runs on the device (the fused
+    # Triton frame where CUDA and Triton >= 3 import, else the compiled reference, else eager); a path name
+    # forces it, and one that cannot run on the device is refused (EngineConfigError with the reason).
+    frame_path: str = AUTO
     # Prompt sizes with a captured prefill graph each; None: the suggested ones that fit max_seq_len.
     # Used only with CUDA graphs (uncaptured, a bucket would only pad the prefill).
     prefill_buckets: tuple[int, ...] | None = None
@@ -61,7 +66,8 @@ class EngineConfig:
         check_device_name(self.device)
         check_dtype_name(self.dtype)
         MAX_SEQ_LEN_RULE.check("max_seq_len", self.max_seq_len)
-        for name in ("use_cuda_graphs", "compile", "fused_kernels", "codec_side_stream", "allow_download"):
+        FrameOptions(path=self.frame_path)  # the frame path rule (frame/options.py)
+        for name in ("use_cuda_graphs", "codec_side_stream", "allow_download"):
             Rule(bool).check(name, getattr(self, name))
         if self.prefill_buckets is not None:
             object.__setattr__(self, "prefill_buckets", tuple(self.prefill_buckets))
@@ -79,13 +85,6 @@ class EngineConfig:
             return suggested_prefill_buckets(self.max_seq_len)
         return self.prefill_buckets
 
-    def frame_path(self) -> str:
-        """The frame path asked for (frame/paths.py): fused_kernels -> "fused-triton"; compile off -> "eager";
-        else "auto" (the chooser's pick for the device)."""
-        if self.fused_kernels:
-            return "fused-triton"
-        return "auto" if self.compile else "eager"
-
     def frame_options(self, device: str) -> FrameOptions:
         """The frame loop's options on `device` (prefill buckets only where they are captured)."""
         graphs = self.use_cuda_graphs and device.startswith("cuda")
@@ -93,7 +92,7 @@ class EngineConfig:
             max_seq_len=self.max_seq_len,
             use_cuda_graphs=self.use_cuda_graphs,
             prefill_buckets=self.buckets() if graphs else (),
-            path=self.frame_path(),
+            path=self.frame_path,
         )
 
 
@@ -111,7 +110,7 @@ def open_engine(config: EngineConfig) -> Qwen3TTSCudaGraphs:
     try:  # refused here, before loading (the generator chooses again, the same way)
         path, _ = choose_frame_path(torch.device(device), frame_options.path)
     except EngineConfigError as exc:
-        raise EngineConfigError(f"fused_kernels: {exc}" if config.fused_kernels else str(exc)) from exc
+        raise EngineConfigError(f"frame_path: {exc}") from exc
     model = config.model or str(ensure_demo_checkpoint())
     on_cuda = device.startswith("cuda")
     if path.name != "eager" and config.use_cuda_graphs and on_cuda:

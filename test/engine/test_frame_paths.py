@@ -22,7 +22,7 @@ def test_the_documented_dict_becomes_frame_options():
         ({"compile": True}, dict(path="compiled")),
         ({"compile": None, "fused": None}, dict(path="auto")),
         ({"fused": True, "compile": False}, dict(path="fused-triton")),  # fused: nothing left to compile
-        ({"fused": False}, dict(path="auto")),
+        ({"fused": False}, dict(path="reference")),  # not fused: compiled where that runs, else eager
         (
             {"path": "eager", "launch_ahead": 3, "frames_per_replay": 2},
             dict(launch_ahead=3, frames_per_replay=2),
@@ -50,7 +50,7 @@ def test_frame_options_refuse_what_they_do_not_know():
         ({"compile": 1}, r"^frame_options compile must be true, false or None, got 1$"),
         (
             {"path": "warp"},
-            r"^frame path must be 'auto' or one of fused-triton, compiled, eager, got 'warp'$",
+            r"^frame_path must be one of auto, reference, fused-triton, compiled, eager, got 'warp'$",
         ),
         ({"launch_ahead": 0}, r"^launch_ahead must be >= 1, got 0$"),
         ({"frames_per_replay": True}, r"^frames_per_replay must be >= 1, got True$"),
@@ -67,15 +67,32 @@ def test_the_chooser_names_its_reason():
     compiled = dict(zip(path_names(), FRAME_PATHS))["compiled"]
     why_not = compiled.unavailable(CPU)
     assert why_not is not None and "CUDA" in why_not
-    path, reason = choose_frame_path(CPU)  # auto: compiled is tried first and cannot run here
-    assert path.name == "eager" and reason.startswith("eager (auto on cpu: ")
-    assert f"not compiled: {why_not}" in reason
+    path, reason = choose_frame_path(CPU)  # auto off CUDA: the reference frame, the spec of the others
+    assert (path.name, reason) == ("eager", "eager (auto on cpu: the reference frame)")
     path, reason = choose_frame_path(CPU, "eager")
     assert (path.name, reason) == ("eager", "eager (asked for)")
     with pytest.raises(
         EngineConfigError, match=rf"^frame path 'compiled' cannot run on cpu: {re.escape(why_not)}$"
     ):
         choose_frame_path(CPU, "compiled")
+    with pytest.raises(ValueError, match=r"^unknown frame path 'warp'; known: "):
+        choose_frame_path(CPU, "warp")
+
+
+def test_auto_on_cuda_takes_the_first_path_that_runs_there_fastest_first():
+    """The order only: whether a path runs is its own `unavailable` (which needs no GPU to answer)."""
+    cuda = torch.device("cuda")
+    assert AUTO_ORDER[0] == "fused-triton" and AUTO_ORDER[-1] == "eager"
+    path, reason = choose_frame_path(cuda)
+    paths = dict(zip(path_names(), FRAME_PATHS))
+    runs = [name for name in AUTO_ORDER if paths[name].unavailable(cuda) is None]
+    assert path.name == runs[0], reason
+    assert reason.startswith(f"{runs[0]} (auto on cuda: the first of {', '.join(AUTO_ORDER)} that runs here")
+    for name in AUTO_ORDER[: AUTO_ORDER.index(runs[0])]:  # each path passed over is named with its reason
+        assert f"not {name}: " in reason
+    path, reason = choose_frame_path(cuda, "reference")  # the reference frame: compiled where it runs
+    assert path.name == ("compiled" if "compiled" in runs else "eager"), reason
+    assert choose_frame_path(CPU, "reference")[0].name == "eager"
     with pytest.raises(ValueError, match=r"^unknown frame path 'warp'; known: "):
         choose_frame_path(CPU, "warp")
 

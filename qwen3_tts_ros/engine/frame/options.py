@@ -21,7 +21,15 @@ SUGGESTED_PREFILL_BUCKETS = (
     128,
     256,
 )  # the node's and the CLI's; the library captures none by default
-AUTO = "auto"
+AUTO = "auto"  # the fastest path that runs on the device (paths.AUTO_ORDER)
+REFERENCE = "reference"  # the reference frame: compiled where that runs, else eager
+
+
+def frame_path_choices() -> tuple[str, ...]:
+    """What a frame path setting may be: "auto" or a path's name (paths.py)."""
+    from .paths import path_names  # paths.py does not import this module
+
+    return (AUTO, REFERENCE, *path_names())
 
 
 def check_prefill_buckets(buckets, max_seq_len: int | None = None) -> None:
@@ -55,7 +63,6 @@ class FrameOptions:
     path: str = AUTO  # a frame path name (paths.py) or "auto": the chooser picks (paths.choose_frame_path)
 
     def __post_init__(self) -> None:
-        from .paths import path_names  # paths.py does not import this module
 
         _positive_int("max_seq_len", self.max_seq_len)
         if not isinstance(self.use_cuda_graphs, bool):
@@ -65,10 +72,9 @@ class FrameOptions:
         _positive_int("frames_per_replay", self.frames_per_replay)
         object.__setattr__(self, "prefill_buckets", tuple(self.prefill_buckets))
         check_prefill_buckets(self.prefill_buckets, self.max_seq_len)
-        if self.path != AUTO and self.path not in path_names():
-            raise ValueError(
-                f"frame path must be {AUTO!r} or one of {', '.join(path_names())}, got {self.path!r}"
-            )
+        if self.path not in frame_path_choices():
+            choices = ", ".join(frame_path_choices())
+            raise ValueError(f"frame_path must be one of {choices}, got {self.path!r}")
 
     def replays_in_flight(self, graphs: bool) -> int:
         """launch_ahead resolved: with CUDA graphs the host has frames to overlap, else nothing."""
@@ -82,7 +88,8 @@ class FrameOptions:
         caller gives as arguments of its own, e.g. from_pretrained's max_seq_len; None values: not given).
 
         The dict's `compile` and `fused` switches become `path`: fused True -> "fused-triton"; compile
-        False -> "eager"; compile True -> "compiled"; neither (or None) -> "auto". ValueError for unknown
+        False -> "eager"; compile True -> "compiled"; fused False alone -> "reference"; neither (or None) ->
+        "auto". ValueError for unknown
         keys, for `path` together with those switches, and as the constructor.
         """
         given = {name: value for name, value in base.items() if value is not None}
@@ -104,4 +111,6 @@ class FrameOptions:
             mapping["path"] = "fused-triton"
         elif compile is not None:
             mapping["path"] = "compiled" if compile else "eager"
+        elif fused is False:
+            mapping["path"] = REFERENCE
         return cls(**{**given, **mapping})
