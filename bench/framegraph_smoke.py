@@ -75,7 +75,7 @@ def parity(model, prefill, args) -> dict:
     # uncompiled layer functions (compiled kernels fuse and round differently).
     for name, options in [
         ("buckets", dict(prefill_buckets=SUGGESTED_PREFILL_BUCKETS)),
-        ("uncompiled", dict(compile=False)),
+        ("uncompiled", dict(path="eager")),
     ]:
         generator = FrameGenerator(model, FrameOptions(max_seq_len=args.max_seq_len, **options))
         got = codes(generator, prefill, args.parity_frames)
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
     prefill = cast(base_prefill, getattr(torch, args.dtype))
     settings = [(a, f, {}) for a, f in TIMING_SETTINGS] + [
         (2, 1, dict(prefill_buckets=SUGGESTED_PREFILL_BUCKETS)),
-        (2, 1, dict(compile=False)),
+        (2, 1, dict(path="eager")),
     ]
     for launch_ahead, per_replay, options in settings:
         res = timing(model, prefill, args, launch_ahead, per_replay, options)

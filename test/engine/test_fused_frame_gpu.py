@@ -36,7 +36,7 @@ def test_fused_graphs_give_the_reference_codes(cuda_f64, launch_ahead, frames_pe
     than the gaps between the top two logits of these runs)."""
     prefills = [build_prefill(cuda_f64.model, cuda_f64.processor, r) for r in (LONG_REQUEST, EOS_REQUEST)]
     options = dict(max_seq_len=256, launch_ahead=launch_ahead, frames_per_replay=frames_per_replay)
-    reference = FrameGenerator(cuda_f64.model, FrameOptions(**options))
+    reference = FrameGenerator(cuda_f64.model, FrameOptions(path="reference", **options))
     fused = FrameGenerator(cuda_f64.model, FrameOptions(path="fused-triton", **options))
     consumer = torch.cuda.Stream()
     for prefill in prefills + prefills:
