@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.full_size_checkpoint import write_full_size_checkpoint  # noqa: E402
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs  # noqa: E402
-from qwen3_tts_ros.engine.decode.frame_generator import SUGGESTED_PREFILL_BUCKETS  # noqa: E402
+from qwen3_tts_ros.engine.frame.options import SUGGESTED_PREFILL_BUCKETS  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest  # noqa: E402
 
 # ~100 prefill positions with the byte-level benchmark tokenizer (custom voice, non-streaming text feed).
@@ -92,11 +92,33 @@ def _qwen_tts_ms_per_frame(tts, n_short=11, n_long=41):
     return 1000.0 * (t_long - t_short) / (n_long - n_short)
 
 
-def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream, fused=True):
+ORIN_GB_S = 204.8  # Jetson AGX Orin 64GB: LPDDR5, 256 bit at 6400 MT/s (data sheet); shared with the CPU
+
+
+def bytes_read_per_frame(model, position):
+    """What one frame reads from memory at least (weights at their dtype, and the talker's K/V cache up to
+    `position`): the talker's decoder layers, norm and codec head once, and the code predictor's layers, norm
+    and projection 15 times with one of its 15 heads each time. Embedding rows (a few KB) are left out."""
+    talker = model.talker
+    cp = talker.code_predictor
+
+    def size(*modules):
+        return sum(p.numel() * p.element_size() for m in modules for p in m.parameters())
+
+    tc = talker.config
+    kv_row = tc.num_key_value_heads * tc.head_dim * talker.codec_head.weight.element_size()
+    kv = 2 * tc.num_hidden_layers * position * kv_row
+    talker_bytes = size(talker.model.layers, talker.model.norm, talker.codec_head) + kv
+    head = size(cp.lm_head[0])
+    cp_bytes = 15 * (size(cp.model.layers, cp.model.norm, cp.small_to_mtp_projection) + head)
+    return talker_bytes + cp_bytes
+
+
+def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream, path="auto"):
     torch.cuda.empty_cache()
     base_mem = torch.cuda.memory_allocated()
     frame_options = dict(prefill_buckets=SUGGESTED_PREFILL_BUCKETS) if buckets else {}
-    frame_options["fused"] = fused
+    frame_options["path"] = path
     engine = Qwen3TTSCudaGraphs.from_pretrained(
         model_dir, device="cuda", dtype=torch.bfloat16, max_seq_len=2048, frame_options=frame_options,
         codec_stream=codec_stream,
@@ -133,7 +155,8 @@ def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream, 
 
     rec = dict(size=size, gpu=torch.cuda.get_device_name(0), dtype="bfloat16", max_seq_len=2048,
                codec_stream=engine.decode_cuda_stream is not None,
-               compiled=engine.frame_generator.compiled, fused=engine.frame_generator.fused,
+               frame_path=engine.capture_report().frame_path,
+               frame_path_reason=engine.capture_report().frame_path_reason,
                prefill_buckets=bool(buckets),
                capture_s=round(capture_s, 2), prefill_ms=round(statistics.median(prefill), 2),
                frames=len(frame_ms), ms_per_frame_median=round(statistics.median(frame_ms), 3),
@@ -147,6 +170,11 @@ def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream, 
                rtf=round(audio_s / wall, 2), audio_s=round(audio_s, 2),
                weights_gb=round(weights_gb, 3), peak_gb_over_weights=round(peak_gb - weights_gb, 3),
                frame_ms=[round(x, 4) for x in frame_ms])
+    # Bytes read per frame at the stream's mean talker position (~100-position prompt + half the frames), and
+    # the time reading them would take at the Orin's memory bandwidth: an ESTIMATE of a floor, not a run.
+    read = bytes_read_per_frame(engine.tts.model, 100 + len(frame_ms) // 2)
+    rec["gb_read_per_frame"] = round(read / 1e9, 3)
+    rec["orin_floor_ms_per_frame_estimate"] = round(read / (ORIN_GB_S * 1e9) * 1000, 2)
     if with_qwen_tts:
         rec["qwen_tts_ms_per_frame"] = round(_qwen_tts_ms_per_frame(engine.tts), 1)
     engine.close()
@@ -183,8 +211,8 @@ def main():
     ap.add_argument("--no-buckets", action="store_true", help="unpadded eager prefill")
     ap.add_argument("--codec-stream", choices=("on", "off", "both"), default="both",
                     help="streaming codec on the engine's side stream (on), the main stream (off), or both")
-    ap.add_argument("--fused", choices=("on", "off"), default="on",
-                    help="the fused Triton frame (on, as for issue 15) or the compiled reference one")
+    ap.add_argument("--frame-paths", nargs="+", default=["auto"],
+                    help="frame paths to measure, one engine each on the same weights (auto: as chosen)")
     args = ap.parse_args()
     settings = {"on": [True], "off": [False], "both": [True, False]}[args.codec_stream]
     os.makedirs(args.out, exist_ok=True)
@@ -194,11 +222,11 @@ def main():
             model_dir = write_full_size_checkpoint(
                 os.path.join(workdir, size), size=size, kind="custom_voice"
             )
-            for i, codec_stream in enumerate(settings):
+            runs = [(path, codec_stream) for path in args.frame_paths for codec_stream in settings]
+            for i, (path, codec_stream) in enumerate(runs):
                 with_qwen_tts = not args.no_qwen_tts and i == 0  # the same weights: once per size
                 rec = bench_engine(
-                    size, model_dir, args.frames, with_qwen_tts, not args.no_buckets, codec_stream,
-                    args.fused == "on",
+                    size, model_dir, args.frames, with_qwen_tts, not args.no_buckets, codec_stream, path
                 )
                 print(json.dumps({k: v for k, v in rec.items() if k != "frame_ms"}), flush=True)
                 results.append(rec)
@@ -208,18 +236,21 @@ def main():
         json.dump(dict(meta=meta, results=results), f, indent=1)
     _plot(results, os.path.join(args.out, "frame_latency.png"))
     print(f"\n{meta}\n")
-    print("| size | codec stream | capture s | prefill ms | ms/frame median | p95 | wall ms/frame "
+    print("| size | frame path | codec stream | capture s | prefill ms | ms/frame median | p95 "
+          "| wall ms/frame "
           "| chunk decode wait ms median / p95 | chunk interval ms median / p95 | TTFA 1-frame ms "
-          "| TTFA 4-frame ms | RTF | peak GB over weights | qwen-tts ms/frame |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| TTFA 4-frame ms | RTF | peak GB over weights | GB read / frame | Orin floor ms (estimate) "
+          "| qwen-tts ms/frame |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         stream = "side" if r["codec_stream"] else "main"
-        print(f"| {r['size']} | {stream} | {r['capture_s']} | {r['prefill_ms']} | "
+        print(f"| {r['size']} | {r['frame_path']} | {stream} | {r['capture_s']} | {r['prefill_ms']} | "
               f"{r['ms_per_frame_median']} | {r['ms_per_frame_p95']} | {r['wall_ms_per_frame']} | "
               f"{r['chunk_decode_wait_ms_median']} / {r['chunk_decode_wait_ms_p95']} | "
               f"{r['chunk_interval_ms_median']} / {r['chunk_interval_ms_p95']} | "
               f"{r['ttfa_ms_first_chunk_1']} | {r['ttfa_ms_first_chunk_4']} | "
-              f"{r['rtf']} | {r['peak_gb_over_weights']} | {r.get('qwen_tts_ms_per_frame', '-')} |")
+              f"{r['rtf']} | {r['peak_gb_over_weights']} | {r['gb_read_per_frame']} | "
+              f"{r['orin_floor_ms_per_frame_estimate']} | {r.get('qwen_tts_ms_per_frame', '-')} |")
 
 
 if __name__ == "__main__":

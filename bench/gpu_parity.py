@@ -27,8 +27,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator  # noqa: E402
-from qwen3_tts_ros.engine.decode.prefill import Prefill  # noqa: E402
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.frame.options import FrameOptions  # noqa: E402
+from qwen3_tts_ros.engine.frame.prefill import Prefill  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, StreamStats  # noqa: E402
 
 
@@ -170,15 +171,19 @@ def run_parity(
         if dtype_name != "float32" and "float32" in theirs:  # how far each dtype run follows float32
             entry["qwen_tts_vs_qwen_tts_float32"] = compare(theirs[dtype_name], theirs["float32"])
         for path in paths:
-            entry[path] = run_path(model, prefill, frames, max_seq_len, path == "fused", theirs, dtype_name)
+            entry[path] = run_path(model, prefill, frames, max_seq_len, path, theirs, dtype_name)
         result[dtype_name] = entry
     return result
 
 
-def run_path(model, prefill, frames, max_seq_len, fused, theirs, dtype_name) -> dict:
-    """One decode path (the reference frame or the fused one) against qwen-tts in the same dtype (and in
-    float32 where that ran), and its CUDA-graph replay against its own uncaptured run."""
-    generator = FrameGenerator(model, max_seq_len=max_seq_len, use_cuda_graphs=True, fused=fused)
+PATH_ALIASES = {"fused": "fused-triton"}  # the results' older key for the fused Triton frame
+
+
+def run_path(model, prefill, frames, max_seq_len, name, theirs, dtype_name) -> dict:
+    """One frame path (a name of frame/options.py's frame_path_choices(), or "fused") against qwen-tts in the
+    same dtype (and in float32 where that ran), and its CUDA-graph replay against its own uncaptured run."""
+    path = PATH_ALIASES.get(name, name)
+    generator = FrameGenerator(model, FrameOptions(max_seq_len=max_seq_len, path=path))
     entry = {"capture_s": round(generator.capture(), 3)}
     ours, stats = our_codes(generator, prefill, frames)
     entry.update(compare(ours, theirs[dtype_name]))
@@ -187,7 +192,7 @@ def run_path(model, prefill, frames, max_seq_len, fused, theirs, dtype_name) -> 
     entry["ours_ms_per_frame_median"] = round(sorted(stats.frame_ms)[len(stats.frame_ms) // 2], 3)
     entry["ours_prefill_ms"] = round(stats.prefill_ms, 3)
     if generator.use_cuda_graphs:  # graph replay must equal our eager path on the same device
-        eager = FrameGenerator(model, max_seq_len=max_seq_len, use_cuda_graphs=False, fused=fused)
+        eager = FrameGenerator(model, FrameOptions(max_seq_len=max_seq_len, use_cuda_graphs=False, path=path))
         entry["graphs_equal_eager"] = bool(torch.equal(our_codes(eager, prefill, frames)[0], ours))
     del generator
     if next(model.parameters()).is_cuda:
@@ -221,8 +226,8 @@ def write_results(results: list[dict], out: str) -> None:
 def main(argv=None) -> int:
     parser = model_arguments(__doc__)
     parser.add_argument(
-        "--paths", nargs="+", default=["reference", "fused"], choices=["reference", "fused"],
-        help="decode paths: the reference frame (layer functions) and the fused Triton frame",
+        "--paths", nargs="+", default=["reference", "fused"],
+        help="frame paths (frame_path names; 'reference': compiled where that runs; 'fused': fused-triton)",
     )
     args = parser.parse_args(argv)
     results = []

@@ -84,10 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--runaway-min-frames", type=int,
                    help="frames every utterance may have (default: the engine's RunawayGuard)")
     g.add_argument("--no-cuda-graphs", action="store_true", help="decode eagerly on CUDA too (slower)")
-    g.add_argument("--fused-kernels", action="store_true",
-                   help="each frame as fused Triton kernels (CUDA with Triton >= 3): about 2x faster frames")
-    g.add_argument("--no-compile", action="store_true",
-                   help="no torch.compile of the decode step on CUDA (starts sooner, slower frames)")
+    g.add_argument("--frame-path", default="auto", metavar="PATH",
+                   help="how each frame runs: auto (default: the fastest that runs here, fused Triton "
+                        "kernels first), or a frame path's name to force it (an unknown name is refused "
+                        "with the list)")
     g.add_argument("--no-prefill-buckets", action="store_true",
                    help="no captured prefill graphs (32/64/128/256 positions) on CUDA (slower first audio)")
     g.add_argument("--no-warmup", action="store_true", help="skip the short warm-up generation")
@@ -218,8 +218,7 @@ def engine_config(args):
             dtype=args.dtype,
             max_seq_len=args.max_seq_len,
             use_cuda_graphs=not args.no_cuda_graphs,
-            compile=not args.no_compile,
-            fused_kernels=args.fused_kernels,
+            frame_path=args.frame_path,
             prefill_buckets=() if args.no_prefill_buckets else None,  # None: the suggested ones that fit
             allow_download=args.allow_download,
             **runaway_settings(args.runaway_frames_per_token, args.runaway_min_frames),

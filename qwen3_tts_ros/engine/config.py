@@ -18,9 +18,15 @@ from qwen3_tts_ros.home import keep_compiled_kernels
 
 from .checkpoints.demo_checkpoint import ensure_demo_checkpoint
 from .checkpoints.loading import check_device_name, check_dtype_name, resolve_device_dtype
-from .decode.frame_generator import SUGGESTED_PREFILL_BUCKETS, check_prefill_buckets
-from .decode.fused_frame import fused_available
 from .errors import EngineConfigError, EngineOutOfMemory, ModelLoadError, is_out_of_memory
+from .frame.options import (
+    AUTO,
+    DEFAULT_MAX_SEQ_LEN,
+    FrameOptions,
+    check_prefill_buckets,
+    suggested_prefill_buckets,
+)
+from .frame.paths import choose_frame_path
 from .model import Qwen3TTSCudaGraphs
 from .types import Rule, RunawayGuard
 
@@ -34,13 +40,12 @@ class EngineConfig:
     model: str = ""  # a model directory or hub id; "": the built-in tiny RANDOM demo checkpoint (noise)
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:N"
     dtype: str = "auto"  # "auto" (bfloat16 on CUDA, float32 on CPU), "bfloat16", "float16", "float32"
-    max_seq_len: int = 2048  # static K/V cache: prompt + generated frames of one utterance
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN  # static K/V cache: prompt + generated frames of one utterance
     use_cuda_graphs: bool = True  # no effect on CPU
-    compile: bool = True  # torch.compile the decode step where available (CUDA with Triton)
-    # Each frame as ~600 fused Triton kernels (decode/fused_frame.py) instead of the compiled step: 2.2x
-    # faster on an H200; needs CUDA with Triton >= 3 (EngineConfigError elsewhere). Off by default until
-    # the whole GPU test suite has passed on it (see BENCHMARKS.md).
-    fused_kernels: bool = False
+    # How each frame runs (frame/paths.py): "auto" takes the fastest path that runs on the device (the fused
+    # Triton frame where CUDA and Triton >= 3 import, else the compiled reference, else eager); a path name
+    # forces it, and one that cannot run on the device is refused (EngineConfigError with the reason).
+    frame_path: str = AUTO
     # Prompt sizes with a captured prefill graph each; None: the suggested ones that fit max_seq_len.
     # Used only with CUDA graphs (uncaptured, a bucket would only pad the prefill).
     prefill_buckets: tuple[int, ...] | None = None
@@ -61,7 +66,8 @@ class EngineConfig:
         check_device_name(self.device)
         check_dtype_name(self.dtype)
         MAX_SEQ_LEN_RULE.check("max_seq_len", self.max_seq_len)
-        for name in ("use_cuda_graphs", "compile", "fused_kernels", "codec_side_stream", "allow_download"):
+        FrameOptions(path=self.frame_path)  # the frame path rule (frame/options.py)
+        for name in ("use_cuda_graphs", "codec_side_stream", "allow_download"):
             Rule(bool).check(name, getattr(self, name))
         if self.prefill_buckets is not None:
             object.__setattr__(self, "prefill_buckets", tuple(self.prefill_buckets))
@@ -76,8 +82,18 @@ class EngineConfig:
     def buckets(self) -> tuple[int, ...]:
         """The prefill buckets to capture (None resolved)."""
         if self.prefill_buckets is None:
-            return tuple(b for b in SUGGESTED_PREFILL_BUCKETS if b <= self.max_seq_len)
+            return suggested_prefill_buckets(self.max_seq_len)
         return self.prefill_buckets
+
+    def frame_options(self, device: str) -> FrameOptions:
+        """The frame loop's options on `device` (prefill buckets only where they are captured)."""
+        graphs = self.use_cuda_graphs and device.startswith("cuda")
+        return FrameOptions(
+            max_seq_len=self.max_seq_len,
+            use_cuda_graphs=self.use_cuda_graphs,
+            prefill_buckets=self.buckets() if graphs else (),
+            path=self.frame_path,
+        )
 
 
 def open_engine(config: EngineConfig) -> Qwen3TTSCudaGraphs:
@@ -90,12 +106,14 @@ def open_engine(config: EngineConfig) -> Qwen3TTSCudaGraphs:
         device, dtype_name = resolve_device_dtype(config.device, config.dtype)
     except ValueError as exc:
         raise EngineConfigError(str(exc)) from exc
-    if config.fused_kernels and not fused_available(torch.device(device)):
-        raise EngineConfigError(f"fused_kernels needs CUDA with Triton >= 3, and the device is {device}")
+    frame_options = config.frame_options(device)
+    try:  # refused here, before loading (the generator chooses again, the same way)
+        path, _ = choose_frame_path(torch.device(device), frame_options.path)
+    except EngineConfigError as exc:
+        raise EngineConfigError(f"frame_path: {exc}") from exc
     model = config.model or str(ensure_demo_checkpoint())
     on_cuda = device.startswith("cuda")
-    graphs = config.use_cuda_graphs and on_cuda
-    if config.compile and graphs:
+    if path.name != "eager" and config.use_cuda_graphs and on_cuda:
         keep_compiled_kernels()
     baseline = 0
     if on_cuda:
@@ -106,14 +124,8 @@ def open_engine(config: EngineConfig) -> Qwen3TTSCudaGraphs:
             os.path.expanduser(model),
             device=device,
             dtype=getattr(torch, dtype_name),
-            max_seq_len=config.max_seq_len,
-            use_cuda_graphs=config.use_cuda_graphs,
             allow_download=config.allow_download,
-            frame_options={
-                "prefill_buckets": config.buckets() if graphs else (),
-                "compile": None if config.compile else False,  # None: where available
-                "fused": config.fused_kernels,
-            },
+            frame_options=frame_options,
             codec_stream=config.codec_side_stream,
             runaway=config.runaway(),
         )

@@ -45,6 +45,7 @@ def synthesis_status(  # fmt: skip
         ("mode", stats.mode),
         ("device", stats.device),
         ("dtype", stats.dtype),
+        ("frame_path", stats.frame_path),
         ("cuda_graphs_captured", bool(stats.cuda_graphs_captured)),
         ("capture_time_s", float(stats.capture_time_s)),
         ("time_to_first_audio_ms_p50", float(stats.ttfa_p50_ms)),

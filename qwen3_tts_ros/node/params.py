@@ -17,7 +17,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 from qwen3_tts_ros.engine.audio.pcm import PCM_FORMATS
 from qwen3_tts_ros.engine.checkpoints.loading import check_device_name
-from qwen3_tts_ros.engine.decode.frame_generator import check_prefill_buckets
+from qwen3_tts_ros.engine.frame.options import check_prefill_buckets, frame_path_choices
 from qwen3_tts_ros.engine.types import SAMPLING_RULES, RunawayGuard, SamplingParams
 from qwen3_tts_ros.node.settings import (
     MODEL_DEFAULT_FLOAT,
@@ -29,6 +29,7 @@ from qwen3_tts_ros.node.settings import (
 DEVICES_HELP = "'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'"
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 VOICE_MODES = ("", "voice_clone", "custom_voice", "voice_design")
+FRAME_PATH_CHOICES = frame_path_choices()
 QUEUE_POLICIES = ("queue", "interrupt")
 # A sampling number at this value means "the model's default" (a ROS parameter cannot be unset or null):
 # .nan in YAML for a float, -1 for an integer (no sampling setting accepts -1).
@@ -114,20 +115,15 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("use_cuda_graphs", True, "Capture CUDA graphs at activate (ignored on CPU).", "configure"),
     Spec(
-        "compile",
-        True,
-        "torch.compile the decoder stacks and samplers before capture (where available: CUDA with Triton). "
-        "The first activate compiles for about a minute; later ones reuse the on-disk cache "
-        "(TORCHINDUCTOR_CACHE_DIR, default $QWEN3_TTS_ROS_HOME/inductor). "
-        "false: eager kernels in the graphs.",
+        "frame_path",
+        "auto",
+        "How each decode frame runs. auto: the fastest path that runs on the device (fused Triton kernels "
+        "where CUDA and Triton >= 3 import, else the torch.compile'd reference, else eager), logged at "
+        "configure and in /diagnostics with the reason; a path name forces it, and configure fails with the "
+        "reason where it cannot run. reference: the reference frame, compiled where that runs. The CPU runs "
+        "the eager reference frame.",
         "configure",
-    ),
-    Spec(
-        "fused_kernels",
-        False,
-        "Run each decode frame as fused Triton kernels instead of the compiled step (CUDA with Triton >= 3; "
-        "about 2x faster frames on an H200; configure fails where it cannot run). Replaces compile.",
-        "configure",
+        choices=FRAME_PATH_CHOICES,
     ),
     Spec(
         "prefill_buckets",

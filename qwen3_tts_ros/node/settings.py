@@ -35,7 +35,7 @@ def sampling_overrides(values: dict[str, Any]) -> dict[str, Any]:
 # Load-time parameters that are EngineConfig fields of the same name (prefill_buckets is one too, with [0];
 # runaway.* are runaway_*, with 0.0 for off).
 ENGINE_PARAMETERS = (
-    "model", "device", "dtype", "max_seq_len", "use_cuda_graphs", "compile", "fused_kernels",
+    "model", "device", "dtype", "max_seq_len", "use_cuda_graphs", "frame_path",
     "allow_download",
 )  # fmt: skip
 

@@ -34,6 +34,7 @@ class WorkerStats:
     gpu_memory_allocated_mb: float = 0.0
     device: str = ""
     dtype: str = ""
+    frame_path: str = ""  # the engine's frame path and why it was chosen (frame/paths.py)
     model: str = ""
     mode: str = ""
     last_error: str = ""

@@ -96,8 +96,8 @@ def test_engine_config_refuses_what_it_cannot_use_once_with_one_message():
         (dict(device="tpu"), r"^device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'$"),
         (dict(dtype="int8"), r"^dtype must be 'auto' or one of"),
         (dict(model="https://huggingface.co/Qwen/x"), "not a URL"),
-        (dict(compile="yes"), r"^compile must be true or false, got 'yes'$"),
-        (dict(fused_kernels=1), r"^fused_kernels must be true or false, got 1$"),
+        (dict(frame_path="fused"), r"^frame_path must be one of auto, reference, .*got 'fused'$"),
+        (dict(frame_path=None), r"^frame_path must be one of auto, reference, .*, got None$"),
     ]
     for settings, message in refused:
         with pytest.raises(ValueError, match=message):
@@ -107,14 +107,16 @@ def test_engine_config_refuses_what_it_cannot_use_once_with_one_message():
 def test_open_engine_loads_and_names_what_it_cannot_load(tiny_custom_voice_dir, tmp_path):
     engine = open_engine(EngineConfig(model=str(tiny_custom_voice_dir), device="cpu", max_seq_len=128))
     assert (engine.source, engine.device.type, engine.max_seq_len) == (str(tiny_custom_voice_dir), "cpu", 128)
-    assert engine.frame_generator.compiled is False  # CPU: nothing to compile
+    assert engine.capture_report().frame_path == "eager"  # CPU: nothing to compile
     engine.close()
     with pytest.raises(ModelLoadError, match=r"^cannot load model '.*nope': FileNotFoundError: model dir"):
         open_engine(EngineConfig(model=str(tmp_path / "nope"), device="cpu"))
     if os.environ.get("TRITON_INTERPRET") != "1":  # the fused frame runs on CPU only interpreted (tests)
-        refused = r"^fused_kernels needs CUDA with Triton >= 3, and the device is cpu$"
+        refused = r"^frame_path: frame path 'fused-triton' cannot run on cpu: "
+        refused += r"needs CUDA with Triton >= 3 .*, and the device is cpu$"
         with pytest.raises(EngineConfigError, match=refused):
-            open_engine(EngineConfig(model=str(tiny_custom_voice_dir), device="cpu", fused_kernels=True))
+            config = EngineConfig(model=str(tiny_custom_voice_dir), device="cpu", frame_path="fused-triton")
+            open_engine(config)
     if not torch.cuda.is_available():
         with pytest.raises(EngineConfigError, match="CUDA is not available"):
             open_engine(EngineConfig(model=str(tiny_custom_voice_dir), device="cuda"))

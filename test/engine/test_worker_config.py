@@ -22,8 +22,8 @@ def test_every_voice_and_output_field_comes_from_its_own_parameter():
     fields = [f.name for f in dataclasses.fields(LoadConfig) if f.name not in ("engine", "warmup_settings")]
     marks = {name: f"marker {i}" for i, name in enumerate(values) if not name.startswith(("sampling.",
                                                                                           "streaming."))}
-    engine_parameters = ("model", "device", "dtype", "max_seq_len", "use_cuda_graphs", "compile",
-                         "fused_kernels", "prefill_buckets", "allow_download", "runaway.frames_per_token",
+    engine_parameters = ("model", "device", "dtype", "max_seq_len", "use_cuda_graphs", "frame_path",
+                         "prefill_buckets", "allow_download", "runaway.frames_per_token",
                          "runaway.min_frames")
     marked.update({k: v for k, v in marks.items() if k not in engine_parameters})
     got = load_config(marked)
@@ -35,9 +35,8 @@ def test_every_voice_and_output_field_comes_from_its_own_parameter():
     }
     engine = load_config(values).engine
     assert engine.prefill_buckets == tuple(values["prefill_buckets"])
-    assert (engine.model, engine.max_seq_len, engine.compile) == (values["model"], values["max_seq_len"],
-                                                                 values["compile"])
-    assert engine.fused_kernels is values["fused_kernels"] is False  # opt-in (config/tts.yaml says why)
+    assert (engine.model, engine.max_seq_len) == (values["model"], values["max_seq_len"])
+    assert engine.frame_path == values["frame_path"] == "auto"  # the fastest path that runs (config/tts.yaml)
 
 
 def test_runaway_guard_parameters_reach_the_engine_config():

@@ -99,15 +99,15 @@ def in_process(tiny_custom_voice_checkpoint, base_overrides):
 def test_exception_inside_generation_ends_the_utterance_and_the_next_one_works(in_process, monkeypatch):
     client, worker = in_process.client, in_process.node._worker
     generator = worker.model.engine.frame_generator
-    real_replay, calls = generator._replay_unit, []
+    real_run, calls = generator.path.run, []
 
-    def failing_replay():  # the 4th frame of the next utterance fails like a CUDA kernel error would
+    def failing_run(index):  # the 4th frame of the next utterance fails like a CUDA kernel error would
         calls.append(1)
         if len(calls) == 4:
             raise RuntimeError("CUDA error: an illegal memory access was encountered (injected by the test)")
-        real_replay()
+        real_run(index)
 
-    monkeypatch.setattr(generator, "_replay_unit", failing_replay)
+    monkeypatch.setattr(generator.path, "run", failing_run)
     errors_before = int(client.status()["errors"])
     mark = client.mark()
     client.say("This utterance fails in the middle.")
