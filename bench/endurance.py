@@ -32,8 +32,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.benchmark import percentile, sampled_request  # noqa: E402
+from bench.benchmark import sampled_request  # noqa: E402
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs  # noqa: E402
+from qwen3_tts_ros.engine.stats import percentile  # noqa: E402
 from qwen3_tts_ros.testing.process_memory import rss_bytes  # noqa: E402
 
 WORDS = ("robot arm moves left right forward slowly quickly the red blue cup table door kitchen battery "
@@ -90,11 +91,11 @@ def run_utterances(engine, args, out):
             audio_s += stats.audio_seconds
         gc.collect()
         block = dict(utterances_done=min(start + args.block, args.utterances), frames=len(frame_ms),
-                     frame_ms_p50=round(percentile(frame_ms, 0.5), 3),
-                     frame_ms_p95=round(percentile(frame_ms, 0.95), 3),
+                     frame_ms_p50=round(percentile(frame_ms, 50), 3),
+                     frame_ms_p95=round(percentile(frame_ms, 95), 3),
                      frame_ms_max=round(max(frame_ms), 3) if frame_ms else 0.0,
-                     ttfa_ms_p50=round(percentile(ttfa, 0.5), 2),
-                     ttfa_ms_p95=round(percentile(ttfa, 0.95), 2),
+                     ttfa_ms_p50=round(percentile(ttfa, 50), 2),
+                     ttfa_ms_p95=round(percentile(ttfa, 95), 2),
                      rtf=round(audio_s / wall_s, 3) if wall_s else 0.0,
                      graph_captures=engine.capture_report().graphs_captured,
                      host_rss_mb=_mb(rss_bytes()), **_gpu(args.device))

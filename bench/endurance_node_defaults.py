@@ -62,8 +62,8 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.benchmark import percentile  # noqa: E402
 from bench.endurance import WORDS  # noqa: E402
+from qwen3_tts_ros.engine.stats import percentile  # noqa: E402
 from qwen3_tts_ros.node.settings import load_config, utterance_settings  # noqa: E402
 from qwen3_tts_ros.node.text import clean_text, split_sentences  # noqa: E402
 from qwen3_tts_ros.node.worker import SynthesisWorker  # noqa: E402
@@ -501,8 +501,8 @@ class Run:
         self.probe.phase = "speaking"
         return record
 
-    def measure_block(self, index: int, records: list[dict], before, seen_lengths, wall_s) -> dict:
-        """before: the engine's capture report at the start of the block."""
+    def measure_block(self, index: int, records: list[dict], report_before, seen_lengths, wall_s) -> dict:
+        """report_before: the engine's capture report at the start of the block."""
         frame_ms = [ms for r in records for ms in r["frame_ms_list"]]
         ttfa = [r["time_to_first_audio_ms"] for r in records if r["time_to_first_audio_ms"] > 0]
         audio_s = sum(r["audio_seconds"] for r in records)
@@ -517,10 +517,14 @@ class Run:
 
         measured = self.on_worker(probes)
         graphs = measured["graphs"]
+        if report_before is not None:  # lengths from before the block (the warm-up's) are not new
+            seen_lengths.update(report_before.uncaptured_prefill_lengths)
         lengths = set(graphs.get("uncaptured_prefill_lengths", ()))
         new_lengths = sorted(lengths - seen_lengths)
         seen_lengths.update(lengths)
-        uncaptured = graphs.get("uncaptured_prefills", 0) - (before.uncaptured_prefills if before else 0)
+        uncaptured = graphs.get("uncaptured_prefills", 0)
+        if report_before is not None:
+            uncaptured -= report_before.uncaptured_prefills
         block = dict(
             block=index,
             utterances_done=self.utterances,
@@ -528,11 +532,11 @@ class Run:
             stopped=sum(bool(r["interrupted"]) for r in records),
             errors=sum(bool(r["error"]) and r["error"] != "stopped" for r in records),
             frames=len(frame_ms),
-            frame_ms_p50=round(percentile(frame_ms, 0.5), 3),
-            frame_ms_p95=round(percentile(frame_ms, 0.95), 3),
+            frame_ms_p50=round(percentile(frame_ms, 50), 3),
+            frame_ms_p95=round(percentile(frame_ms, 95), 3),
             frame_ms_max=round(max(frame_ms), 3) if frame_ms else 0.0,
-            ttfa_ms_p50=round(percentile(ttfa, 0.5), 2),
-            ttfa_ms_p95=round(percentile(ttfa, 0.95), 2),
+            ttfa_ms_p50=round(percentile(ttfa, 50), 2),
+            ttfa_ms_p95=round(percentile(ttfa, 95), 2),
             rtf=round(audio_s / wall_s, 3) if wall_s else 0.0,
             wall_s=round(wall_s, 2),
             host_rss_mb=measured["host"]["vmrss_mb"],
@@ -563,7 +567,7 @@ class Run:
         self.probe.phase = "speaking"
         while self.utterances < args.utterances and not self.stop_reason:
             block_start, wall_s = self.utterances, 0.0
-            before = self.on_worker(self.probe.count)
+            report_before = self.on_worker(self.probe.count)
             self.sink.take_records()
             while self.utterances - block_start < args.block and self.utterances < args.utterances:
                 estimate = float(np.mean(self.text_s[-50:])) if self.text_s else 5.0
@@ -583,7 +587,7 @@ class Run:
             records = self.sink.take_records()
             if not records:
                 break
-            block = self.measure_block(block_index, records, before, seen_lengths, wall_s)
+            block = self.measure_block(block_index, records, report_before, seen_lengths, wall_s)
             self.out["blocks"].append(block)
             self.emit("block", {k: v for k, v in block.items() if k not in ("probes", "tracemalloc")})
             self.save()
@@ -628,7 +632,7 @@ class Run:
                 ms.append((time.perf_counter() - t0) * 1000)
             gc.collect()
             status = pm.memory_status()
-            return dict(lengths=len(lengths), ms_p50=round(percentile(ms, 0.5), 2),
+            return dict(lengths=len(lengths), ms_p50=round(percentile(ms, 50), 2),
                         ms_max=round(max(ms), 2) if ms else 0.0,
                         rss_growth_mb=mb(pm.rss_bytes() - rss0),
                         rss_anon_growth_mb=mb(status.get("RssAnon", 0) - status0.get("RssAnon", 0)),

@@ -43,9 +43,9 @@ from .frame.options import FrameOptions
 from .frame.prefill import build_prefill
 from .host_memory import release_free_heap
 from .piece_audio import PieceAudio
+from .streamed_text import StreamedText, StreamPiece
 from .text_feed import feed_from
 from .text_split import split_text
-from .text_stream import StreamedText, StreamPiece
 from .types import SAMPLE_RATE, RunawayGuard, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
 from .voice import METHOD_OF_MODE, ModelVoices
 
@@ -283,7 +283,7 @@ class SpeechEngine:
     # -- generation ---------------------------------------------------------------------------------------
     def _piece_frames(self, piece, sampling, cancel, stats: StreamStats, consumer_stream=None):
         """-> (prefill, iterator of (16,) frames for use on consumer_stream, if given; None before a wait
-        for text) for one piece that fits: a whole-text request or a StreamPiece (text_stream.py).
+        for text) for one piece that fits: a whole-text request or a StreamPiece (streamed_text.py).
         (None, None) when a StreamPiece was cancelled before its prompt was known."""
         more_text = None
         if isinstance(piece, StreamPiece):

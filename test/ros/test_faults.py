@@ -25,7 +25,7 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 import qwen3_tts_ros  # noqa: E402
-from qwen3_tts_ros.node.client import TtsClient  # noqa: E402
+from qwen3_tts_ros.client import TtsClient  # noqa: E402
 from qwen3_tts_ros.node.tts_node import TtsNode  # noqa: E402
 from qwen3_tts_ros.node.worker_types import ModelReleased  # noqa: E402
 from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT  # noqa: E402

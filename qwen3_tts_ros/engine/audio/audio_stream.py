@@ -88,7 +88,7 @@ def chunk_stream(
 
     try:
         for frame in frames:
-            if frame is None:  # generation waits for text (text_stream.py): hand out what there is
+            if frame is None:  # generation waits for text (streamed_text.py): hand out what there is
                 if pending and not (cancel is not None and cancel.is_set()):
                     yield make_chunk(is_final=False)
                 continue

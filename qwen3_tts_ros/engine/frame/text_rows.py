@@ -1,4 +1,4 @@
-"""The text track's rows as they become known, for a text still arriving (text_stream.py) or all at once."""
+"""The text track's rows as they become known, for a text still arriving (streamed_text.py) or all at once."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .state import FrameState
 
 
 class MoreText(Protocol):
-    """The rest of a text still arriving (text_stream.py's StreamPiece)."""
+    """The rest of a text still arriving (streamed_text.py's StreamPiece)."""
 
     def take_rows(self, block: bool) -> tuple[torch.Tensor | None, bool]:
         """-> ((n, H) text rows known since the last call, or None; whether the text has ended (the rows
