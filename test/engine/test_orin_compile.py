@@ -16,6 +16,8 @@ import pytest
 triton = pytest.importorskip("triton")
 if int(triton.__version__.split(".")[0]) < 3:
     pytest.skip("the fused kernels need Triton >= 3", allow_module_level=True)
+if not hasattr(triton, "knobs"):  # bench/orin_compile.py reads ptxas's log through them
+    pytest.skip("the compile check needs a Triton with triton.knobs (CI runs 3.6)", allow_module_level=True)
 
 from bench.orin_compile import SIZES, TARGETS, Compiled  # noqa: E402
 
