@@ -1,7 +1,7 @@
 """Compile every kernel launch of the fused frame for explicit GPU targets, without a GPU (issue 22).
 
 The launches are the frame's own: a full-size model (the released 0.6B / 1.7B shapes, random weights) is
-built on the "meta" device and one fused frame is run under fused_frame.recorded_launches, which records
+built on the "meta" device and one fused frame is run under fused_triton.recorded_launches, which records
 each launch's kernel, arguments, constexprs and num_warps instead of running it. Each distinct launch is
 then bound and specialised the way Triton's JIT launcher does it (integer 1 -> constexpr, divisibility by
 16 of integers and pointers) and compiled by triton.compile for GPUTarget("cuda", cc, 32): Triton's own
@@ -27,9 +27,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from qwen3_tts_ros.engine.frame.options import DEFAULT_MAX_SEQ_LEN, FrameOptions
+
 SIZES = ("0b6", "1b7")
 TARGETS = (87, 80, 86, 89, 90)  # Jetson Orin first; A100, RTX 30xx / A10, RTX 40xx / L4, H100
-MAX_SEQ_LEN = 2048  # config/tts.yaml's default: the talker's cache length sets the attention's constexprs
+MAX_SEQ_LEN = DEFAULT_MAX_SEQ_LEN  # the talker's cache length sets the attention kernel's constexprs
 
 
 @dataclass(frozen=True)
@@ -97,14 +99,13 @@ class Compiled:
 def frame_launches(size: str, dtype: torch.dtype, max_seq_len: int = MAX_SEQ_LEN) -> list:
     """The launches of one fused frame of the full-size `size` model in `dtype`, recorded on "meta"."""
     from bench.gpu_parity import build_model
-    from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator
-    from qwen3_tts_ros.engine.decode.fused_frame import FusedFrame, recorded_launches
+    from qwen3_tts_ros.engine.frame.fused_triton import FusedTritonFrame, recorded_launches
+    from qwen3_tts_ros.engine.frame.state import FrameState
 
     model = build_model(size, tiny=False, device="meta").to(dtype)
-    generator = FrameGenerator(model, max_seq_len=max_seq_len, fused=False, compile=False)
-    frame = FusedFrame(generator)
+    frame = FusedTritonFrame(FrameState(model, FrameOptions(max_seq_len=max_seq_len)))
     with torch.no_grad(), recorded_launches() as launches:
-        frame(generator, 0)
+        frame.run(0)
     return launches
 
 
@@ -155,9 +156,9 @@ def compile_job(job: Job) -> dict:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from qwen3_tts_ros.engine.decode import kernels
+    from qwen3_tts_ros.engine.frame import triton_kernels
 
-    fn = getattr(kernels, job.kernel)
+    fn = getattr(triton_kernels, job.kernel)
     log = io.StringIO()
     with knobs.nvidia.scope(), knobs.compilation.scope():
         knobs.nvidia.dump_ptxas_log = True  # Triton prints the log of the ptxas run that made this cubin

@@ -3,8 +3,8 @@ a GPU (issue 22): bench/orin_compile.py, in a child process (its compile workers
 changes stay out of the test session).
 
 The launches compiled are the frame's own (recorded from a full-size meta-device frame), so a launch shape
-changed in fused_frame.py is checked here without any list to update. A kernel launched outside
-fused_frame._launch would not be recorded but would try to run on "meta" and fail the recording."""
+changed in fused_triton.py is checked here without any list to update. A kernel launched outside
+fused_triton._launch would not be recorded but would try to run on "meta" and fail the recording."""
 
 import json
 import os
@@ -38,10 +38,10 @@ def compiled(tmp_path_factory):
 
 
 def test_orin_every_fused_kernel_is_compiled_at_both_sizes_for_every_target(compiled):
-    from qwen3_tts_ros.engine.decode import kernels
+    from qwen3_tts_ros.engine.frame import triton_kernels
 
-    entry_points = {  # kernels.py names its launched kernels *_kernel, its inlined helpers otherwise
-        name for name, fn in vars(kernels).items()
+    entry_points = {  # triton_kernels.py names its launched kernels *_kernel, its inlined helpers otherwise
+        name for name, fn in vars(triton_kernels).items()
         if isinstance(fn, triton.runtime.JITFunction) and name.endswith("_kernel")
     }  # fmt: skip
     for cc in TARGETS:
