@@ -6,7 +6,7 @@ each launch's kernel, arguments, constexprs and num_warps instead of running it.
 then bound and specialised the way Triton's JIT launcher does it (integer 1 -> constexpr, divisibility by
 16 of integers and pointers) and compiled by triton.compile for GPUTarget("cuda", cc, 32): Triton's own
 passes, then its bundled ptxas, whose `-v` log gives registers and spills. Nothing is cached across runs
-(TRITON_ALWAYS_COMPILE, and a fresh TRITON_CACHE_DIR per run), so a failure cannot hide behind a cache.
+(Triton's always_compile knob, and a fresh TRITON_CACHE_DIR per run), so no failure can hide behind a cache.
 
     python -m bench.orin_compile [--targets 87 80 86 89 90] [--sizes 0b6 1b7] [--json out.json]
 
