@@ -31,7 +31,9 @@ from qwen3_tts_ros.engine.frame.options import DEFAULT_MAX_SEQ_LEN, FrameOptions
 
 SIZES = ("0b6", "1b7")
 TARGETS = (87, 80, 86, 89, 90)  # Jetson Orin first; A100, RTX 30xx / A10, RTX 40xx / L4, H100
-MAX_SEQ_LEN = DEFAULT_MAX_SEQ_LEN  # the talker's cache length sets the attention kernel's constexprs
+# The talker's cache length sets its attention's constexprs and split count (fused_triton.FusedStack): the
+# default, a short cache (8 splits of 32) and a long one (16 splits of 512).
+MAX_SEQ_LENS = (DEFAULT_MAX_SEQ_LEN, 256, 8192)
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class Compiled:
         return found
 
 
-def frame_launches(size: str, dtype: torch.dtype, max_seq_len: int = MAX_SEQ_LEN) -> list:
+def frame_launches(size: str, dtype: torch.dtype, max_seq_len: int = DEFAULT_MAX_SEQ_LEN) -> list:
     """The launches of one fused frame of the full-size `size` model in `dtype`, recorded on "meta"."""
     from bench.gpu_parity import build_model
     from qwen3_tts_ros.engine.frame.fused_triton import FusedTritonFrame, recorded_launches
@@ -195,15 +197,21 @@ def _describe(job: Job, kernel) -> str:
 
 
 def check(
-    sizes=SIZES, targets=TARGETS, dtypes=(torch.bfloat16,), workers: int | None = None
+    sizes=SIZES,
+    targets=TARGETS,
+    dtypes=(torch.bfloat16,),
+    max_seq_lens=MAX_SEQ_LENS,
+    workers: int | None = None,
 ) -> list[Compiled]:
-    """Every distinct compilation of the fused frame's launches for `sizes` x `dtypes` on `targets`."""
+    """Every distinct compilation of the fused frame's launches for `sizes` x `dtypes` x `max_seq_lens` on
+    `targets`."""
     jobs: dict[str, Job] = {}
     where: dict[str, list[str]] = {}
     described: dict[str, str] = {}
     for size in sizes:
         for dtype in dtypes:
-            for launch in frame_launches(size, dtype):
+            launches = [launch for length in max_seq_lens for launch in frame_launches(size, dtype, length)]
+            for launch in launches:
                 for cc in targets:
                     job = bind(launch, cc)
                     key = job.key()
@@ -256,11 +264,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--targets", type=int, nargs="+", default=list(TARGETS))
     parser.add_argument("--sizes", nargs="+", default=list(SIZES))
+    parser.add_argument("--max-seq-lens", type=int, nargs="+", default=list(MAX_SEQ_LENS))
     parser.add_argument("--fp16", action="store_true", help="also float16 frames")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
     dtypes = (torch.bfloat16, torch.float16) if args.fp16 else (torch.bfloat16,)
-    rows = check(args.sizes, args.targets, dtypes)
+    rows = check(args.sizes, args.targets, dtypes, args.max_seq_lens)
     print(table(rows))
     bad = [(r, r.problems()) for r in rows if r.problems()]
     for r, problems in bad:
