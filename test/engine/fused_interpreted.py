@@ -45,9 +45,27 @@ def greedy_frames(size: str, dtype_name: str, frames: int, prompt_len: int) -> d
                 reference=codes[False], fused=codes[True])  # fmt: skip
 
 
+def probe_noise(scores: torch.Tensor, warped: torch.Tensor, noise: torch.Tensor, probe: str) -> torch.Tensor:
+    """Exp(1) noise, or noise that makes one token win the draw exactly when it is in the kept set, so the
+    chosen id shows where the filters cut: "kept" the lowest-scoring token the reference keeps, "removed"
+    the highest-scoring one it filters out (the lowest kept gets the next smallest noise, so a kernel that
+    keeps one token too many or too few picks another id than choose_token)."""
+    kept = torch.isfinite(warped)
+    noise = noise.clone()
+    lowest_kept = torch.where(kept, warped, float("inf")).argmin()
+    if probe == "kept":
+        noise[lowest_kept] = 1e-30
+    elif probe == "removed" and not kept.all():
+        noise[lowest_kept] = 1e-20
+        noise[torch.where(kept, float("-inf"), scores).argmax()] = 1e-30
+    return noise
+
+
 def sampler_cases(n: int) -> list[dict]:
     """The fused sampler against sampling.py's choose_token (+ process_scores for the talker) on the same
-    logits and the same Exp(1) noise: the chosen ids must be the same."""
+    logits and the same Exp(1) (or probing) noise: the chosen ids must be the same. Every third case has
+    logits on a grid of 0.5, so that many scores are tied, also at the top-k cut; those keep top_p = 1
+    (top-p's own handling of ties is the reference sort's order, triton_kernels._top_p_removed_key)."""
     model = build_model("0b6", tiny=True, device="cpu")
     generator = FrameGenerator(model, FrameOptions(max_seq_len=64, path="fused-triton"))
     fused: FusedTritonFrame = generator.path
@@ -58,11 +76,12 @@ def sampler_cases(n: int) -> list[dict]:
         talker = case % 2 == 0
         sampler = generator.state.talker_sampler if talker else generator.state.code_sampler
         vocab = fused.talker_vocab if talker else fused.cp_vocab
+        ties = case % 3 == 1
         params = SamplingParams(
             do_sample=rng.random() < 0.8,
             temperature=rng.choice([0.5, 0.9, 1.0, 1.3]),
-            top_k=rng.choice([0, 1, 5, 50, vocab, vocab + 3]),
-            top_p=rng.choice([1.0, 0.95, 0.8, 0.3]),
+            top_k=rng.choice([0, 1, 2, 5, 50, 700, vocab - 1, vocab, vocab + 3]),
+            top_p=1.0 if ties else rng.choice([1.0, 0.95, 0.8, 0.3]),
             repetition_penalty=rng.choice([1.0, 1.05, 1.5]),
             min_new_tokens=rng.choice([0, 2]),
         )
@@ -73,7 +92,10 @@ def sampler_cases(n: int) -> list[dict]:
         sampler.set(params)
         g = torch.Generator().manual_seed(case)
         logits = torch.randn(vocab, generator=g) * rng.choice([1.0, 4.0])
+        if ties:
+            logits = torch.round(logits * 2) / 2
         noise = torch.empty(vocab).exponential_(1, generator=g)
+        probe = rng.choice(["exp", "kept", "removed"])
         if talker:
             sampler.reset()
             seen = torch.randint(0, vocab, (5,), generator=g)
@@ -86,12 +108,15 @@ def sampler_cases(n: int) -> list[dict]:
             scores = logits[None]
             warper = sampler.warper
         t = warper.temperature
+        noise = probe_noise(scores[0], warper.warp(scores)[0], noise, probe)
         expected = int(choose_token(scores, warper.do_sample, t.value, t.reciprocal, warper.top_k,
                                     warper.one_minus_top_p, noise[None]))  # fmt: skip
         code = torch.zeros(1, dtype=torch.long)
         fused._sample(logits.clone(), noise, code, warper, talker=talker,
                       embedding=None if talker else code_embedding)  # fmt: skip
-        rec = dict(case=case, talker=talker, params=params.__dict__, expected=expected, got=int(code))
+        kept = int(torch.isfinite(warper.warp(scores)).sum())
+        rec = dict(case=case, talker=talker, vocab=vocab, params=params.__dict__, ties=ties, probe=probe,
+                   kept=kept, expected=expected, got=int(code))  # fmt: skip
         if talker:
             rec["seen_marked"] = bool(sampler.seen[0, int(code)])
             rec["generated_counted"] = int(sampler.generated) == generated_before + 1
@@ -107,7 +132,7 @@ def main() -> None:
             greedy_frames("1b7", "float64", 3, 40),  # positions past the first talker split
             greedy_frames("0b6", "float32", 2, 40),
         ],
-        sampler=sampler_cases(24),
+        sampler=sampler_cases(96),
         # the fused frame's own logits at every step, fed random codes (bench/teacher_forced.py)
         teacher_forced=run_teacher_forced(
             "0b6", tiny=True, device="cpu", frames=3, prompt_len=12, codes=random_codes("0b6", True, 3, 5),

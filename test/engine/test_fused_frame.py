@@ -42,11 +42,19 @@ def test_greedy_codes_equal_the_reference_frame(interpreted):
 
 
 def test_sampler_kernel_chooses_what_choose_token_chooses(interpreted):
+    """Integer ids, no tolerance. The probing cases (fused_interpreted.probe_noise) make the id depend on
+    the exact kept set: the lowest kept token, or the highest filtered one, wins the draw if kept."""
     cases = interpreted["sampler"]
     mismatches = [c for c in cases if c["got"] != c["expected"]]
     assert not mismatches, mismatches
     assert any(c["params"]["do_sample"] for c in cases) and any(not c["params"]["do_sample"] for c in cases)
     assert any(c["params"]["top_p"] < 1.0 and c["params"]["do_sample"] for c in cases)
+    drawn = [c for c in cases if c["params"]["do_sample"]]
+    for probe in ("kept", "removed"):
+        # top-k cutting through tied scores, and top-p cutting, each seen by both probes
+        assert any(c["probe"] == probe and c["ties"] and 1 < c["params"]["top_k"] < c["kept"] for c in drawn)
+        assert any(c["probe"] == probe and c["params"]["top_p"] < 1.0 and c["kept"] > 1 for c in drawn)
+    assert any(c["params"]["top_k"] >= c["vocab"] for c in drawn)  # no top-k filter (Warper.set)
     for c in cases:
         if c["talker"]:
             assert c["seen_marked"] and c["generated_counted"], c

@@ -12,13 +12,16 @@ Same steps, same weights, same static state (state.py) as the reference frame, i
 The prefill and everything around the frame stay as they are; the samplers' settings and state tensors
 are the reference samplers' own, so `set` / `reset` serve both paths.
 
-Runs on CUDA with Triton >= 3.0 (tl.sort / tl.cumsum); a Jetson torch without Triton keeps the reference
+Runs on CUDA with Triton >= 3.0; a Jetson torch without Triton keeps the reference
 path (compiled or eager) under CUDA graphs. On CPU only under TRITON_INTERPRET=1 (tests).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -75,6 +78,45 @@ class Tuning:
 TUNING = Tuning()
 
 
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch of the frame: `kernel[grid](*args, **options)` (options: constexprs, num_warps)."""
+
+    kernel: object  # a triton JITFunction
+    grid: tuple[int, ...]
+    args: tuple
+    options: dict
+
+
+_recording: ContextVar[list[Launch] | None] = ContextVar("fused_frame_recording", default=None)
+
+
+def _launch(kernel, grid: tuple[int, ...], *args, **options) -> None:
+    """Every launch of the frame goes through here, so that `recorded_launches` sees all of them."""
+    launches = _recording.get()
+    if launches is None:
+        kernel[grid](*args, **options)
+    else:
+        launches.append(Launch(kernel, grid, args, options))
+
+
+@contextmanager
+def recorded_launches() -> Iterator[list[Launch]]:
+    """Within: the frame's launches are recorded in the yielded list instead of run.
+
+    With a generator on the "meta" device this is the launch plan of a CUDA frame without a GPU (the
+    launch shapes of every device but the interpreter's CPU, module doc): test_orin_compile.py compiles
+    exactly these for the Orin and other targets. A meta tensor's data_ptr() is its byte offset, so
+    Triton's alignment specialisation sees what the CUDA allocator's 512-byte aligned blocks give.
+    """
+    launches: list[Launch] = []
+    token = _recording.set(launches)
+    try:
+        yield launches
+    finally:
+        _recording.reset(token)
+
+
 def gemv(x, weight, out, *, norm=None, eps=0.0, residual=None, swiglu=False, logits=False, bias=None,
          normed=None):  # fmt: skip
     """out[m] = epilogue(W rms_norm(x[m])) for the rows of x (1 or 2); see triton_kernels._gemv_kernel."""
@@ -84,13 +126,14 @@ def gemv(x, weight, out, *, norm=None, eps=0.0, residual=None, swiglu=False, log
     n = weight.shape[0] // 2 if swiglu else weight.shape[0]
     epilogue = 1 if residual is not None else 2 if swiglu else 3 if logits else 4 if bias is not None else 0
     tuning = TUNING
-    if x.is_cuda:
+    if x.device.type != "cpu":  # CUDA (or "meta": planning CUDA launches, recorded_launches)
         block_n = min(32, max(2, _pow2(n // tuning.gemv_programs)))
         block_k = max(32, min(_pow2(k), tuning.gemv_tile // (rows * block_n * (2 if swiglu else 1))))
     else:  # the interpreter (tests): few, large programs; each program costs it Python time, not registers
         block_n, block_k = min(64, _pow2(n)), _pow2(k)
     dummy = weight
-    _gemv_kernel[(triton_cdiv(n, block_n),)](
+    _launch(
+        _gemv_kernel, (triton_cdiv(n, block_n),),
         x, x.stride(0), norm if norm is not None else dummy, weight, out, out.stride(0),
         residual if residual is not None else dummy, residual.stride(0) if residual is not None else 0,
         bias if bias is not None else dummy, normed if normed is not None else dummy,
@@ -154,16 +197,16 @@ class FusedStack:
             input_norm, qkv_weight, q_norm, k_norm = pre
             o_weight, post_norm, gate_up, down = post
             gemv(current, qkv_weight, qkv, norm=input_norm, eps=stack.eps)
-            _attention_kernel[grid](
+            _launch(
+                _attention_kernel, grid,
                 qkv, qkv.stride(0), q_norm, k_norm, stack.cos, stack.sin, positions, k_cache, v_cache,
                 attn, attn.stride(0), self.part_m, self.part_l, self.part_o, stack.eps, stack.scale,
                 SPLIT_LEN=self.split_len, CACHE_LEN=stack.max_len, S=rows, KV_HEADS=kv, NREP=self.heads // kv,
                 D=d, BLOCK_L=self.block_l, SPLITS=self.splits, ACC=self.acc, num_warps=TUNING.attention_warps,
             )  # fmt: skip
             if self.splits > 1:
-                _combine_kernel[(self.heads,)](
-                    self.part_m, self.part_l, self.part_o, attn, SPLITS=self.splits, D=d
-                )
+                _launch(_combine_kernel, (self.heads,),
+                        self.part_m, self.part_l, self.part_o, attn, SPLITS=self.splits, D=d)  # fmt: skip
             gemv(attn, o_weight, h, residual=current)  # the stack's input itself is never written
             gemv(h, gate_up, mlp, norm=post_norm, eps=stack.eps, swiglu=True)
             gemv(mlp, down, h, residual=h)
@@ -207,7 +250,7 @@ class FusedTritonFrame:
         self.talker_logits = torch.zeros(self.talker_vocab, device=device, dtype=torch.float32)
         self.noise = torch.ones(g.num_code_groups, max(self.cp_vocab, self.talker_vocab), device=device)
         self.cp_positions = cp.positions
-        self.reciprocal = device.type == "cuda"  # sampling.divide
+        self.reciprocal = device.type != "cpu"  # sampling.divide (on "meta": planning CUDA launches)
         s = g.talker_sampler
         self._bool_views = dict(
             seen=s.seen.view(torch.uint8), eos=s.eos_mask.view(torch.uint8),
@@ -226,7 +269,8 @@ class FusedTritonFrame:
         hidden = self.cp_inputs.shape[1]
         t = warper.temperature
         dummy = logits
-        _sample_kernel[(1,)](
+        _launch(
+            _sample_kernel, (1,),
             logits, noise, code_out, logits.shape[0],
             warper.do_sample.view(torch.uint8), t.value, t.reciprocal, warper.top_k, warper.one_minus_top_p,
             b["seen"], b["eos"], b["suppress"], s.penalty_factor, s.penalty.value, s.penalty.reciprocal,
@@ -243,7 +287,8 @@ class FusedTritonFrame:
         cp = g.code_predictor
         frame = g.frames[index]
         hidden = self.cp_inputs.shape[1]
-        _frame_start_kernel[(1,)](
+        _launch(
+            _frame_start_kernel, (1,),
             g.code0, frame, g.past_hidden, g.talker.codec_embedding.weight, self.cp_inputs, self.frame_sum,
             hidden, BLOCK_H=_pow2(hidden),
         )  # fmt: skip
@@ -261,7 +306,8 @@ class FusedTritonFrame:
             self._sample(self.cp_logits, noise, frame[j + 1 :], g.code_sampler.warper, talker=False,
                          embedding=cp.codec_embedding[j].weight)  # fmt: skip
         hidden_t = self.talker_x.shape[1]
-        _talker_input_kernel[(1,)](
+        _launch(
+            _talker_input_kernel, (1,),
             self.frame_sum, g.text_track, g.step, g.text_len, g.prompt_len, g.max_seq_len - 1,
             self.talker_x, self.position, hidden_t, BLOCK_H=_pow2(hidden_t),
         )  # fmt: skip

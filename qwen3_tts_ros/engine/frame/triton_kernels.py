@@ -223,6 +223,42 @@ def _divide(x, value_ptr, reciprocal_ptr, RECIPROCAL: tl.constexpr):
 
 
 @triton.jit
+def _order_key(x):
+    """float32 -> uint32 in the same order: key(x) < key(y) exactly where x < y, and key(x) == key(y) where
+    x == y (-0.0 is read as +0.0; no NaN comes here). Non-negative floats order as their bits with the sign
+    bit set; negative ones as their bits inverted."""
+    bits = tl.where(x == 0.0, 0.0, x).to(tl.uint32, bitcast=True)
+    return tl.where((bits >> 31) != 0, bits ^ 0xFFFFFFFF, bits | 0x80000000)
+
+
+@triton.jit
+def _kth_largest_key(keys, k):
+    """The k-th largest of `keys` counted with repeats (1 <= k <= len(keys)): the largest t with
+    #{keys >= t} >= k, which is one of the keys. Built bit by bit from the top: 32 counts, no sort."""
+    threshold = tl.full([], 0, tl.uint32)
+    for bit in tl.static_range(32):
+        candidate = threshold | (1 << (31 - bit))
+        enough = tl.sum((keys >= candidate).to(tl.int32), 0) >= k
+        threshold = tl.where(enough, candidate, threshold)
+    return threshold
+
+
+@triton.jit
+def _top_p_removed_key(keys, probs, one_minus_top_p):
+    """The largest t with sum(probs[keys <= t]) <= one_minus_top_p: top-p removes the tokens with keys <= t.
+
+    In the reference's ascending sort those are the tokens whose cumulative probability (their own
+    included) stays <= 1 - top_p; tokens of equal score go together here, where the reference's sort order
+    may split them (a measure-zero case). Built bit by bit from the top, like _kth_largest_key."""
+    threshold = tl.full([], 0, tl.uint32)
+    for bit in tl.static_range(32):
+        candidate = threshold | (1 << (31 - bit))
+        small = tl.sum(tl.where(keys <= candidate, probs, 0.0), 0) <= one_minus_top_p
+        threshold = tl.where(small, candidate, threshold)
+    return threshold
+
+
+@triton.jit
 def _sample_kernel(
     logits_ptr, noise_ptr, code_ptr, V,
     do_sample_ptr, temperature_ptr, temperature_reciprocal_ptr, top_k_ptr, one_minus_top_p_ptr,
@@ -239,9 +275,12 @@ def _sample_kernel(
     counter). EMBED (code predictor): the token's row of `embedding` is the next step's input and is added
     to the frame's running embedding sum.
 
-    Top-p removes the lowest-probability tokens whose cumulative probability stays <= 1 - top_p, keeping
-    at least the most likely one, as transformers does; as a score threshold it keeps every token tied
-    with the smallest kept one (the reference's sort order decides among exact ties: a measure-zero case).
+    Top-k keeps the scores >= the k-th largest (counted with repeats, so every token tied with it stays),
+    as transformers does. Top-p removes the lowest-probability tokens whose cumulative probability stays
+    <= 1 - top_p, keeping at least the most likely one, as transformers does; as a score threshold it keeps
+    every token tied with the smallest kept one (the reference's sort order decides among exact ties: a
+    measure-zero case). Both thresholds are found by selection over the scores' bit patterns (below), not
+    by sorting: a bitonic sort of 2048 / 4096 scores was most of the sampler's time (BENCHMARKS.md).
     """
     offs = tl.arange(0, BLOCK_V)
     valid = offs < V
@@ -259,19 +298,16 @@ def _sample_kernel(
     greedy = tl.argmax(scores, 0)
     warped = _divide(scores, temperature_ptr, temperature_reciprocal_ptr, RECIPROCAL)
     top_k = tl.load(top_k_ptr)
-    if top_k < V:  # a sort only where a filter is on (top_k >= V and top_p >= 1 keep every token)
-        descending = tl.sort(warped, 0, descending=True)
-        kth = tl.max(tl.where(offs == top_k - 1, descending, float("-inf")), 0)
-        warped = tl.where(warped < kth, float("-inf"), warped)
+    if top_k < V:  # only where a filter is on (top_k >= V and top_p >= 1 keep every token)
+        keys = _order_key(warped)
+        warped = tl.where(keys < _kth_largest_key(keys, top_k), float("-inf"), warped)
     one_minus_top_p = tl.load(one_minus_top_p_ptr)
     if one_minus_top_p > 0:  # at 0 only zero-probability tokens would go, which no draw picks anyway
-        ascending = tl.sort(warped, 0)
-        exp_sorted = tl.exp(ascending - tl.max(ascending, 0))
-        cumulative = tl.cumsum(exp_sorted / tl.sum(exp_sorted, 0), 0)
-        remove = (cumulative <= one_minus_top_p) & (offs < BLOCK_V - 1)
-        removed = tl.sum(remove.to(tl.int32), 0)
-        smallest_kept = tl.max(tl.where(offs == removed, ascending, float("-inf")), 0)
-        warped = tl.where(warped < smallest_kept, float("-inf"), warped)
+        keys = _order_key(warped)
+        exp_top = tl.exp(warped - tl.max(warped, 0))
+        probs = exp_top / tl.sum(exp_top, 0)
+        removed_up_to = _top_p_removed_key(keys, probs, one_minus_top_p)
+        warped = tl.where((keys <= removed_up_to) & (keys < tl.max(keys, 0)), float("-inf"), warped)
     exp_warped = tl.exp(warped - tl.max(warped, 0))
     probs = exp_warped / tl.sum(exp_warped, 0)
     noise = tl.maximum(tl.load(noise_ptr + offs, mask=valid, other=1.0), 1.1754943508222875e-38)
