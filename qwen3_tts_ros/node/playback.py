@@ -19,6 +19,7 @@ import heapq
 import itertools
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -114,14 +115,18 @@ class Timeline:
         self._thread.join(5.0)
 
     def _run(self) -> None:
+        """Until closed; then the calls already due are made (a flush's endings), the later ones dropped."""
         while True:
             with self._cond:
                 while not self._closed and (not self._heap or self._heap[0][0] > time.monotonic()):
                     self._cond.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
-                if self._closed:
+                if self._closed and (not self._heap or self._heap[0][0] > time.monotonic()):
                     return
                 _, _, fn, args = heapq.heappop(self._heap)
-            fn(*args)  # listeners catch their own errors; one failing must not end the thread
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - one failing listener must not end the thread
+                traceback.print_exc()
 
 
 class PlayerListener(Protocol):
@@ -217,20 +222,21 @@ class Player:
         self._stats.device, self._stats.device_latency_s = name, float(self._stream.latency)
 
     # ------------------------------------------------------------------ any thread
-    def write(self, utterance_id: int, data: bytes | np.ndarray, is_final: bool) -> None:
-        """Queue a chunk of `utterance_id` (PCM in config.pcm_format); chunks of a flushed utterance are
-        ignored."""
+    def write(self, utterance_id: int, data: bytes | np.ndarray, is_final: bool) -> bool:
+        """Queue a chunk of `utterance_id` (PCM in config.pcm_format); False when it was ignored: a chunk of
+        a flushed or ended utterance, or an empty one that is not final."""
         samples = np.frombuffer(data, dtype=DTYPES[self.config.pcm_format]) if isinstance(data, bytes) else data
         with self._lock:
             if utterance_id <= self._cut_through or utterance_id in self._ended:
-                return
+                return False
             if not len(samples) and not is_final:
-                return
+                return False
             # Utterance ids only go up: no later chunk comes for an earlier one.
             self._ended = {u for u in self._ended if u >= utterance_id}
             self._queue.append(_Piece(utterance_id, samples, is_final))
             self._buffered += len(samples)
             self._finals_queued += int(is_final)
+        return True
 
     def flush(self, through: int | None = None) -> list[int]:
         """Silence now: drop what is buffered of the utterances up to `through` (None: all written so far)
