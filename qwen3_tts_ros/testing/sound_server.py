@@ -92,6 +92,7 @@ class MonitorRecorder:
     plus the quickest delivery seen."""
 
     LATENCY_MS = 10
+    SETTLE_S = 0.5
 
     def __init__(self, server: SoundServer):
         self.rate = server.rate
@@ -105,9 +106,12 @@ class MonitorRecorder:
         self._base = float("inf")
         self._thread = threading.Thread(target=self._read, name="monitor_recorder", daemon=True)
         self._thread.start()
-        with self._cond:  # parec needs a moment (over a second on a loaded machine) before audio flows
-            if not self._cond.wait_for(lambda: len(self._data) > 0, EVENT_TIMEOUT_S):
-                raise RuntimeError("parec delivered nothing")
+        # parec needs a moment (over a second on a loaded machine) before audio flows, and in trials under
+        # load the first audio played within its first few hundred milliseconds was sometimes short of a few
+        # ms at its start (never later): the recording counts from SETTLE_S of delivered audio on.
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._data) >= 2 * self.SETTLE_S * self.rate, EVENT_TIMEOUT_S):
+                raise RuntimeError(f"parec delivered {len(self._data)} bytes")
 
     def _read(self) -> None:
         fd = self._proc.stdout.fileno()

@@ -170,13 +170,13 @@ def test_playback_underruns_counted_order_kept_under_load(server):
     PulseAudio without real-time priority) a 50 ms device buffer itself ran dry once in a trial, and ALSA's
     recovery from that drops samples the Player had handed over; the device's margin is not what this test
     is about (device underflows are counted apart, in PlayerStats.device_underflows)."""
-    burners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
-    ]
     recorder = server.recorder()
     events = Events()
     config = PlayerConfig(device="pulse", sample_rate=RATE, latency_s=LOADED_LATENCY_S, start_buffer_s=0.05)
     player = Player(config, events)
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
+    ]
     rng = np.random.default_rng(3)
     forced = 0
     try:
@@ -203,7 +203,8 @@ def test_playback_underruns_counted_order_kept_under_load(server):
     told = [u for u, _ in events.underruns]
     assert sorted(told) == sorted(set(told)) and set(told) == {0, 1, 2, 3}  # once per utterance, each had gaps
     assert all(count == 1 for _, count in events.underruns)
-    assert np.array_equal(rec[rec != 0], np.concatenate(written))  # nothing lost, repeated or reordered
+    sound, expected = rec[rec != 0], np.concatenate(written)
+    assert np.array_equal(sound, expected), (stats, len(sound), len(expected))  # nothing lost, repeated, reordered
     assert [events.ended[u][1:] for u in range(4)] == [(0.4, False)] * 4
 
 
