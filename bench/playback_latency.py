@@ -79,7 +79,7 @@ def main() -> None:
             recorder.wait_until(recorder.time_of(start) + 0.5)
             stop_sent = time.monotonic()
             client.stop()
-            assert client.wait_for(lambda: client.done_since(mark), 60)
+            assert client.wait_done(mark, 60)
             recorder.wait_until(stop_sent + 0.5)
             rec = recorder.samples()
             last = int(np.flatnonzero(rec[: recorder.index_at(stop_sent + 0.5)])[-1]) + 1

@@ -225,7 +225,9 @@ class Player:
     def write(self, utterance_id: int, data: bytes | np.ndarray, is_final: bool) -> bool:
         """Queue a chunk of `utterance_id` (PCM in config.pcm_format); False when it was ignored: a chunk of
         a flushed or ended utterance, or an empty one that is not final."""
-        samples = np.frombuffer(data, dtype=DTYPES[self.config.pcm_format]) if isinstance(data, bytes) else data
+        samples = (
+            np.frombuffer(data, dtype=DTYPES[self.config.pcm_format]) if isinstance(data, bytes) else data
+        )
         with self._lock:
             if utterance_id <= self._cut_through or utterance_id in self._ended:
                 return False
@@ -317,7 +319,13 @@ class Player:
                 u = piece.utterance_id
                 if u not in self._started and len(piece.samples) > piece.offset:
                     self._started.add(u)
-                    events.append((first_at + filled / rate, self._listener.sound_started, (u, first_at + filled / rate)))
+                    events.append(
+                        (
+                            first_at + filled / rate,
+                            self._listener.sound_started,
+                            (u, first_at + filled / rate),
+                        )
+                    )
                 n = min(frames - filled, len(piece.samples) - piece.offset)
                 buf[filled : filled + n] = piece.samples[piece.offset : piece.offset + n]
                 piece.offset += n

@@ -20,7 +20,7 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from std_msgs.msg import Float32
 
 from qwen3_tts_ros.node.outputs import NodeOutputs
-from qwen3_tts_ros.node.playback import FULL_SCALE, DTYPES, Player, PlayerConfig, Timeline
+from qwen3_tts_ros.node.playback import DTYPES, FULL_SCALE, Player, PlayerConfig, Timeline
 from qwen3_tts_ros.node.worker_types import Logger
 
 # A watcher of one utterance's sound: fn(utterance_id, played_seconds, flushed) once its sound ended.
@@ -72,7 +72,9 @@ class PlaybackSink:
                 self,
             )
             stats = self.player.stats()
-            self._log.info(f"playback on '{stats.device}' (device latency {stats.device_latency_s * 1e3:.0f} ms)")
+            self._log.info(
+                f"playback on '{stats.device}' (device latency {stats.device_latency_s * 1e3:.0f} ms)"
+            )
         elif self._window:
             self._timeline = Timeline()
         if self._window:
@@ -122,7 +124,12 @@ class PlaybackSink:
 
     # ------------------------------------------------------------------ Sink (worker thread)
     def chunk(  # fmt: skip
-        self, utterance_id: int, sequence: int, frame_start: int, frame_count: int, is_final: bool,
+        self,
+        utterance_id: int,
+        sequence: int,
+        frame_start: int,
+        frame_count: int,
+        is_final: bool,
         data: bytes,
     ) -> None:
         if sequence == 0:
@@ -223,7 +230,9 @@ class PlaybackSink:
     def _timeline_envelope(self, data: bytes) -> None:
         """Without a player: the envelope of the published audio, timed as if played from its first chunk
         at real-time speed (back to back after what came before)."""
-        samples = np.frombuffer(data, dtype=DTYPES[self._format]).astype(np.float64) / FULL_SCALE[self._format]
+        samples = (
+            np.frombuffer(data, dtype=DTYPES[self._format]).astype(np.float64) / FULL_SCALE[self._format]
+        )
         rate = self._rate
         now = time.monotonic()
         with self._lock:

@@ -112,7 +112,9 @@ class PlayerNode(Node):
             self._envelope_pub.publish(Float32(data=float(level)))
 
     def underrun(self, utterance_id: int, count: int) -> None:
-        self.get_logger().warning(f"underrun in utterance {utterance_id}: the audio came slower than it plays")
+        self.get_logger().warning(
+            f"underrun in utterance {utterance_id}: the audio came slower than it plays"
+        )
 
     def _set_speaking(self, value: bool) -> None:
         with self._lock:

@@ -193,7 +193,9 @@ class SayActionServer:
 
     def _on_accepted(self, goal_handle) -> None:
         player_on = self._playback is not None and self._playback.player is not None
-        goal = SayGoal(goal_handle, goal_handle.request.wait_for_playback, self, self._playback if player_on else None)
+        goal = SayGoal(
+            goal_handle, goal_handle.request.wait_for_playback, self, self._playback if player_on else None
+        )
         with self._cond:
             self._goals[bytes(goal_handle.goal_id.uuid)] = goal
         text, reason = self._prepare(goal_handle.request.text, goal.accepted_at)

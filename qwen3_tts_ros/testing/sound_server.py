@@ -63,7 +63,9 @@ class SoundServer:
             time.sleep(0.05)
 
     def pactl(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["pactl", *args], env=dict(os.environ, **self.env), capture_output=True, text=True)
+        return subprocess.run(
+            ["pactl", *args], env=dict(os.environ, **self.env), capture_output=True, text=True
+        )
 
     def log(self) -> str:
         with open(os.path.join(self.dir, "pulseaudio.log"), "rb") as f:
@@ -110,7 +112,9 @@ class MonitorRecorder:
         # load the first audio played within its first few hundred milliseconds was sometimes short of a few
         # ms at its start (never later): the recording counts from SETTLE_S of delivered audio on.
         with self._cond:
-            if not self._cond.wait_for(lambda: len(self._data) >= 2 * self.SETTLE_S * self.rate, EVENT_TIMEOUT_S):
+            if not self._cond.wait_for(
+                lambda: len(self._data) >= 2 * self.SETTLE_S * self.rate, EVENT_TIMEOUT_S
+            ):
                 raise RuntimeError(f"parec delivered {len(self._data)} bytes")
 
     def _read(self) -> None:

@@ -49,12 +49,16 @@ def trimmed(x: np.ndarray) -> np.ndarray:
 
 def playback_status(client) -> dict[str, str]:
     with client._lock:
-        statuses = [s for r in client.diagnostics[-20:] for s in r.msg.status if s.name.endswith(": playback")]
+        statuses = [
+            s for r in client.diagnostics[-20:] for s in r.msg.status if s.name.endswith(": playback")
+        ]
     assert statuses, "no playback status on /diagnostics"
     return {kv.key: kv.value for kv in statuses[-1].values}
 
 
-def test_playback_node(server, node_session, base_overrides, tiny_custom_voice_checkpoint, long_text, tmp_path):
+def test_playback_node(
+    server, node_session, base_overrides, tiny_custom_voice_checkpoint, long_text, tmp_path
+):
     overrides = dict(
         base_overrides,
         model=str(tiny_custom_voice_checkpoint),
@@ -70,7 +74,8 @@ def test_playback_node(server, node_session, base_overrides, tiny_custom_voice_c
     )
     with node_session(tmp_path, overrides, activate=False, env=server.env) as node:
         client = node.client
-        # A device that is not there: configure fails naming it and listing the devices; the node stays usable.
+        # A device that is not there: configure fails naming it and listing the devices; the node stays
+        # usable.
         assert not client.change_state("configure")
         assert node.state() == "unconfigured"
         log = node.log(20000)
@@ -131,7 +136,9 @@ def test_playback_node(server, node_session, base_overrides, tiny_custom_voice_c
         # --- a flood of texts on a loaded machine: everything played once, in order
         recorder = server.recorder()
         node.set_params(sampling__max_new_tokens=8)
-        burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+        burners = [
+            subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
+        ]
         try:
             mark = client.mark()
             texts = [f"Number {k}, here it comes." for k in range(6)]

@@ -98,7 +98,9 @@ def sound_span(rec: np.ndarray) -> tuple[int, int]:
 def test_playback_plays_every_sample_in_order_and_reports_device_times(server):
     recorder = server.recorder()
     events = Events()
-    player = Player(PlayerConfig(device="pulse", sample_rate=RATE, latency_s=LATENCY_S, envelope_rate_hz=50), events)
+    player = Player(
+        PlayerConfig(device="pulse", sample_rate=RATE, latency_s=LATENCY_S, envelope_rate_hz=50), events
+    )
     try:
         rng = np.random.default_rng(1)
         utterances = [noise(rng, 0.7), noise(rng, 0.5)]
@@ -188,7 +190,7 @@ def test_playback_underruns_counted_order_kept_under_load(server):
                 player.write(u, part.tobytes(), final)
                 if k in (1, 3) and not final:  # 0.3 s without audio, after 0.1 s more than the buffer
                     forced += 1
-                    events.wait(lambda: u in events.started)
+                    events.wait(lambda u=u: u in events.started)
                     time.sleep(0.3)
         events.wait(lambda: len(events.ended) == 4)
         recorder.wait_until(events.ended[3][0] + 0.2)
@@ -201,10 +203,19 @@ def test_playback_underruns_counted_order_kept_under_load(server):
     stats = player.stats()
     assert stats.underruns >= forced
     told = [u for u, _ in events.underruns]
-    assert sorted(told) == sorted(set(told)) and set(told) == {0, 1, 2, 3}  # once per utterance, each had gaps
+    assert sorted(told) == sorted(set(told)) and set(told) == {
+        0,
+        1,
+        2,
+        3,
+    }  # once per utterance, each had gaps
     assert all(count == 1 for _, count in events.underruns)
     sound, expected = rec[rec != 0], np.concatenate(written)
-    assert np.array_equal(sound, expected), (stats, len(sound), len(expected))  # nothing lost, repeated, reordered
+    assert np.array_equal(sound, expected), (
+        stats,
+        len(sound),
+        len(expected),
+    )  # nothing lost, repeated, reordered
     assert [events.ended[u][1:] for u in range(4)] == [(0.4, False)] * 4
 
 
