@@ -53,7 +53,7 @@ class SayGoal:
         self.audio_seconds = 0.0
         self.played_seconds = 0.0
         self.frames = 0
-        self._playback = playback  # PlaybackSink: told when each utterance's sound ended
+        self._sound = playback  # PlaybackSink: told when each utterance's sound ended
         self._concluded = False
         self.first_chunk_at: float | None = None
         self.ended_by = ""
@@ -70,8 +70,8 @@ class SayGoal:
             self.audio_seconds += audio_seconds
             self.frames += frames
             feedback = self._feedback(utterance_id)
-        if new and self._playback is not None:
-            self._playback.watch(utterance_id, self._played)
+        if new and self._sound is not None:
+            self._sound.watch(utterance_id, self._played)
         self.goal_handle.publish_feedback(feedback)
 
     def _feedback(self, utterance_id: int) -> Say.Feedback:  # with the lock held
@@ -146,7 +146,7 @@ class SayActionServer:
         self._prepare = prepare
         self._policy = policy
         self._refusal = refusal
-        self._playback = playback  # PlaybackSink (watch, flush, player)
+        self._sound = playback  # PlaybackSink (watch, flush, player)
         self._log = node.get_logger()
         self._cond = threading.Condition()
         self._goals: dict[bytes, SayGoal] = {}  # accepted, result not yet handed to rclpy
@@ -192,9 +192,9 @@ class SayActionServer:
         return GoalResponse.ACCEPT
 
     def _on_accepted(self, goal_handle) -> None:
-        player_on = self._playback is not None and self._playback.player is not None
+        player_on = self._sound is not None and self._sound.player is not None
         goal = SayGoal(
-            goal_handle, goal_handle.request.wait_for_playback, self, self._playback if player_on else None
+            goal_handle, goal_handle.request.wait_for_playback, self, self._sound if player_on else None
         )
         with self._cond:
             self._goals[bytes(goal_handle.goal_id.uuid)] = goal
@@ -236,8 +236,8 @@ class SayActionServer:
 
     # ------------------------------------------------------------------ outcome (worker / own thread)
     def goal_ended(self, goal: SayGoal) -> None:
-        if goal.ended_by == "done" and goal.wait_for_playback and goal.utterance_ids and self._playback:
-            if self._playback.watch(goal.utterance_ids[-1], goal.sound_ended):  # playback on
+        if goal.ended_by == "done" and goal.wait_for_playback and goal.utterance_ids and self._sound:
+            if self._sound.watch(goal.utterance_ids[-1], goal.sound_ended):  # playback on
                 return
         if goal.ended_by == "done" and goal.wait_for_playback and goal.playback_end() > time.monotonic():
             with self._cond:
@@ -277,10 +277,10 @@ class SayActionServer:
                     goal.goal_handle.execute()
                 elif goal.text is not None and not goal.ended_by:
                     self._worker.cancel(goal.text, "cancelled")  # ended() follows, within one chunk
-                    if self._playback is not None and goal.utterance_ids:
-                        self._playback.flush(goal.utterance_ids[-1])  # silence what it has played
-                elif goal.ended_by == "done" and self._playback is not None and goal.utterance_ids:
-                    self._playback.flush(goal.utterance_ids[-1])  # sounding: sound_ended(flushed) ends it
+                    if self._sound is not None and goal.utterance_ids:
+                        self._sound.flush(goal.utterance_ids[-1])  # silence what it has played
+                elif goal.ended_by == "done" and self._sound is not None and goal.utterance_ids:
+                    self._sound.flush(goal.utterance_ids[-1])  # sounding: sound_ended(flushed) ends it
             for goal in due:
                 goal.goal_handle.execute()
 
