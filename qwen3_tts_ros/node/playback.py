@@ -281,11 +281,6 @@ class Player:
             self.timeline.at(now, self._listener.sound_ended, u, now, played[u], True)
         return sorted(cut)
 
-    def busy(self) -> bool:
-        """Audio buffered or still sounding."""
-        with self._lock:
-            return bool(self._queue) or self._sounding
-
     def stats(self) -> PlayerStats:
         with self._lock:
             return dataclasses.replace(self._stats, buffered_seconds=self._buffered / self.config.sample_rate)
