@@ -20,19 +20,11 @@ import time
 import numpy as np
 import pytest
 
-from qwen3_tts_ros.testing.sound_server import MonitorRecorder, SoundServer
+from qwen3_tts_ros.testing.sound_server import MonitorRecorder
 
 LATENCY_S = 0.2
 TIME_BOUND_S = LATENCY_S + 2 * MonitorRecorder.LATENCY_MS / 1e3
 RATE = 24000
-
-
-@pytest.fixture(scope="module")
-def server():
-    sound = SoundServer(RATE)
-    sound.start()
-    yield sound
-    sound.stop()
 
 
 def published(client, since: int, utterance_ids) -> np.ndarray:
@@ -57,7 +49,7 @@ def playback_status(client) -> dict[str, str]:
 
 
 def test_playback_node(
-    server, node_session, base_overrides, tiny_custom_voice_checkpoint, long_text, tmp_path
+    sound_server, node_session, base_overrides, tiny_custom_voice_checkpoint, long_text, tmp_path
 ):
     overrides = dict(
         base_overrides,
@@ -72,7 +64,7 @@ def test_playback_node(
             "playback.envelope_rate_hz": 50.0,
         },
     )
-    with node_session(tmp_path, overrides, activate=False, env=server.env) as node:
+    with node_session(tmp_path, overrides, activate=False, env=sound_server.env) as node:
         client = node.client
         # A device that is not there: configure fails naming it and listing the devices; the node stays
         # usable.
@@ -86,7 +78,7 @@ def test_playback_node(
         assert client.wait_for_subscriber(60)
 
         # --- one goal with wait_for_playback: what is played, and when the node says it ended
-        recorder = server.recorder()
+        recorder = sound_server.recorder()
         mark = client.mark()
         goal = client.say_and_wait("Hello there, robot.", wait_for_playback=True)
         assert goal.status == "succeeded", goal.result
@@ -134,7 +126,7 @@ def test_playback_node(
         recorder.stop()
 
         # --- a flood of texts on a loaded machine: everything played once, in order
-        recorder = server.recorder()
+        recorder = sound_server.recorder()
         node.set_params(sampling__max_new_tokens=5)
         burners = [
             subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from qwen3_tts_ros.node.playback import PlaybackError, Player, PlayerConfig
-from qwen3_tts_ros.testing.sound_server import MonitorRecorder, SoundServer
+from qwen3_tts_ros.testing.sound_server import MonitorRecorder
 from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S
 
 RATE = 24000
@@ -31,18 +31,13 @@ LOADED_LATENCY_S = 0.25
 
 
 @pytest.fixture(scope="module")
-def server():
-    sound = SoundServer(RATE)
-    sound.start()
-    before = {k: os.environ.get(k) for k in sound.env}
-    os.environ.update(sound.env)  # PortAudio's ALSA 'pulse' device connects through PULSE_SERVER
-    yield sound
-    for k, v in before.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    sound.stop()
+def server(sound_server):
+    """The sound server, with this process's PortAudio pointed at it (the ALSA 'pulse' device connects
+    through PULSE_SERVER)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in sound_server.env.items():
+            patch.setenv(key, value)
+        yield sound_server
 
 
 class Events:

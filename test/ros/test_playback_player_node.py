@@ -19,7 +19,7 @@ from std_msgs.msg import Bool  # noqa: E402
 
 from qwen3_tts_ros.node.playback import PlaybackError  # noqa: E402
 from qwen3_tts_ros.node.player_node import PlayerNode  # noqa: E402
-from qwen3_tts_ros.testing.sound_server import MonitorRecorder, SoundServer  # noqa: E402
+from qwen3_tts_ros.testing.sound_server import MonitorRecorder  # noqa: E402
 from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S  # noqa: E402
 
 NS = "/player_node_test"
@@ -28,16 +28,10 @@ LATENCY_S = 0.2  # as test_playback_node.py: the machine is shared with the rest
 TIME_BOUND_S = LATENCY_S + 2 * MonitorRecorder.LATENCY_MS / 1e3
 
 
-@pytest.fixture(scope="module")
-def server():
-    sound = SoundServer(RATE)
-    sound.start()
-    yield sound
-    sound.stop()
-
-
-def test_playback_player_node_plays_a_remote_stream_and_silences_an_interrupted_one(server, monkeypatch):
-    for key, value in server.env.items():
+def test_playback_player_node_plays_a_remote_stream_and_silences_an_interrupted_one(
+    sound_server, monkeypatch
+):
+    for key, value in sound_server.env.items():
         monkeypatch.setenv(key, value)
     player_ctx, tts_ctx = rclpy.Context(), rclpy.Context()
     rclpy.init(context=player_ctx)
@@ -88,7 +82,7 @@ def test_playback_player_node_plays_a_remote_stream_and_silences_an_interrupted_
         with cond:
             assert cond.wait_for(lambda: [v for v, _ in speaking] == values, EVENT_TIMEOUT_S), speaking
 
-    recorder = server.recorder()
+    recorder = sound_server.recorder()
     try:
         wait_speaking([False])
         while audio_pub.get_subscription_count() < 1 or latency_pub.get_subscription_count() < 1:
