@@ -123,6 +123,22 @@ def test_playback_node(
         last = int(np.flatnonzero(rec)[-1]) + 1
         assert recorder.time_of(last) <= stopped_at + TIME_BOUND_S
         assert recorder.time_of(last) >= sound_at - TIME_BOUND_S  # it did sound before the stop
+
+        # --- a wait_for_playback goal cancelled while its sound plays: CANCELED, and silent at once
+        mark = client.mark()
+        goal = client.send_goal(long_text, wait_for_playback=True)
+        assert client.wait_for(lambda: client.count("speaking") > mark["speaking"], 120), node.log()
+        with client._lock:
+            sound_at = client.speaking[-1].at
+        recorder.wait_until(sound_at + 0.3)
+        cancel_sent = time.monotonic()
+        client.cancel_goal(goal)
+        assert client.wait_for(lambda: goal.finished, 60)
+        assert goal.status == "canceled" and goal.result.ended_by == "cancelled", goal.result
+        recorder.wait_until(goal.result_at + 0.5)
+        rec = recorder.samples()
+        last = int(np.flatnonzero(rec)[-1]) + 1
+        assert cancel_sent - TIME_BOUND_S <= recorder.time_of(last) <= goal.result_at + TIME_BOUND_S
         recorder.stop()
 
         # --- a flood of texts on a loaded machine: everything played once, in order
