@@ -15,13 +15,10 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from qwen3_tts_ros.msg import AudioChunk  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
-from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import Float32, String  # noqa: E402
 
-from qwen3_tts_ros.node.tts_node import TtsNode  # noqa: E402
+from qwen3_tts_ros.testing.in_process_node import in_process_node  # noqa: E402
 from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S  # noqa: E402
 
 NS = "/envelope_test"
@@ -29,20 +26,9 @@ WINDOW = 24000 // 50
 
 
 def test_playback_off_envelope_follows_the_published_audio(tiny_custom_voice_checkpoint):
-    node_ctx, client_ctx = rclpy.Context(), rclpy.Context()
-    rclpy.init(context=node_ctx)
-    rclpy.init(context=client_ctx)
     values = {"model": str(tiny_custom_voice_checkpoint), "device": "cpu", "warmup.text": "",
               "diagnostics.period_s": 0.0, "sampling.max_new_tokens": 10, "sampling.do_sample": False,
               "sampling.subtalker_dosample": False, "playback.envelope_rate_hz": 50.0}  # fmt: skip
-    node = TtsNode(
-        context=node_ctx, namespace=NS, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]
-    )
-    node_exec = MultiThreadedExecutor(num_threads=3, context=node_ctx)
-    node_exec.add_node(node)
-    client = rclpy.create_node("envelope_client", context=client_ctx)
-    client_exec = SingleThreadedExecutor(context=client_ctx)
-    client_exec.add_node(client)
     cond = threading.Condition()
     chunks, levels = [], []
 
@@ -54,16 +40,11 @@ def test_playback_off_envelope_follows_the_published_audio(tiny_custom_voice_che
 
         return on
 
-    reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-    client.create_subscription(AudioChunk, f"{NS}/tts/audio", record(chunks), reliable)
-    client.create_subscription(Float32, f"{NS}/tts/envelope", record(levels), reliable)
-    text_pub = client.create_publisher(String, f"{NS}/tts/text", reliable)
-    threads = [threading.Thread(target=ex.spin, daemon=True) for ex in (node_exec, client_exec)]
-    try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        for t in threads:
-            t.start()
+    with in_process_node(NS, values, "envelope_client") as (_, client):
+        reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+        client.create_subscription(AudioChunk, f"{NS}/tts/audio", record(chunks), reliable)
+        client.create_subscription(Float32, f"{NS}/tts/envelope", record(levels), reliable)
+        text_pub = client.create_publisher(String, f"{NS}/tts/text", reliable)
         while text_pub.get_subscription_count() < 1 or client.count_publishers(f"{NS}/tts/envelope") < 1:
             threading.Event().wait(0.02)
         text_pub.publish(String(data="Hello from the envelope test."))
@@ -75,13 +56,5 @@ def test_playback_off_envelope_follows_the_published_audio(tiny_custom_voice_che
         with cond:  # timed as if played from the first chunk on: the last comes about its duration later
             assert cond.wait_for(lambda: len(levels) >= whole, EVENT_TIMEOUT_S), (len(levels), whole)
         got = np.array([m.data for m in levels[:whole]])
-        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
-        assert expected.max() > 0
-    finally:
-        node_exec.shutdown(timeout_sec=1.0)
-        client_exec.shutdown(timeout_sec=1.0)
-        node.close()
-        node.destroy_node()
-        client.destroy_node()
-        rclpy.shutdown(context=node_ctx)
-        rclpy.shutdown(context=client_ctx)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    assert expected.max() > 0
