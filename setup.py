@@ -22,6 +22,7 @@ setup(
     entry_points={
         "console_scripts": [
             "tts_node = qwen3_tts_ros.node.tts_node:main",
+            "player_node = qwen3_tts_ros.node.player_node:main",
             "qwen3-tts-say = qwen3_tts_ros.cli:main",
         ],
     },

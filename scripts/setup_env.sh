@@ -4,6 +4,8 @@
 #     transformers 4.57.3 it pins), ROS 2 Kilted from PyPI wheels, colcon, ruff, pytest;
 #   - a colcon build of this package (its messages and action) and of the TEST-ONLY audio_common_msgs copy;
 #   - for the tests only (skipped with --demo, which is all scripts/demo.sh needs):
+#     apt packages of the playback tests' sound server (PulseAudio, pulseaudio-utils, libportaudio2,
+#     libasound2-plugins; sudo when not root);
 #     a second virtualenv with numpy<2 (no ROS) for the engine tests, because Jetson stacks are numpy 1.x;
 #     two compatibility stacks for engine parity passes (no ROS): Python 3.10 + torch 2.3.1 + numpy 1.26
 #     (JetPack 6's Python and oldest torch; skipped where no Python 3.10 is found), and transformers 5.17 +
@@ -46,6 +48,7 @@ ros_pkgs="ros-rclpy ros-rmw-fastrtps-cpp ros-rcl-lifecycle ros-lifecycle-msgs ro
   catkin-pkg colcon-common-extensions"
 tools="ruff pytest pytest-timeout"
 reqs="$repo/requirements/engine.txt"
+playback_reqs="$repo/requirements/playback.txt"
 
 install_venv() {  # install_venv PYTHON TORCH-PINS DIR STAMP PIP-ARGS...
   local python="$1" torch="$2" dir="$3" stamp="$4"; shift 4
@@ -64,10 +67,23 @@ install_venv() {  # install_venv PYTHON TORCH-PINS DIR STAMP PIP-ARGS...
 # --- main virtualenv ---------------------------------------------------------------------------------------
 venv="$home/venv"
 # shellcheck disable=SC2086
-install_venv "$py" "$torch_pins" "$venv" "$(printf '%s\n' "$torch_pins" "$ros_pkgs" "$tools" "$(cat "$reqs")" | sha1sum | cut -c1-16)" \
-  $torch_pins -r "$reqs" $ros_pkgs $tools
+install_venv "$py" "$torch_pins" "$venv" "$(printf '%s\n' "$torch_pins" "$ros_pkgs" "$tools" "$(cat "$reqs" "$playback_reqs")" | sha1sum | cut -c1-16)" \
+  $torch_pins -r "$reqs" -r "$playback_reqs" $ros_pkgs $tools
 
 install_test_stacks() {
+  # --- the playback tests' real sound server (qwen3_tts_ros/testing/sound_server.py): PulseAudio with a null
+  # sink, parec to record it, PortAudio and ALSA's pulse plugin for the node's sounddevice stream
+  local need=() pkg apt_sudo=""
+  for pkg in pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "[setup] apt: ${need[*]}"
+    [ "$(id -u)" = 0 ] || apt_sudo="sudo"
+    $apt_sudo apt-get update -q
+    $apt_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+  fi
+
   # --- the numpy<2 virtualenv (engine only, no ROS) --------------------------------------------------------
   venv1="$home/venv-numpy1"
   # shellcheck disable=SC2086
@@ -124,7 +140,7 @@ fi
 
 # --- colcon build, cached by the hash of everything it is built from ------------------------------------
 cd "$repo"
-src_files=(CMakeLists.txt package.xml setup.py setup.cfg resource msg action launch config scripts/tts_node
+src_files=(CMakeLists.txt package.xml setup.py setup.cfg resource msg action launch config scripts/tts_node scripts/player_node
   scripts/qwen3-tts-say qwen3_tts_ros)
 ihash="$( (git ls-files -s -- "${src_files[@]}" test/interfaces 2>/dev/null || true; \
   find "${src_files[@]}" test/interfaces -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha1sum) \

@@ -9,7 +9,9 @@ for the whole goal, and a blocking one would hold a thread per goal (200 queued 
   worker thread      SayGoal.chunk publishes feedback; SayGoal.ended gives the goal its outcome
   execute callback   run (goal_handle.execute()) only once the outcome is known, and immediately: it sets
                      the terminal state and returns the result. With wait_for_playback the server's own
-                     thread calls execute() when the playback would end.
+                     thread calls execute() when the playback would end, or, with playback.enabled, the
+                     playback thread when the device has played the goal's last sample
+                     (playback_sink.PlaybackSink.watch).
   cancel callback    accept; the same thread cancels the text in the worker once rclpy has put the goal in
                      CANCELING (so the state machine allows CANCELED), within one chunk like ~/stop.
 """
@@ -40,7 +42,7 @@ CANCEL_POLL_S = 0.005  # a cancel request waits for rclpy's CANCELING state (set
 class SayGoal:
     """One accepted goal: the observer of its queued text (worker.TextObserver) and what its result says."""
 
-    def __init__(self, goal_handle, wait_for_playback: bool, server: SayActionServer):
+    def __init__(self, goal_handle, wait_for_playback: bool, server: SayActionServer, playback=None):
         self.goal_handle = goal_handle
         self.wait_for_playback = wait_for_playback
         self.accepted_at = time.monotonic()
@@ -49,7 +51,10 @@ class SayGoal:
         self._lock = threading.Lock()
         self.utterance_ids: list[int] = []
         self.audio_seconds = 0.0
+        self.played_seconds = 0.0
         self.frames = 0
+        self._sound = playback  # PlaybackSink: told when each utterance's sound ended
+        self._concluded = False
         self.first_chunk_at: float | None = None
         self.ended_by = ""
         self.error = ""
@@ -59,14 +64,42 @@ class SayGoal:
         with self._lock:
             if self.first_chunk_at is None:
                 self.first_chunk_at = time.monotonic()
-            if not self.utterance_ids or self.utterance_ids[-1] != utterance_id:
+            new = not self.utterance_ids or self.utterance_ids[-1] != utterance_id
+            if new:
                 self.utterance_ids.append(utterance_id)
             self.audio_seconds += audio_seconds
             self.frames += frames
-            feedback = Say.Feedback(
-                utterance_id=utterance_id, audio_seconds=self.audio_seconds, frames=self.frames
-            )
+            feedback = self._feedback(utterance_id)
+        if new and self._sound is not None:
+            self._sound.watch(utterance_id, self._played)
         self.goal_handle.publish_feedback(feedback)
+
+    def _feedback(self, utterance_id: int) -> Say.Feedback:  # with the lock held
+        return Say.Feedback(
+            utterance_id=utterance_id,
+            audio_seconds=self.audio_seconds,
+            frames=self.frames,
+            played_seconds=self.played_seconds,
+        )
+
+    def _played(self, utterance_id: int, played_s: float, flushed: bool) -> None:
+        """One of its utterances has been played (or silenced): feedback with the seconds played."""
+        with self._lock:
+            self.played_seconds += played_s
+            feedback = self._feedback(utterance_id)
+            if self._concluded:
+                return
+        self.goal_handle.publish_feedback(feedback)
+
+    def sound_ended(self, utterance_id: int, played_s: float, flushed: bool) -> None:
+        """wait_for_playback with playback on: its last utterance has been played (or silenced)."""
+        with self._lock:
+            if self._concluded:
+                return
+            self._concluded = True
+            if flushed and self.goal_handle.is_cancel_requested:
+                self.ended_by = "cancelled"
+        self.goal_handle.execute()
 
     def ended(self, outcome: str, error: str) -> None:
         with self._lock:
@@ -106,12 +139,14 @@ class SayActionServer:
         prepare: Callable[[str, float], tuple[QueuedText | None, str]],
         policy: Callable[[], tuple[str, int]],
         refusal: Callable[[], str],
+        playback=None,
     ):
         self._node = node
         self._worker = worker
         self._prepare = prepare
         self._policy = policy
         self._refusal = refusal
+        self._sound = playback  # PlaybackSink (watch, flush, player)
         self._log = node.get_logger()
         self._cond = threading.Condition()
         self._goals: dict[bytes, SayGoal] = {}  # accepted, result not yet handed to rclpy
@@ -157,7 +192,10 @@ class SayActionServer:
         return GoalResponse.ACCEPT
 
     def _on_accepted(self, goal_handle) -> None:
-        goal = SayGoal(goal_handle, goal_handle.request.wait_for_playback, self)
+        player_on = self._sound is not None and self._sound.player is not None
+        goal = SayGoal(
+            goal_handle, goal_handle.request.wait_for_playback, self, self._sound if player_on else None
+        )
         with self._cond:
             self._goals[bytes(goal_handle.goal_id.uuid)] = goal
         text, reason = self._prepare(goal_handle.request.text, goal.accepted_at)
@@ -198,6 +236,9 @@ class SayActionServer:
 
     # ------------------------------------------------------------------ outcome (worker / own thread)
     def goal_ended(self, goal: SayGoal) -> None:
+        if goal.ended_by == "done" and goal.wait_for_playback and goal.utterance_ids and self._sound:
+            if self._sound.watch(goal.utterance_ids[-1], goal.sound_ended):  # playback on
+                return
         if goal.ended_by == "done" and goal.wait_for_playback and goal.playback_end() > time.monotonic():
             with self._cond:
                 heapq.heappush(self._playback, (goal.playback_end(), next(self._order), goal))
@@ -236,6 +277,10 @@ class SayActionServer:
                     goal.goal_handle.execute()
                 elif goal.text is not None and not goal.ended_by:
                     self._worker.cancel(goal.text, "cancelled")  # ended() follows, within one chunk
+                    if self._sound is not None and goal.utterance_ids:
+                        self._sound.flush(goal.utterance_ids[-1])  # silence what it has played
+                elif goal.ended_by == "done" and self._sound is not None and goal.utterance_ids:
+                    self._sound.flush(goal.utterance_ids[-1])  # sounding: sound_ended(flushed) ends it
             for goal in due:
                 goal.goal_handle.execute()
 

@@ -41,6 +41,8 @@ from qwen3_tts_ros.msg import TextChunk
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
 from qwen3_tts_ros.node.outputs import NodeOutputs
+from qwen3_tts_ros.node.playback import PlaybackError
+from qwen3_tts_ros.node.playback_sink import PlaybackSink
 from qwen3_tts_ros.node.process import SPIN_TIMEOUT_S, ExitSignals, exit_now, spin_until
 from qwen3_tts_ros.node.say_action import SayActionServer
 from qwen3_tts_ros.node.settings import load_config
@@ -83,11 +85,12 @@ class TtsNode(LifecycleNode):
         self._hardware_id = socket.gethostname()
         self._inputs: list = []  # (destroy function, entity): subscription, service, timer made by configure
         self._outputs = NodeOutputs(self)
-        self._worker = SynthesisWorker(sink=self._outputs, logger=self.get_logger())
+        self._playback = PlaybackSink(self, self._outputs, self.get_logger())  # the worker's Sink
+        self._worker = SynthesisWorker(sink=self._playback, logger=self.get_logger())
         self._text = TextInput(self, self._worker, self._refusal)
         self._streams = StreamInput(self, self._text)
         self._say = SayActionServer(
-            self, self._worker, self._text.prepare, self._text.queue_policy, self._refusal
+            self, self._worker, self._text.prepare, self._text.queue_policy, self._refusal, self._playback
         )
 
     # ------------------------------------------------------------------ parameters
@@ -119,6 +122,10 @@ class TtsNode(LifecycleNode):
                 cfg = load_config(v)
             except ValueError as exc:
                 raise ConfigError(f"invalid parameter: {exc}") from exc
+            try:  # before the model: a missing device fails at once
+                self._playback.open(v)
+            except PlaybackError as exc:
+                raise ConfigError(str(exc)) from exc
             message = self._wait(self._worker.load(cfg))
             with self._outputs.lock:  # close() sets _closing under it: no entities made after its cleanup
                 if self._closing:
@@ -231,6 +238,7 @@ class TtsNode(LifecycleNode):
         (was_speaking, cleared), streams = self._streams.stop_all(
             reason, lambda: self._worker.stop(clear_queue=clear_queue, reason=reason)
         )
+        self._playback.flush()
         if not self._worker.wait_idle(DEACTIVATE_TIMEOUT_S):
             self.get_logger().error(f"the current utterance did not stop within {DEACTIVATE_TIMEOUT_S:.0f} s")
         return was_speaking, cleared, streams
@@ -290,6 +298,7 @@ class TtsNode(LifecycleNode):
         self._inputs.append((destroy, entity))
 
     def _destroy_entities(self) -> None:
+        self._playback.close()
         with self._outputs.lock:
             while self._inputs:
                 destroy, entity = self._inputs.pop()
@@ -303,6 +312,7 @@ class TtsNode(LifecycleNode):
 
     def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         (was_speaking, cleared), streams = self._streams.stop_all("stopped", self._worker.stop)
+        self._playback.flush()
         response.success = True
         response.message = (
             f"{'stopped the current utterance' if was_speaking else 'nothing was speaking'}; "
@@ -316,7 +326,9 @@ class TtsNode(LifecycleNode):
         status = synthesis_status(
             self.get_name(), self._state_label, stats, counters, stream_counters, self._hardware_id
         )
-        self._outputs.diagnostics(diagnostic_array(self.get_clock().now().to_msg(), [status]))
+        playback = self._playback.status(self.get_name(), self._hardware_id)
+        statuses = [status] + ([playback] if playback is not None else [])
+        self._outputs.diagnostics(diagnostic_array(self.get_clock().now().to_msg(), statuses))
 
     # ------------------------------------------------------------------ process
     def begin_shutdown(self) -> None:
@@ -331,6 +343,7 @@ class TtsNode(LifecycleNode):
             self._closing = True
         self._active = False
         ended = self._worker.close()  # not under stop_all: the worker's end tells the streams' observers
+        self._playback.close()  # silence; say goals waiting for their sound get their results below
         self._streams.stop_all("shutdown")
         if not ended:
             self.get_logger().info("exiting during a model load or graph capture (it cannot be interrupted)")

@@ -167,3 +167,16 @@ def node_session(node_factory):
             assert rc == 0, f"node exited with {rc}\n{running.log()}"
 
     return session
+
+
+@pytest.fixture(scope="module")
+def sound_server():
+    """A private PulseAudio whose only sink is a null sink at 24 kHz, with a parec recorder of its monitor
+    (qwen3_tts_ros/testing/sound_server.py), for the playback tests; never skipped: without PulseAudio
+    (scripts/setup_env.sh installs it) the tests that use it fail."""
+    from qwen3_tts_ros.testing.sound_server import SoundServer
+
+    server = SoundServer()
+    server.start()
+    yield server
+    server.stop()

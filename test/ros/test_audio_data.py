@@ -5,7 +5,6 @@ PCM of the AudioChunk stream, in the format tts/audio_info announces (here S16LE
 The node runs in this process on a MultiThreadedExecutor like main(); its topics go over real DDS to a
 second node of another context.
 """
-import threading
 import time
 
 import numpy as np
@@ -14,13 +13,10 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 from audio_common_msgs.msg import AudioData, AudioInfo  # noqa: E402
 from qwen3_tts_ros.msg import AudioChunk  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
-from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from qwen3_tts_ros.node.tts_node import TtsNode  # noqa: E402
+from qwen3_tts_ros.testing.in_process_node import in_process_node  # noqa: E402
 
 NS = "/audio_data_test"
 
@@ -33,33 +29,18 @@ def checkpoint(tmp_path_factory):
 
 
 def test_audio_data_topic_mirrors_the_chunk_stream_resampled(checkpoint):
-    node_ctx, client_ctx = rclpy.Context(), rclpy.Context()
-    rclpy.init(context=node_ctx)
-    rclpy.init(context=client_ctx)
     values = {"model": str(checkpoint), "device": "cpu", "warmup.text": "", "diagnostics.period_s": 0.0,
               "output.sample_rate": 16000, "output.audio_data_topic": "audio", "sampling.max_new_tokens": 12,
               "sampling.do_sample": False, "sampling.subtalker_dosample": False}
-    overrides = [Parameter(name, value=value) for name, value in values.items()]
-    node = TtsNode(context=node_ctx, namespace=NS, parameter_overrides=overrides)
-    node_exec = MultiThreadedExecutor(num_threads=3, context=node_ctx)
-    node_exec.add_node(node)
-    client = rclpy.create_node("audio_data_client", context=client_ctx)
-    client_exec = SingleThreadedExecutor(context=client_ctx)
-    client_exec.add_node(client)
-    chunks, data, infos = [], [], []
-    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    client.create_subscription(AudioChunk, f"{NS}/tts/audio", chunks.append, reliable)
-    client.create_subscription(AudioData, f"{NS}/audio", data.append, reliable)
-    client.create_subscription(AudioInfo, f"{NS}/tts/audio_info", infos.append, latched)
-    text_pub = client.create_publisher(String, f"{NS}/tts/text", reliable)
-    threads = [threading.Thread(target=ex.spin, daemon=True) for ex in (node_exec, client_exec)]
-    try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        for t in threads:
-            t.start()
+    with in_process_node(NS, values, "audio_data_client") as (_, client):
+        chunks, data, infos = [], [], []
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        client.create_subscription(AudioChunk, f"{NS}/tts/audio", chunks.append, reliable)
+        client.create_subscription(AudioData, f"{NS}/audio", data.append, reliable)
+        client.create_subscription(AudioInfo, f"{NS}/tts/audio_info", infos.append, latched)
+        text_pub = client.create_publisher(String, f"{NS}/tts/text", reliable)
         deadline = time.monotonic() + 30
         while text_pub.get_subscription_count() < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -78,11 +59,3 @@ def test_audio_data_topic_mirrors_the_chunk_stream_resampled(checkpoint):
         assert b"".join(bytes(d.data) for d in data) == chunk_bytes
         assert len(data) == sum(1 for c in chunks if len(c.audio.data))  # no empty AudioData messages
         assert np.frombuffer(chunk_bytes, dtype="<i2").any()
-    finally:
-        node_exec.shutdown(timeout_sec=1.0)
-        client_exec.shutdown(timeout_sec=1.0)
-        node.close()
-        node.destroy_node()
-        client.destroy_node()
-        rclpy.shutdown(context=node_ctx)
-        rclpy.shutdown(context=client_ctx)
