@@ -34,12 +34,12 @@ cudaStream_t stream(const Tensor& on) { return c10::cuda::getCurrentCUDAStream(o
 
 void gemv(const Tensor& x, const OptTensor& norm, const Tensor& weight, const Tensor& out, const OptTensor& residual,
           const OptTensor& bias, const OptTensor& normed, double eps, int64_t epilogue) {
-  TORCH_CHECK(x.is_cuda() && weight.is_contiguous() && x.stride(1) == 1 && out.stride(1) == 1, "gemv: layout");
+  TORCH_CHECK(x.is_cuda() && weight.is_contiguous() && x.stride(1) == 1 && out.stride(-1) == 1, "gemv: layout");
   TORCH_CHECK(x.scalar_type() == weight.scalar_type(), "gemv: x and weight dtypes differ");
   q3tts::GemvArgs a{};
   a.x = x.data_ptr(); a.x_stride = x.stride(0);
   a.norm = ptr(norm); a.weight = weight.data_ptr();
-  a.out = out.data_ptr(); a.out_stride = out.stride(0);
+  a.out = out.data_ptr(); a.out_stride = out.dim() == 2 ? out.stride(0) : 0;  // 1-D: one row (logits)
   a.residual = ptr(residual); a.residual_stride = residual.has_value() ? residual->stride(0) : 0;
   a.bias = ptr(bias); a.normed = mutable_ptr(normed);
   a.eps = static_cast<float>(eps);
