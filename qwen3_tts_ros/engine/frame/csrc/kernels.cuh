@@ -379,8 +379,8 @@ combine_kernel(const typename Num<T>::acc* part_m, const typename Num<T>::acc* p
 // choose_token). process (talker): process_scores first (repetition penalty over `seen`, EOS masked until
 // min_new_tokens, control ids suppressed), then seen[token] = 1, generated += 1, step += 1. embed (code
 // predictor): the token's embedding row is the next step's input and is added to the frame's embedding sum.
-// Top-k and top-p share one bitonic sort (ascending, block_v = next power of two >= V, -inf padding): the top-k
-// filter removes a prefix of that order, so the same sorted values serve top-p; no sort when both are off.
+// Top-k: the k-th largest score by radix select (kth_largest), no sort. Top-p: one bitonic sort (ascending,
+// block_v = next power of two >= V, -inf padding) of the top-k-filtered scores; no sort when it is off.
 // Sampling: argmax(probs / max(noise, FLT_MIN)) with Exp(1) noise drawn by torch (capturable).
 // Shared memory (dynamic): 3 * block_v floats (the warped scores, a sorted copy, its cumulative probabilities).
 constexpr int SAMPLE_THREADS = 1024;
@@ -422,6 +422,63 @@ __device__ __forceinline__ void block_inclusive_scan(float* values, int n, float
   __syncthreads();
 }
 
+// Order-preserving unsigned key of a float (larger float, larger key) and back.
+__device__ __forceinline__ uint32_t order_key(float f) {
+  const uint32_t u = __float_as_uint(f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ float from_order_key(uint32_t key) {
+  return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
+}
+
+// The k-th largest (k >= 1) of values[0, n): radix select on order_key, 8 bits a pass from the top (4 passes
+// of a shared-memory histogram of the keys that match the digits chosen so far); no sort.
+__device__ __forceinline__ float kth_largest(const float* values, int n, int k, unsigned* histogram, int* digit,
+                                             int* rest) {
+  uint32_t prefix = 0, mask = 0;
+  if (threadIdx.x == 0) *rest = k;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    for (int b = threadIdx.x; b < 256; b += blockDim.x) histogram[b] = 0;
+    __syncthreads();
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+      const uint32_t key = order_key(values[i]);
+      if ((key & mask) == prefix) atomicAdd(&histogram[(key >> shift) & 255u], 1u);
+    }
+    __syncthreads();
+    if (threadIdx.x < 32) {  // lane l holds buckets 255 - 8l .. 248 - 8l (from the top)
+      const int lane = threadIdx.x;
+      unsigned counts[8], own = 0;
+#pragma unroll
+      for (int b = 0; b < 8; ++b) { counts[b] = histogram[255 - 8 * lane - b]; own += counts[b]; }
+      unsigned above = own;  // inclusive prefix over lanes = keys in buckets >= this lane's lowest
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const unsigned up = __shfl_up_sync(0xffffffffu, above, o);
+        if (lane >= o) above += up;
+      }
+      const unsigned before = above - own;
+      const unsigned target = static_cast<unsigned>(*rest);
+      if (before < target && target <= above) {  // exactly one lane
+        unsigned seen = before;
+#pragma unroll
+        for (int b = 0; b < 8; ++b) {
+          if (seen + counts[b] >= target) {
+            *digit = 255 - 8 * lane - b;
+            *rest = static_cast<int>(target - seen);
+            break;
+          }
+          seen += counts[b];
+        }
+      }
+    }
+    __syncthreads();
+    prefix |= static_cast<uint32_t>(*digit) << shift;
+    mask |= 255u << shift;
+    __syncthreads();  // *digit is rewritten by the next pass
+  }
+  return from_order_key(prefix);
+}
+
 template <typename T>
 __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_kernel(const float* logits, const float* noise, int64_t* code, int V, const uint8_t* do_sample,
@@ -439,6 +496,8 @@ sample_kernel(const float* logits, const float* noise, int64_t* code, int V, con
   __shared__ float scratch_v[32];
   __shared__ int scratch_i[32];
   __shared__ int chosen;
+  __shared__ unsigned histogram[256];
+  __shared__ int radix_digit, radix_rest;
   const bool mask_eos = process && *generated < *min_new_tokens;
   const float reciprocal = *temperature_reciprocal;
   float best = -INFINITY;
@@ -458,36 +517,31 @@ sample_kernel(const float* logits, const float* noise, int64_t* code, int V, con
   const int greedy = block_argmax(best, best_i, scratch_v, scratch_i);
   const int64_t top_k = *top_k_ptr;
   const float one_minus_top_p = *one_minus_top_p_ptr;
-  if (top_k < V || one_minus_top_p > 0.f) {
+  if (top_k < V) {  // every score below the k-th largest goes (ties with it stay)
+    const float kth = kth_largest(warped, block_v, static_cast<int>(top_k), histogram, &radix_digit, &radix_rest);
+    for (int i = threadIdx.x; i < block_v; i += blockDim.x)
+      if (warped[i] < kth) warped[i] = -INFINITY;
+    __syncthreads();
+  }
+  if (one_minus_top_p > 0.f) {
     for (int i = threadIdx.x; i < block_v; i += blockDim.x) sorted[i] = warped[i];
     __syncthreads();
     bitonic_sort_ascending(sorted, block_v);
-    if (top_k < V) {  // the k-th largest: every smaller score goes, a prefix of the sorted order
-      const float kth = sorted[block_v - top_k];
-      __syncthreads();
-      for (int i = threadIdx.x; i < block_v; i += blockDim.x) {
-        if (warped[i] < kth) warped[i] = -INFINITY;
-        if (sorted[i] < kth) sorted[i] = -INFINITY;
-      }
-      __syncthreads();
-    }
-    if (one_minus_top_p > 0.f) {
-      // transformers' TopP: drop the lowest tokens whose cumulative probability stays <= 1 - top_p, keeping
-      // the most likely one; as a score threshold (ties with the smallest kept score stay).
-      const float top = sorted[block_v - 1];
-      float local = 0.f;
-      for (int i = threadIdx.x; i < block_v; i += blockDim.x) local += expf(sorted[i] - top);
-      const float total = block_sum(local, scratch);
-      for (int i = threadIdx.x; i < block_v; i += blockDim.x) cumulative[i] = expf(sorted[i] - top) / total;
-      __syncthreads();
-      block_inclusive_scan(cumulative, block_v, scratch);
-      float removed = 0.f;  // cumulative is non-decreasing: the removed tokens are a prefix
-      for (int i = threadIdx.x; i < block_v - 1; i += blockDim.x) removed += cumulative[i] <= one_minus_top_p;
-      const float smallest_kept = sorted[static_cast<int>(block_sum(removed, scratch))];
-      for (int i = threadIdx.x; i < block_v; i += blockDim.x)
-        if (warped[i] < smallest_kept) warped[i] = -INFINITY;
-      __syncthreads();
-    }
+    // transformers' TopP: drop the lowest tokens whose cumulative probability stays <= 1 - top_p, keeping
+    // the most likely one; as a score threshold (ties with the smallest kept score stay).
+    const float top = sorted[block_v - 1];
+    float local = 0.f;
+    for (int i = threadIdx.x; i < block_v; i += blockDim.x) local += expf(sorted[i] - top);
+    const float total = block_sum(local, scratch);
+    for (int i = threadIdx.x; i < block_v; i += blockDim.x) cumulative[i] = expf(sorted[i] - top) / total;
+    __syncthreads();
+    block_inclusive_scan(cumulative, block_v, scratch);
+    float removed = 0.f;  // cumulative is non-decreasing: the removed tokens are a prefix
+    for (int i = threadIdx.x; i < block_v - 1; i += blockDim.x) removed += cumulative[i] <= one_minus_top_p;
+    const float smallest_kept = sorted[static_cast<int>(block_sum(removed, scratch))];
+    for (int i = threadIdx.x; i < block_v; i += blockDim.x)
+      if (warped[i] < smallest_kept) warped[i] = -INFINITY;
+    __syncthreads();
   }
   float top = -INFINITY;
   for (int i = threadIdx.x; i < block_v; i += blockDim.x) top = fmaxf(top, warped[i]);
