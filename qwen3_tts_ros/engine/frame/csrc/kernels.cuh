@@ -116,28 +116,29 @@ gemv_kernel(const T* __restrict__ x, int64_t x_stride, const T* __restrict__ nor
   extern __shared__ __align__(16) unsigned char gemv_smem[];
   T* xs = reinterpret_cast<T*>(gemv_smem);
   __shared__ float scratch[32];
-  float rstd[M];
-  if (norm != nullptr) {
+  for (int k = threadIdx.x; k < K; k += blockDim.x) {  // x read once (from L2: every block reads it)
+#pragma unroll
+    for (int m = 0; m < M; ++m) xs[m * K + k] = x[m * x_stride + k];
+  }
+  if (norm != nullptr) {  // each thread rewrites only the elements it loaded: no barrier before the squares
+    float rstd[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       float squares = 0.f;
       for (int k = threadIdx.x; k < K; k += blockDim.x) {
-        const float f = Num<T>::f32(x[m * x_stride + k]);
+        const float f = Num<T>::f32(xs[m * K + k]);
         squares += f * f;
       }
       rstd[m] = rsqrtf(block_sum(squares, scratch) / K + eps);
     }
-  }
-  for (int k = threadIdx.x; k < K; k += blockDim.x) {
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
 #pragma unroll
-    for (int m = 0; m < M; ++m) {
-      T v = x[m * x_stride + k];
-      if (norm != nullptr) {
-        v = Num<T>::from_f32(Num<T>::f32(v) * rstd[m]);
+      for (int m = 0; m < M; ++m) {
+        T v = Num<T>::from_f32(Num<T>::f32(xs[m * K + k]) * rstd[m]);
         v = Num<T>::round(Num<T>::wide(v) * Num<T>::wide(norm[k]));
         if (normed != nullptr && blockIdx.x == 0) normed[m * x_stride + k] = v;
+        xs[m * K + k] = v;
       }
-      xs[m * K + k] = v;
     }
   }
   __syncthreads();
