@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+import weakref
 
 import torch
 
@@ -37,7 +38,7 @@ def generator_for(model, path: str, **options) -> FrameGenerator:
         return FrameGenerator(model, fused=True, **options)
     generator = FrameGenerator(model, fused=False, compile=False, **options)
     if path == "fused-cuda":
-        generator._fused_frame = FusedCudaFrame(generator)
+        generator._fused_frame = FusedCudaFrame(weakref.proxy(generator))  # no reference cycle
     return generator
 
 

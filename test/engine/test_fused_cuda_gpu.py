@@ -4,6 +4,8 @@ graphs (launch-ahead, several frames per replay, a consumer stream) on tiny floa
 kernel choosing what sampling.choose_token chooses with the same noise. The full-size float32 parity against
 qwen-tts and the timings are bench/fused_cuda_check.py's."""
 
+import weakref
+
 import pytest
 import torch
 from test_frame_generator import EOS_REQUEST, LONG_REQUEST
@@ -24,7 +26,7 @@ def cuda_generator(model, **options) -> FrameGenerator:
     """A FrameGenerator whose frame is the fused CUDA one (the reference frame's generator, its frame
     function replaced: the generator's `_fused_frame` hook)."""
     generator = FrameGenerator(model, fused=False, compile=False, **options)
-    generator._fused_frame = FusedCudaFrame(generator)
+    generator._fused_frame = FusedCudaFrame(weakref.proxy(generator))  # no reference cycle
     return generator
 
 
