@@ -5,8 +5,8 @@ Per size (released 0.6B / 1.7B configs, random weights, bench/gpu_parity.py's sy
   float32: `frames` greedy frames (EOS held off) of qwen-tts's talker.generate vs the fused CUDA frame under
            CUDA graphs (must be identical) and vs the same path uncaptured;
   bfloat16: ms per frame (median, p95 of the generator's per-frame times) over `bench_frames` sampled frames
-           (EOS held off) for fused-cuda, fused-triton (where Triton imports) and the reference frame
-           (eager layers under CUDA graphs: what a GPU without Triton ran before).
+           (EOS held off) for fused-cuda, fused-triton (where Triton imports) and eager (the reference frame's
+           eager layers under CUDA graphs: what a GPU without Triton ran before).
 
     python bench/fused_cuda_check.py --sizes 0b6 1b7 --frames 100 --bench-frames 300 --out DIR
 """
@@ -18,28 +18,22 @@ import json
 import os
 import sys
 import time
-import weakref
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from bench.gpu_parity import build_model, cast, compare, qwen_tts_codes, synthetic_prefill  # noqa: E402
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator  # noqa: E402
-from qwen3_tts_ros.engine.decode.fused_frame import fused_available  # noqa: E402
 from qwen3_tts_ros.engine.frame import cuda_build  # noqa: E402
-from qwen3_tts_ros.engine.frame.fused_cuda import FusedCudaFrame  # noqa: E402
+from qwen3_tts_ros.engine.frame.fused_triton import FusedTritonFrame  # noqa: E402
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.frame.options import FrameOptions  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, StreamStats  # noqa: E402
 
 
 def generator_for(model, path: str, **options) -> FrameGenerator:
-    """path: fused-cuda | fused-triton | reference (eager layers; CUDA graphs either way)."""
-    if path == "fused-triton":
-        return FrameGenerator(model, fused=True, **options)
-    generator = FrameGenerator(model, fused=False, compile=False, **options)
-    if path == "fused-cuda":
-        generator._fused_frame = FusedCudaFrame(weakref.proxy(generator))  # no reference cycle
-    return generator
+    """path: fused-cuda, fused-triton or eager (the reference frame's eager layers); CUDA graphs on."""
+    return FrameGenerator(model, FrameOptions(path=path, **options))
 
 
 def run(generator, prefill, frames: int, sample: bool) -> tuple[torch.Tensor, StreamStats]:
@@ -64,7 +58,7 @@ def check_size(size: str, frames: int, bench_frames: int, max_seq_len: int) -> d
     theirs = qwen_tts_codes(model, base, frames)
     result["qwen_tts_float32_s"] = round(time.perf_counter() - t0, 2)
     graphs = generator_for(model, "fused-cuda", max_seq_len=max_seq_len)
-    result["describe"] = graphs._fused_frame.describe()
+    result["describe"] = graphs.path.describe()
     result["capture_s"] = round(graphs.capture(), 3)
     ours, _ = run(graphs, base, frames, sample=False)
     result["float32_vs_qwen_tts"] = compare(ours, theirs)
@@ -74,7 +68,8 @@ def check_size(size: str, frames: int, bench_frames: int, max_seq_len: int) -> d
     del eager
     model = model.to(torch.bfloat16)
     prefill = cast(base, torch.bfloat16)
-    paths = ["fused-cuda", "reference"] + (["fused-triton"] if fused_available(torch.device("cuda")) else [])
+    triton = FusedTritonFrame.unavailable(torch.device("cuda")) is None
+    paths = ["fused-cuda", "eager"] + (["fused-triton"] if triton else [])
     timings = {}
     for path in paths:
         generator = generator_for(model, path, max_seq_len=max_seq_len)

@@ -4,30 +4,26 @@ graphs (launch-ahead, several frames per replay, a consumer stream) on tiny floa
 kernel choosing what sampling.choose_token chooses with the same noise. The full-size float32 parity against
 qwen-tts and the timings are bench/fused_cuda_check.py's."""
 
-import weakref
-
 import pytest
 import torch
 from test_frame_generator import EOS_REQUEST, LONG_REQUEST
 
 from bench.gpu_parity import build_model, cast, synthetic_prefill
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator
-from qwen3_tts_ros.engine.decode.prefill import build_prefill
-from qwen3_tts_ros.engine.decode.sampling import choose_token, process_scores
 from qwen3_tts_ros.engine.frame import cuda_build
 from qwen3_tts_ros.engine.frame.fused_cuda import FusedCudaFrame
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator
+from qwen3_tts_ros.engine.frame.options import FrameOptions
+from qwen3_tts_ros.engine.frame.prefill import build_prefill
+from qwen3_tts_ros.engine.frame.sampling import choose_token, process_scores
 from qwen3_tts_ros.engine.types import SamplingParams, StreamStats
 
 GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=30)
 SAMPLED = SamplingParams(max_new_tokens=30, top_k=20, top_p=0.8, subtalker_top_p=0.9)
 
 
-def cuda_generator(model, **options) -> FrameGenerator:
-    """A FrameGenerator whose frame is the fused CUDA one (the reference frame's generator, its frame
-    function replaced: the generator's `_fused_frame` hook)."""
-    generator = FrameGenerator(model, fused=False, compile=False, **options)
-    generator._fused_frame = FusedCudaFrame(weakref.proxy(generator))  # no reference cycle
-    return generator
+def generator(model, path: str, **options) -> FrameGenerator:
+    """path: "fused-cuda", or "eager" (the reference frame: eager layers, under CUDA graphs too)."""
+    return FrameGenerator(model, FrameOptions(path=path, **options))
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +53,9 @@ def test_fused_cuda_graphs_give_the_reference_codes(cuda_f64, launch_ahead, fram
     than the gaps between the top two logits of these runs)."""
     prefills = [build_prefill(cuda_f64.model, cuda_f64.processor, r) for r in (LONG_REQUEST, EOS_REQUEST)]
     options = dict(max_seq_len=256, launch_ahead=launch_ahead, frames_per_replay=frames_per_replay)
-    reference = FrameGenerator(cuda_f64.model, fused=False, compile=False, **options)
-    fused = cuda_generator(cuda_f64.model, **options)
-    assert "fused CUDA C++ frame (sm_" in fused._fused_frame.describe()
+    reference = generator(cuda_f64.model, "eager", **options)
+    fused = generator(cuda_f64.model, "fused-cuda", **options)
+    assert "fused CUDA C++ frame (sm_" in fused.path.describe()
     consumer = torch.cuda.Stream()
     for prefill in prefills + prefills:
         expected, expected_stop = codes(reference, prefill, GREEDY)
@@ -83,10 +79,10 @@ def test_fused_cuda_tiny_sizes_follow_the_reference_frame(size, dtype):
     sampling = SamplingParams(
         do_sample=False, subtalker_dosample=False, max_new_tokens=frames + 1, min_new_tokens=frames + 1
     )
-    reference = FrameGenerator(model, max_seq_len=256, fused=False, compile=False)
-    expected, _ = codes(reference, prefill, sampling)
-    graphs, _ = codes(cuda_generator(model, max_seq_len=256), prefill, sampling)
-    eager, _ = codes(cuda_generator(model, max_seq_len=256, use_cuda_graphs=False), prefill, sampling)
+    expected, _ = codes(generator(model, "eager", max_seq_len=256), prefill, sampling)
+    graphs, _ = codes(generator(model, "fused-cuda", max_seq_len=256), prefill, sampling)
+    uncaptured = generator(model, "fused-cuda", max_seq_len=256, use_cuda_graphs=False)
+    eager, _ = codes(uncaptured, prefill, sampling)
     assert len(expected) == frames
     assert torch.equal(graphs, expected)
     assert torch.equal(eager, graphs)
@@ -95,11 +91,11 @@ def test_fused_cuda_tiny_sizes_follow_the_reference_frame(size, dtype):
 @pytest.mark.gpu
 def test_fused_cuda_sampling_is_seeded_and_valid(cuda_f64):
     prefill = build_prefill(cuda_f64.model, cuda_f64.processor, LONG_REQUEST)
-    generator = cuda_generator(cuda_f64.model, max_seq_len=256)
+    fused = generator(cuda_f64.model, "fused-cuda", max_seq_len=256)
     torch.manual_seed(3)
-    first, _ = codes(generator, prefill, SAMPLED)
+    first, _ = codes(fused, prefill, SAMPLED)
     torch.manual_seed(3)
-    again, _ = codes(generator, prefill, SAMPLED)
+    again, _ = codes(fused, prefill, SAMPLED)
     assert torch.equal(first, again)
     assert int(first.min()) >= 0 and int(first.max()) < 64  # audio codes only: control ids suppressed
 
@@ -122,11 +118,11 @@ def test_sampler_kernel_chooses_what_choose_token_chooses(talker, vocab):
     """The one-kernel sampler against sampling.py's functions with the same Exp(1) noise: the same token
     for every case and 20 draws each (a top-p cut landing within float32 rounding of a cumulative sum would
     differ: a measure-zero case for these random logits), and the talker's counters updated."""
-    from qwen3_tts_ros.engine.decode.sampling import TalkerSampler, Warper
+    from qwen3_tts_ros.engine.frame.sampling import TalkerSampler, Warper
 
     device = torch.device("cuda")
     ops = cuda_build.kernels(device)
-    generator = torch.Generator(device=device).manual_seed(vocab + talker)
+    rng = torch.Generator(device=device).manual_seed(vocab + talker)
     sampler = TalkerSampler(vocab, eos_token_id=vocab - 1024 + 102, device=device)
     step = torch.zeros(1, device=device, dtype=torch.long)
     code = torch.zeros(1, device=device, dtype=torch.long)
@@ -139,8 +135,8 @@ def test_sampler_kernel_chooses_what_choose_token_chooses(talker, vocab):
         sampler.min_new_tokens.fill_(3)
         sampler.reset()
         for draw in range(20):
-            logits = torch.randn(vocab, device=device, generator=generator) * 3
-            noise = torch.empty(vocab, device=device).exponential_(1, generator=generator)
+            logits = torch.randn(vocab, device=device, generator=rng) * 3
+            noise = torch.empty(vocab, device=device).exponential_(1, generator=rng)
             scores = logits[None]
             if talker:
                 s = sampler

@@ -1,7 +1,7 @@
 """The frame path "fused-cuda": the fused frame as CUDA C++ kernels (csrc/), for GPUs whose torch has no
 Triton (a usual JetPack torch), built by the machine's own nvcc (cuda_build.py).
 
-The same launch sequence as the fused Triton frame (fused_frame.py), kernel for kernel:
+The same launch sequence as the fused Triton frame (fused_triton.py), kernel for kernel:
   frame_start            frames[t][0] = c0; code-predictor rows [talker hidden, E0(c0)]; frame sum = E0(c0)
   noise                  Exp(1) noise of the frame's 16 draws, one (16, V) tensor (torch's RNG, capturable)
   15 code-predictor steps: [projection (1.7B)] -> layers x (norm+qkv, attention, o+residual,
@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from . import cuda_build
+
+if TYPE_CHECKING:
+    from .state import FrameState
 
 EPILOGUE = {"store": 0, "residual": 1, "swiglu": 2, "logits": 3, "bias": 4}  # csrc/launchers.h, Epilogue
 MAX_HEAD_DIM = 128  # csrc/kernels.cuh, ATTENTION_MAX_D
@@ -92,8 +95,7 @@ class CudaStack:
 
 
 class FusedCudaFrame:
-    """The frame path "fused-cuda" (module doc) over a frame state (the FrameGenerator's static tensors and
-    model parts). Keeps no reference cycle to its owner (see fused_frame.FusedFrame)."""
+    """The frame path "fused-cuda" (paths.py; module doc) over the shared FrameState."""
 
     name: ClassVar[str] = "fused-cuda"
     TALKER_SPLITS = 16
@@ -114,7 +116,7 @@ class FusedCudaFrame:
         directory = cuda_build.build_dir(cuda_build.arch_of(device))
         return f"no built kernels in {directory} and {why_not}"
 
-    def __init__(self, state) -> None:
+    def __init__(self, state: FrameState) -> None:
         self.state = g = state
         self.ops = ops = cuda_build.kernels(g.device)  # builds here (logged) on a first use, not mid-capture
         cp = g.code_predictor
@@ -193,10 +195,6 @@ class FusedCudaFrame:
                                epilogue="logits")  # fmt: skip
         noise = self.noise[-1, : self.talker_vocab]
         self._sample(self.talker_logits, noise, g.code0, g.talker_sampler.warper, talker=True)
-
-    def __call__(self, generator, index: int) -> None:
-        """Today's FrameGenerator hook (`_fused_frame(generator, index)`)."""
-        self.run(index)
 
 
 def main(argv: list[str] | None = None) -> int:

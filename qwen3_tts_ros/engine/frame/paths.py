@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import torch
 
 from ..errors import EngineConfigError
+from .fused_cuda import FusedCudaFrame
 from .fused_triton import FusedTritonFrame
 from .reference import CompiledFrame, EagerFrame
 
@@ -42,6 +43,7 @@ class FramePath(Protocol):
 # Every frame path, one line each.
 FRAME_PATHS: list[type[FramePath]] = [
     FusedTritonFrame,
+    FusedCudaFrame,
     CompiledFrame,
     EagerFrame,
 ]
