@@ -50,7 +50,7 @@ def percentile(values, q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
-def check_size(size: str, frames: int, bench_frames: int, max_seq_len: int) -> dict:
+def check_size(size: str, frames: int, bench_frames: int, max_seq_len: int, profile: bool) -> dict:
     result: dict = {"size": size, "gpu": torch.cuda.get_device_name(), "frames": frames}
     model = build_model(size, tiny=False, device="cuda")
     base = synthetic_prefill(model, 100, 30)
@@ -88,6 +88,12 @@ def check_size(size: str, frames: int, bench_frames: int, max_seq_len: int) -> d
         del generator
         torch.cuda.empty_cache()
     result["bfloat16_timings"] = timings
+    if profile:  # device time per kernel name, uncaptured frames (profile_frame.py)
+        from bench.profile_frame import kernels_per_frame
+
+        for path in ("fused-cuda", "fused-triton") if triton else ("fused-cuda",):
+            count, table = kernels_per_frame(model, prefill, path)
+            result[f"profile_{path}"] = dict(kernels_per_frame=count, costliest=table[:12])
     return result
 
 
@@ -99,6 +105,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--bench-frames", type=int, default=300)
     parser.add_argument("--max-seq-len", type=int, default=512)
+    parser.add_argument("--profile", action="store_true", help="per-kernel device time of one frame")
     parser.add_argument("--out", required=True, help="output directory")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -109,7 +116,7 @@ def main(argv=None) -> int:
     results = {"arch": arch, "kernels_ready_s": round(time.perf_counter() - t0, 1), "sizes": []}
     print(json.dumps(results), flush=True)
     for size in args.sizes:
-        res = check_size(size, args.frames, args.bench_frames, args.max_seq_len)
+        res = check_size(size, args.frames, args.bench_frames, args.max_seq_len, args.profile)
         print(json.dumps(res), flush=True)
         results["sizes"].append(res)
         with open(os.path.join(args.out, "fused_cuda_check.json"), "w") as f:
