@@ -12,6 +12,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["qwen3_tts_ros", "qwen3_tts_ros.*"]),
+    # the fused CUDA frame's sources, compiled on the machine that runs them (engine/frame/cuda_build.py)
+    package_data={"qwen3_tts_ros.engine.frame": ["csrc/*.cu", "csrc/*.cuh", "csrc/*.h", "csrc/*.cpp"]},
     install_requires=["qwen-tts", "numpy"],
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/qwen3_tts_ros"]),

@@ -84,6 +84,24 @@ install_test_stacks() {
     $apt_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
   fi
 
+  # --- nvcc for the CUDA-kernel compile check (test_nvcc_compile.py), from PyPI: the CUDA compiler, NVVM, crt
+  # and CCCL headers and the runtime headers of torch's CUDA version (--target: nothing else on the machine
+  # changes; no GPU needed). One pip call: --target replaces the shared nvidia/ folder of an earlier one.
+  cuda_ver="$("$venv/bin/python" -c 'import torch; print(torch.version.cuda or "")')"
+  if [ -n "$cuda_ver" ]; then
+    nvcc_dir="$home/nvcc-$cuda_ver"
+    nvcc_pins="nvidia-cuda-nvcc==$cuda_ver.* nvidia-nvvm==$cuda_ver.* nvidia-cuda-crt==$cuda_ver.*
+      nvidia-cuda-runtime==$cuda_ver.* nvidia-cuda-cccl==$cuda_ver.*"
+    nvcc_stamp="$(echo "$nvcc_pins" | sha1sum | cut -c1-16)"
+    if [ "$(cat "$nvcc_dir/.q3stamp" 2>/dev/null)" != "$nvcc_stamp" ]; then
+      echo "[setup] installing nvcc $cuda_ver into $nvcc_dir"
+      rm -rf "$nvcc_dir"
+      # shellcheck disable=SC2086
+      "$venv/bin/python" -m pip install -q --no-deps --no-compile --target "$nvcc_dir" $nvcc_pins
+      echo "$nvcc_stamp" > "$nvcc_dir/.q3stamp"
+    fi
+  fi
+
   # --- the numpy<2 virtualenv (engine only, no ROS) --------------------------------------------------------
   venv1="$home/venv-numpy1"
   # shellcheck disable=SC2086

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import torch
 
 from ..errors import EngineConfigError
+from .fused_cuda import FusedCudaFrame
 from .fused_triton import FusedTritonFrame
 from .reference import CompiledFrame, EagerFrame
 
@@ -42,16 +43,17 @@ class FramePath(Protocol):
 # Every frame path, one line each.
 FRAME_PATHS: list[type[FramePath]] = [
     FusedTritonFrame,
+    FusedCudaFrame,
     CompiledFrame,
     EagerFrame,
 ]
 
 
-# "auto" on CUDA: the first of these that can run there, fastest first (BENCHMARKS.md: fused Triton 3.8 ms
-# a 0.6B frame on an H100, compiled 7.3, eager 17). On other devices the eager reference frame, which is the
-# spec every other path is checked against (the Triton interpreter runs the fused frame on the CPU only
-# when a test asks for it by name).
-AUTO_ORDER = ("fused-triton", "compiled", "eager")
+# "auto" on CUDA: the first of these that can run there, fastest first (BENCHMARKS.md: fused Triton 3.8 ms a
+# 0.6B frame on an H100; the fused CUDA C++ frame, for a torch without Triton, built once by the machine's nvcc;
+# compiled 7.3; eager 17). On other devices the eager reference frame, which is the spec every other path is
+# checked against (the Triton interpreter runs the fused frame on the CPU only when a test asks for it by name).
+AUTO_ORDER = ("fused-triton", "fused-cuda", "compiled", "eager")
 
 
 def path_names() -> tuple[str, ...]:
