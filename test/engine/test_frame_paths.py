@@ -53,7 +53,8 @@ def test_frame_options_refuse_what_they_do_not_know():
         ({"compile": 1}, r"^frame_options compile must be true, false or None, got 1$"),
         (
             {"path": "warp"},
-            r"^frame_path must be one of auto, reference, fused-triton, fused-cuda, compiled, eager, got 'warp'$",
+            r"^frame_path must be one of auto, reference, fused-triton, fused-cuda, compiled, eager, "
+            r"got 'warp'$",
         ),
         ({"launch_ahead": 0}, r"^launch_ahead must be >= 1, got 0$"),
         ({"frames_per_replay": True}, r"^frames_per_replay must be >= 1, got True$"),
