@@ -70,23 +70,24 @@ def test_per_utterance_voice_equals_an_engine_with_that_voice_alone(kind, tts_of
     np.testing.assert_array_equal(audio[2], audio[0])
     for name, text, got in zip(order, TEXTS, audio):
         alone = Qwen3TTSCudaGraphs(tts, max_seq_len=512)
-        np.testing.assert_array_equal(got, speak(alone, prepare_voice(alone, name, settings[name]).request_fields,
-                                                 text))
+        voice = prepare_voice(alone, name, settings[name])
+        np.testing.assert_array_equal(got, speak(alone, voice.request_fields, text))
         alone.close()
     assert not np.array_equal(audio[1], speak(engine, book.resolve(VoiceChoice(voice="b")), TEXTS[1])), (
         "the two voices must differ, or the test shows nothing")
     engine.close()
 
 
-def test_per_utterance_language_and_instruct_follow_the_voice_rules(tiny_custom_voice_tts_f64, tiny_base_tts_f64,
-                                                                    reference_wav):
+def test_per_utterance_language_and_instruct_follow_the_voice_rules(
+        tiny_custom_voice_tts_f64, tiny_base_tts_f64, reference_wav):
     engine = Qwen3TTSCudaGraphs(tiny_custom_voice_tts_f64, max_seq_len=512)
     book = VoiceBook()
     book.reset(engine.voices, [prepare_voice(engine, "calm", VoiceSettings(speaker="Vivian"))], "calm")
     fields = book.resolve(VoiceChoice(language="German", instruct="Cheerfully."))
     assert (fields["language"], fields["instruct"], fields["speaker"]) == ("German", "Cheerfully.", "Vivian")
     # The voice itself is untouched by a request's own language and instruct.
-    assert book.resolve(VoiceChoice())["language"] == "Auto" and book.resolve(VoiceChoice())["instruct"] is None
+    own = book.resolve(VoiceChoice())
+    assert own["language"] == "Auto" and own["instruct"] is None
     with pytest.raises(ValueError, match="unknown voice 'loud'; known: \\['calm'\\]"):
         book.resolve(VoiceChoice(voice="loud"))
     with pytest.raises(ValueError, match="language 'Klingon' not supported"):
@@ -160,7 +161,8 @@ def test_a_voice_the_model_cannot_speak_is_refused_naming_voice_and_field(tiny_c
 
 def test_a_saved_voice_prompt_is_a_voice(tiny_base_tts_f64, reference_wav, tmp_path):
     engine = Qwen3TTSCudaGraphs(tiny_base_tts_f64, max_seq_len=512)
-    from_audio = prepare_voice(engine, "me", VoiceSettings(ref_audio=str(reference_wav), ref_text="A reference."))
+    reference = VoiceSettings(ref_audio=str(reference_wav), ref_text="A reference.")
+    from_audio = prepare_voice(engine, "me", reference)
     path = tmp_path / "me.safetensors"
     engine.save_voice_prompt(from_audio.request_fields["voice_prompt"], path)
     saved = prepare_voice(engine, "saved", VoiceSettings(voice_prompt=str(path)))
