@@ -59,6 +59,9 @@ class VoiceServices:
         return self._answer(response, True, f"removed voice {request.name!r}")
 
     def _answer(self, response, success: bool, message: str):
-        (self._log.info if success else self._log.warning)(message)
+        if success:  # (rclpy refuses two severities from one call site)
+            self._log.info(message)
+        else:
+            self._log.warning(message)
         response.success, response.message = success, message
         return response
