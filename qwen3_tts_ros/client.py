@@ -31,8 +31,8 @@ from std_srvs.srv import Trigger
 
 from qwen3_tts_ros.action import Say
 from qwen3_tts_ros.msg import AudioChunk, TextChunk, TtsRequest, UtteranceLatency
-from qwen3_tts_ros.node.node_process import NodeProcess, param_arg  # noqa: F401 - this module's API too
 from qwen3_tts_ros.node.qos import ACTION_REQUESTS
+from qwen3_tts_ros.node_process import NodeProcess, param_arg  # noqa: F401 - this module's API too
 from qwen3_tts_ros.srv import RemoveVoice, SetVoice
 
 TRANSITIONS = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,

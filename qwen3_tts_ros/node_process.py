@@ -1,4 +1,4 @@
-"""The qwen3_tts node as a real OS process (used by node/client.py's users: scripts/say.py and the tests)."""
+"""The qwen3_tts node as a real OS process (used by client.py's users: scripts/say.py and the tests)."""
 from __future__ import annotations
 
 import os
