@@ -99,22 +99,14 @@ def test_per_utterance_voice_equals_a_node_with_that_voice_alone(kind, checkpoin
 
 
 @pytest.fixture(scope="module")
-def custom_node(tmp_path_factory, checkpoints, reference_wav, node_factory, base_overrides):
+def custom_node(tmp_path_factory, checkpoints, reference_wav, node_session, base_overrides):
     a, b = voices_of("custom_voice", reference_wav)
     root = tmp_path_factory.mktemp("per_utterance_custom")
     # plain: the model's first speaker, as the long_text fixture checked that text runs long with
     voice_file = write_voice_file(root / "voices.yaml", {"a": a, "b": b, "plain": {}})
-    running = node_factory(root, dict(overrides(base_overrides, checkpoints["custom_voice"]),
-                                      **{"voices.file": voice_file}), env=ENV)
-    try:
-        assert running.state() == "unconfigured"
-        assert running.client.change_state("configure"), running.log()
-        assert running.client.change_state("activate"), running.log()
-        assert running.client.wait_for_subscriber(TIMEOUT)
+    with node_session(root, dict(overrides(base_overrides, checkpoints["custom_voice"]),
+                                 **{"voices.file": voice_file}), env=ENV) as running:
         yield running
-    finally:
-        rc = running.close()
-        assert rc == 0, f"node exited with {rc}\n{running.log()}"
 
 
 def test_per_utterance_refusals_are_counted_and_the_goal_result_says_why(custom_node):
