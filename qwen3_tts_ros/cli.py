@@ -5,6 +5,7 @@ factor.
     echo "Hello." | qwen3-tts-say -o hello.wav --model /models/Qwen3-TTS-12Hz-0.6B-CustomVoice --speaker Ryan
     qwen3-tts-say --model Qwen/Qwen3-TTS-12Hz-0.6B-Base --ref-audio me.wav --ref-text "What I said." "Hi."
     qwen3-tts-say --model /models/Qwen3-TTS-12Hz-1.7B-VoiceDesign --instruct "A calm, low voice." "Hi."
+    qwen3-tts-say --model /models/Qwen3-TTS-12Hz-1.7B-CustomVoice --voices voices.yaml --voice urgent "Stop!"
     llm ... | qwen3-tts-say --stream-stdin -o - | aplay -f S16_LE -r 24000 -c 1
 
 --stream-stdin speaks standard input as it arrives (a language model's output piped in, partial lines
@@ -102,13 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="voice_clone, custom_voice or voice_design; default: the mode of the model "
         "(Base: voice_clone, CustomVoice: custom_voice, VoiceDesign: voice_design)",
     )
-    g.add_argument("--language", default="Auto", help="language name known to the model, or Auto")
+    g.add_argument("--voices", default="", metavar="FILE",
+                   help="a voice file (the node's voices.file, docs/VOICES.md): speak in its --voice NAME, "
+                   "or its default voice; then --language and --instruct are this text's own, as a request's")
+    g.add_argument("--voice", default="", metavar="NAME", help="a voice of --voices FILE")
+    g.add_argument("--language", default="", help="language name known to the model, or Auto (default)")
     g.add_argument("--speaker", default="", help="custom_voice speaker (default: the model's first)")
     g.add_argument("--instruct", default="", help="voice_design: the voice description (required); "
                    "custom_voice 1.7B: optional style instruction")
     g.add_argument("--ref-audio", default="", help="voice_clone: reference audio file")
     g.add_argument("--ref-text", default="", help="voice_clone: transcript of --ref-audio")
     g.add_argument("--x-vector-only", action="store_true", help="voice_clone: speaker embedding only")
+    g.add_argument("--voice-prompt", default="", metavar="FILE",
+                   help="voice_clone: a saved voice prompt (save_voice_prompt) instead of --ref-audio")
 
     g = ap.add_argument_group("streaming")
     g.add_argument("--first-chunk-frames", type=int, default=1, help="frames in the first chunk (default: 1)")
@@ -124,6 +131,32 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-new-tokens", type=int, default=None, help="most frames (80 ms each)")
     g.add_argument("--seed", type=int, default=None, help="torch seed, for repeatable sampling")
     return ap
+
+
+def chosen_voice(args):
+    """-> (the voice file's voice name or "", its VoiceSettings, the label of its fields in messages): a voice
+    of --voices FILE (--voice NAME, else the file's default voice), else the voice flags (as the node's
+    voice.* parameters). VoiceSettingsError names what is wrong."""
+    from qwen3_tts_ros.engine.voice import VoiceSettings, VoiceSettingsError
+    from qwen3_tts_ros.engine.voice_book import read_voice_file, voice_label
+
+    flags = VoiceSettings.of(args)
+    if not args.voices:
+        if args.voice:
+            raise VoiceSettingsError("--voice NAME needs --voices FILE")
+        return "", flags, flag
+    voice_file = read_voice_file(args.voices)
+    name = args.voice or voice_file.default_voice()
+    if not name:
+        return "", flags, flag  # the file names no default voice: the flags' voice, as the node's voice.*
+    if name not in voice_file.voices:
+        known = sorted(voice_file.voices)
+        raise VoiceSettingsError(f"--voice {name!r}: not in {args.voices}; its voices: {known}")
+    own = VoiceSettings(language=args.language, instruct=args.instruct)
+    if flags != own:
+        raise VoiceSettingsError(f"--voice {name!r} has its settings in {args.voices}: of the voice flags, "
+                                 "give only --language and --instruct (this text's own)")
+    return name, voice_file.voices[name], voice_label(name)
 
 
 def read_text(words: list[str], stdin) -> str:
@@ -285,12 +318,7 @@ def speak(args, text: str | None, out_file, stdin) -> int:
 
     from qwen3_tts_ros.engine.stats import Summary
     from qwen3_tts_ros.engine.types import SAMPLE_RATE, SpeechRequest
-    from qwen3_tts_ros.engine.voice import (
-        VoiceSettings,
-        VoiceSettingsError,
-        check_ref_audio,
-        voice_request_fields,
-    )
+    from qwen3_tts_ros.engine.voice import VoiceSettingsError, check_ref_audio, voice_request_fields
 
     raw = args.output == "-"
     output_name = "standard output" if raw else args.output
@@ -298,9 +326,9 @@ def speak(args, text: str | None, out_file, stdin) -> int:
     def info(line: str) -> None:
         print(line, file=sys.stderr if raw else sys.stdout, flush=True)
 
-    voice = VoiceSettings.of(args)
     try:
-        check_ref_audio(voice, allow_download=args.allow_download, label=flag)
+        name, voice, label = chosen_voice(args)
+        check_ref_audio(voice, allow_download=args.allow_download, label=label)
     except VoiceSettingsError as exc:
         raise BadInput(str(exc)) from exc
     t0 = time.perf_counter()
@@ -314,9 +342,11 @@ def speak(args, text: str | None, out_file, stdin) -> int:
         info(f"languages: {', '.join(engine.get_supported_languages() or []) or '-'}")
         return 0
     try:
-        fields = voice_request_fields(engine, voice, label=flag)
+        fields = voice_request_fields(engine, voice, label=label)
+        if name:  # a voice of the file, with this text's own language and instruct (a request's rule)
+            fields = engine.voices.override(fields, args.language, args.instruct)
         sampling = engine.sampling_params(**sampling_kwargs(args))
-    except VoiceSettingsError as exc:
+    except ValueError as exc:
         raise BadInput(str(exc)) from exc
     voice_desc = ", ".join(f"{k} {v}" for k, v in fields.items() if k != "voice_prompt" and v)
     info(f"voice: {voice_desc}")

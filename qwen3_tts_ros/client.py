@@ -3,17 +3,13 @@ through the standard services, send text, collect the audio stream.
 Used by scripts/say.py and the integration tests.
 
 It only uses what any other ROS node would: <ns>/<node>/change_state and get_state (lifecycle_msgs),
-<ns>/tts/text, <ns>/tts/text_stream,
-<ns>/tts/audio, <ns>/tts/audio_info, <ns>/tts/speaking, <ns>/tts/latency, /diagnostics,
-<ns>/<node>/stop and the <ns>/<node>/say action (<ns> is the node's namespace, "" by default).
+<ns>/tts/text, <ns>/tts/request, <ns>/tts/text_stream, <ns>/tts/audio, <ns>/tts/audio_info,
+<ns>/tts/speaking, <ns>/tts/latency, /diagnostics, <ns>/<node>/stop, set_voice, remove_voice and the
+<ns>/<node>/say action (<ns> is the node's namespace, "" by default).
 """
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,8 +30,10 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from qwen3_tts_ros.action import Say
-from qwen3_tts_ros.msg import AudioChunk, TextChunk, UtteranceLatency
+from qwen3_tts_ros.msg import AudioChunk, TextChunk, TtsRequest, UtteranceLatency
 from qwen3_tts_ros.node.qos import ACTION_REQUESTS
+from qwen3_tts_ros.node_process import NodeProcess, param_arg  # noqa: F401 - this module's API too
+from qwen3_tts_ros.srv import RemoveVoice, SetVoice
 
 TRANSITIONS = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
                "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP,
@@ -43,57 +41,6 @@ TRANSITIONS = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transit
 # Transient-local like the node's publishers; depth 10 so a quick true -> false is not collapsed into one.
 LATCHED = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def param_arg(name: str, value: Any) -> str:
-    """`-p` argument text for a parameter override (values are parsed as YAML by rcl)."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = "'" + value.replace("'", "''") + "'"
-    else:
-        text = repr(value)
-    return f"{name}:={text}"
-
-
-class NodeProcess:
-    """The node as a real OS process: `python -m qwen3_tts_ros.node.tts_node --ros-args ...`."""
-
-    def __init__(self, params_file: str | None = None, overrides: dict[str, Any] | None = None,
-                 namespace: str = "", log_path: str | None = None, extra_ros_args: list[str] | None = None,
-                 env: dict[str, str] | None = None):
-        cmd = [sys.executable, "-m", "qwen3_tts_ros.node.tts_node", "--ros-args"]
-        if namespace:
-            cmd += ["-r", f"__ns:={namespace}"]
-        if params_file:
-            cmd += ["--params-file", params_file]
-        for name, value in (overrides or {}).items():
-            cmd += ["-p", param_arg(name, value)]
-        cmd += extra_ros_args or []
-        self.cmd = cmd
-        self.log_path = log_path
-        self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
-        # Own process group: the ROS wheels may re-execute the interpreter; signals must reach whatever runs.
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, **(env or {})), start_new_session=True)
-
-    def log_text(self) -> str:
-        if not self.log_path:
-            return ""
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self, timeout: float = 20.0, sig: int = signal.SIGINT) -> int:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5.0)
-        if self._log is not subprocess.DEVNULL:
-            self._log.close()
-        return self.proc.returncode
 
 
 @dataclasses.dataclass
@@ -156,6 +103,9 @@ class TtsClient:
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.text_pub = n.create_publisher(String, f"{ns}/tts/text", reliable)
         self.stream_pub = n.create_publisher(TextChunk, f"{ns}/tts/text_stream", reliable)
+        self.request_pub = n.create_publisher(TtsRequest, f"{ns}/tts/request", reliable)
+        self._set_voice = n.create_client(SetVoice, f"{self.node_path}/set_voice")
+        self._remove_voice = n.create_client(RemoveVoice, f"{self.node_path}/remove_voice")
         self._change = n.create_client(ChangeState, f"{self.node_path}/change_state")
         self._get = n.create_client(GetState, f"{self.node_path}/get_state")
         self._stop = n.create_client(Trigger, f"{self.node_path}/stop")
@@ -195,8 +145,10 @@ class TtsClient:
         self.node.destroy_node()
 
     # ------------------------------------------------------------------ the say action
-    def send_goal(self, text: str, wait_for_playback: bool = False, timeout: float = 30.0) -> SayGoal:
-        """Send a goal to <node>/say without waiting for it; the returned record fills in as answers come."""
+    def send_goal(self, text: str, wait_for_playback: bool = False, timeout: float = 30.0,
+                  **choice) -> SayGoal:
+        """Send a goal to <node>/say without waiting for it; the returned record fills in as answers come.
+        choice: the goal's voice, language, instruct, urgency."""
         if not self.say_action.wait_for_server(timeout_sec=timeout):
             raise TimeoutError(f"action {self.node_path}/say not available after {timeout:.0f} s")
         goal = SayGoal(text=text, sent_at=time.monotonic())
@@ -227,7 +179,7 @@ class TtsClient:
             if handle.accepted:
                 handle.get_result_async().add_done_callback(on_result)
 
-        request = Say.Goal(text=text, wait_for_playback=wait_for_playback)
+        request = Say.Goal(text=text, wait_for_playback=wait_for_playback, **choice)
         self.say_action.send_goal_async(request, feedback_callback=on_feedback).add_done_callback(on_response)
         return goal
 
@@ -240,9 +192,10 @@ class TtsClient:
         if not done.wait(timeout):
             raise TimeoutError(f"no answer to the cancel request within {timeout:.0f} s")
 
-    def say_and_wait(self, text: str, wait_for_playback: bool = False, timeout: float = 600.0) -> SayGoal:
+    def say_and_wait(self, text: str, wait_for_playback: bool = False, timeout: float = 600.0,
+                     **choice) -> SayGoal:
         """Send a goal and wait for its result (or its rejection)."""
-        goal = self.send_goal(text, wait_for_playback, timeout=timeout)
+        goal = self.send_goal(text, wait_for_playback, timeout=timeout, **choice)
         if not self.wait_for(lambda: goal.finished, timeout):
             raise TimeoutError(f"the say goal did not finish within {timeout:.0f} s")
         return goal
@@ -280,6 +233,12 @@ class TtsClient:
     def stop(self, timeout: float = 10.0) -> Trigger.Response:
         return self._call(self._stop, Trigger.Request(), timeout)
 
+    def set_voice(self, name: str, spec: str, timeout: float = 300.0) -> SetVoice.Response:
+        return self._call(self._set_voice, SetVoice.Request(name=name, spec=spec), timeout)
+
+    def remove_voice(self, name: str, timeout: float = 10.0) -> RemoveVoice.Response:
+        return self._call(self._remove_voice, RemoveVoice.Request(name=name), timeout)
+
     def set_params(self, values: dict[str, Any], timeout: float = 10.0) -> list[tuple[bool, str]]:
         """Set parameters through <node>/set_parameters; (successful, reason) per parameter."""
         request = SetParameters.Request()
@@ -294,9 +253,9 @@ class TtsClient:
 
     # ------------------------------------------------------------------ text in, audio out
     def wait_for_subscriber(self, timeout: float = 30.0) -> bool:
-        """Until the node's tts/text and tts/text_stream subscriptions are matched."""
+        """Until the node's tts/text, tts/request and tts/text_stream subscriptions are matched."""
         deadline = time.monotonic() + timeout
-        while self.text_pub.get_subscription_count() < 1 or self.stream_pub.get_subscription_count() < 1:
+        while min(p.get_subscription_count() for p in (self.text_pub, self.request_pub, self.stream_pub)) < 1:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.02)
@@ -308,9 +267,14 @@ class TtsClient:
         self.text_pub.publish(String(data=text))
         return t
 
-    def send_chunk(self, stream_id: str, sequence: int, text: str, final: bool = False) -> None:
-        """Publish one TextChunk of a text stream."""
-        self.stream_pub.publish(TextChunk(stream_id=stream_id, sequence=sequence, text=text, final=final))
+    def request(self, text: str, **choice) -> None:
+        """Publish one TtsRequest: text with its voice, language, instruct, urgency."""
+        self.request_pub.publish(TtsRequest(text=text, **choice))
+
+    def send_chunk(self, stream_id: str, sequence: int, text: str, final: bool = False, **choice) -> None:
+        """Publish one TextChunk of a text stream (choice: the first chunk's voice, ...)."""
+        self.stream_pub.publish(TextChunk(stream_id=stream_id, sequence=sequence, text=text, final=final,
+                                          **choice))
 
     def count(self, name: str) -> int:
         with self._lock:

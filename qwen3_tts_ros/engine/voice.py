@@ -113,6 +113,22 @@ class ModelVoices:
             non_streaming_mode=bool(non_streaming_mode),
         )
 
+    def override(self, fields: dict[str, Any], language: str = "", instruct: str = "") -> dict[str, Any]:
+        """A prepared voice's request `fields` with one request's language and instruct ("" keeps the
+        voice's); ValueError for a language the model does not know or an instruct the voice cannot take."""
+        fields = dict(fields)
+        if language:
+            fields["language"] = self.check_language(language)
+        if instruct:
+            mode = fields["mode"]
+            if not self.takes_instruct(mode):
+                why = "the 0.6B CustomVoice model takes none" if mode == "custom_voice" else (
+                    "voice_clone takes none (the reference sets the voice)"
+                )
+                raise ValueError(f"instruct refused: {why}")
+            fields["instruct"] = instruct
+        return fields
+
 
 class VoiceSettingsError(ValueError):
     pass
@@ -127,11 +143,13 @@ class VoiceSettings:
     ref_audio: str = ""  # voice_clone: a file (or an http(s) URL, with allow_download)
     ref_text: str = ""  # voice_clone: transcript of ref_audio (not needed with x_vector_only)
     x_vector_only: bool = False
+    voice_prompt: str = ""  # voice_clone: a file written by save_voice_prompt (instead of ref_audio)
 
     @classmethod
     def of(cls, source: Any) -> VoiceSettings:
-        """The settings held by `source` under these field names (the node's LoadConfig, the CLI's args)."""
-        return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
+        """The settings held by `source` under these field names (the node's LoadConfig, the CLI's args);
+        a field that `source` lacks keeps its default."""
+        return cls(**{f.name: getattr(source, f.name, f.default) for f in fields(cls)})
 
 
 def node_label(name: str) -> str:
@@ -195,6 +213,12 @@ def voice_request_fields(
     else:
         if settings.instruct:
             warn(f"{label('instruct')} ignored: voice_clone mode takes none (the reference sets the voice)")
+        if settings.voice_prompt:
+            try:
+                fields["voice_prompt"] = vp.load_voice_prompt(os.path.expanduser(settings.voice_prompt))
+            except (OSError, ValueError) as exc:
+                raise VoiceSettingsError(f"cannot use {label('voice_prompt')}: {exc}") from exc
+            return fields
         if not settings.ref_audio:
             raise VoiceSettingsError(f"{label('ref_audio')} is required in voice_clone mode")
         if not settings.x_vector_only and not settings.ref_text.strip():

@@ -64,6 +64,7 @@ def synthesis_status(  # fmt: skip
         ("rejected", int(counters.get("rejected", 0))),
         ("too_long", int(counters.get("too_long", 0))),
         ("empty", int(counters.get("empty", 0))),
+        ("request_rejected", int(counters.get("request_rejected", 0))),
         *((f"stream_{name}", int(value)) for name, value in stream_counters.items()),
         ("gpu_memory_allocated_mb", float(stats.gpu_memory_allocated_mb)),
     ]

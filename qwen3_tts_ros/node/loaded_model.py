@@ -3,7 +3,8 @@ the synthesis worker holds them between the transitions. Every method runs on th
 engine's CUDA work must stay on one thread); the lifecycle transitions reach them through the worker's task
 queue and wait for the result.
 
-  load      (configure)  open_engine(EngineConfig), the voice prompt, a check that text fits max_seq_len
+  load      (configure)  open_engine(EngineConfig), the voices (each prepared once: clone prompts encoded,
+                         a check that text fits max_seq_len)
   activate  (activate)   capture CUDA graphs + warm up, once per load
   release   (cleanup)    engine.close(): graphs, caches and memory given back
 """
@@ -17,11 +18,15 @@ from typing import Any
 from qwen3_tts_ros.engine.config import open_engine
 from qwen3_tts_ros.engine.errors import EngineConfigError, EngineOutOfMemory, ModelLoadError
 from qwen3_tts_ros.engine.types import SAMPLE_RATE, SpeechRequest
-from qwen3_tts_ros.engine.voice import (
-    VoiceSettings,
-    VoiceSettingsError,
-    check_ref_audio,
-    voice_request_fields,
+from qwen3_tts_ros.engine.voice import VoiceSettings, VoiceSettingsError, check_ref_audio, node_label
+from qwen3_tts_ros.engine.voice_book import (
+    DEFAULT_VOICE,
+    VoiceBook,
+    VoiceChoice,
+    VoiceFile,
+    parse_voice_text,
+    prepare_voice,
+    read_voice_file,
 )
 from qwen3_tts_ros.node.pcm import PcmEncoder
 from qwen3_tts_ros.node.worker_stats import WorkerStats
@@ -40,7 +45,8 @@ class LoadedModel:
         self._lock = lock
         self.engine = None
         self.cfg: LoadConfig | None = None
-        self.request_fields: dict[str, Any] = {}  # the voice's SpeechRequest fields (mode, speaker, ...)
+        # The prepared voices by name (read by executor threads too: VoiceBook is thread-safe).
+        self.voices = VoiceBook()
         self.encoder: PcmEncoder | None = None
         self._captured = False
 
@@ -48,7 +54,9 @@ class LoadedModel:
     def load(self, cfg: LoadConfig) -> str:
         self.release()
         try:
-            check_ref_audio(VoiceSettings.of(cfg), allow_download=cfg.engine.allow_download)
+            voice_file = read_voice_file(cfg.voices_file) if cfg.voices_file else VoiceFile("", {})
+            if not voice_file.default_voice():
+                check_ref_audio(VoiceSettings.of(cfg), allow_download=cfg.engine.allow_download)
         except VoiceSettingsError as exc:
             raise ConfigError(str(exc)) from exc
         self._log.info(
@@ -66,11 +74,10 @@ class LoadedModel:
         frame_path = engine.capture_report().frame_path_reason
         self._log.info(
             f"weights loaded in {time.monotonic() - t0:.1f} s ({device} {dtype_name}, "
-            f"frame path {frame_path}); preparing the voice"
+            f"frame path {frame_path}); preparing the voices"
         )
         try:
-            self.request_fields = self._voice(engine, cfg)
-            self._check_room_for_text(cfg)
+            self._prepare_voices(engine, cfg, voice_file)
         except BaseException:
             self.release()
             raise
@@ -103,7 +110,8 @@ class LoadedModel:
         if self.engine is None:
             return "nothing loaded"
         engine, self.engine = self.engine, None
-        self.request_fields, self.encoder, self.cfg, self._captured = {}, None, None, False
+        self.voices.reset(None)
+        self.encoder, self.cfg, self._captured = None, None, False
         engine.close()  # gives the memory back (engine/core.py)
         msg = "model released"
         if engine.device.type == "cuda":
@@ -117,10 +125,33 @@ class LoadedModel:
         return msg
 
     # ------------------------------------------------------------------ per utterance
-    def request(self, text, settings: UtteranceSettings) -> SpeechRequest:
-        """The request for `text` (a str, or an iterable of str pieces: one utterance) in the loaded voice."""
+    @property
+    def request_fields(self) -> dict[str, Any]:
+        """The default voice's SpeechRequest fields (mode, speaker, ...); {} while nothing is loaded."""
+        try:
+            return self.voices.resolve(VoiceChoice())
+        except ValueError:
+            return {}
+
+    def request(
+        self, text, settings: UtteranceSettings, voice: dict[str, Any] | None = None
+    ) -> SpeechRequest:
+        """The request for `text` (a str, or an iterable of str pieces: one utterance) in `voice` (request
+        fields resolved by the VoiceBook when the text arrived; None: the default voice)."""
         sampling = self.engine.sampling_params(**settings.sampling)
-        return SpeechRequest(text=text, sampling=sampling, **self.request_fields)
+        return SpeechRequest(text=text, sampling=sampling, **(voice or self.request_fields))
+
+    # ------------------------------------------------------------------ voices at run time (~/set_voice)
+    def set_voice(self, name: str, spec: str) -> str:
+        """Prepare the voice `name` from YAML / JSON `spec` and add (or replace) it; ValueError says why
+        not. Texts already queued keep the fields they were given."""
+        if self.engine is None:
+            raise ValueError("no model loaded")
+        if name == self.voices.default:
+            raise ValueError(f"voice {name!r} is the default voice; it is set at configure")
+        voice = prepare_voice(self.engine, name, parse_voice_text(name, spec), warn=self._log.warning)
+        replaced = self.voices.put(voice)
+        return f"{'replaced' if replaced else 'added'} voice {voice.describe()}"
 
     def stream_kwargs(self, s: UtteranceSettings, cancel: threading.Event) -> dict[str, Any]:
         resampling = self.cfg.sample_rate != SAMPLE_RATE
@@ -141,21 +172,24 @@ class LoadedModel:
         with self._lock:
             self._stats.gpu_memory_allocated_mb = mb
 
-    def _voice(self, engine, cfg: LoadConfig) -> dict[str, Any]:
-        """Validate the voice settings against the loaded model; build (and cache) the voice prompt."""
+    def _prepare_voices(self, engine, cfg: LoadConfig, voice_file: VoiceFile) -> None:
+        """Validate every voice against the loaded model and prepare it once (a clone's reference encoded,
+        a prompt that leaves max_seq_len no room for text refused); log what each cost."""
+        default = voice_file.default_voice()
         try:
-            return voice_request_fields(engine, VoiceSettings.of(cfg), warn=self._log.warning)
+            prepared = []
+            if not default:
+                settings = VoiceSettings.of(cfg)
+                prepared.append(
+                    prepare_voice(engine, DEFAULT_VOICE, settings, label=node_label, warn=self._log.warning)
+                )
+            for name, settings in voice_file.voices.items():
+                prepared.append(prepare_voice(engine, name, settings, warn=self._log.warning))
         except VoiceSettingsError as exc:
             raise ConfigError(str(exc)) from exc
-
-    def _check_room_for_text(self, cfg: LoadConfig) -> None:
-        """Refuse at configure a max_seq_len that the voice's prompt (instruct, voice-clone reference) leaves
-        no room for text in; otherwise every utterance would fail. stream() validates without generating."""
-        try:
-            self.engine.stream(self.request("Hello.", cfg.warmup_settings)).close()
-        except ValueError as exc:
-            max_seq_len = cfg.engine.max_seq_len
-            raise ConfigError(f"max_seq_len={max_seq_len} is too small for this voice: {exc}") from exc
+        for voice in prepared:
+            self._log.info(f"voice {voice.describe()}")
+        self.voices.reset(engine.voices, prepared, default or DEFAULT_VOICE)
 
     def _capture_and_warm_up(self) -> str:
         engine = self.engine

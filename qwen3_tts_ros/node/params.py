@@ -131,6 +131,14 @@ SPECS: tuple[Spec, ...] = (
         "voice_clone: use only the speaker embedding, no reference codes.",
         "configure",
     ),
+    Spec(
+        "voices.file",
+        "",
+        "Named voices: a YAML / JSON voice file (docs/VOICES.md) whose voices requests choose by name; each "
+        "is prepared once at configure. Its 'default' voice (or its voice named 'default') replaces the "
+        "voice.* parameters; '' none.",
+        "configure",
+    ),
     # --- sampling (qwen-tts names; do_sample false + subtalker_dosample false = greedy, deterministic).
     # Numbers left at MODEL_DEFAULT (.nan / -1) take the model's generation_config.json, then qwen-tts's
     # default; what a value must be is SamplingParams' rule (engine/types.py), checked in `validate`.

@@ -30,6 +30,7 @@ from rclpy.qos import QoSProfile
 
 from qwen3_tts_ros.action import Say
 from qwen3_tts_ros.node.qos import ACTION_REQUESTS
+from qwen3_tts_ros.node.text_input import URGENCY_POLICY
 from qwen3_tts_ros.node.worker import SynthesisWorker
 from qwen3_tts_ros.node.worker_types import QueuedText, QueueFull
 
@@ -129,14 +130,17 @@ class SayGoal:
 
 class SayActionServer:
     """`~/say` on `node`, feeding `worker`. `prepare(text, received_at)` turns a goal's text into a QueuedText
-    with the node's current text settings, or returns the reason it is refused; `policy()` gives
-    (queue.policy, queue.max_size); `refusal()` why no text is accepted now ("" when active)."""
+    with the node's current text settings, or returns the reason it is refused; `route(voice, language,
+    instruct, urgency)` gives the goal's voice fields and queue policy (TextInput.route; ValueError: the goal
+    ends "rejected", its error says why); `policy()` gives (queue.policy, queue.max_size); `refusal()` why no
+    text is accepted now ("" when active)."""
 
-    def __init__(
+    def __init__(  # fmt: skip
         self,
         node,
         worker: SynthesisWorker,
         prepare: Callable[[str, float], tuple[QueuedText | None, str]],
+        route: Callable[[str, str, str, str], tuple[dict | None, str]],
         policy: Callable[[], tuple[str, int]],
         refusal: Callable[[], str],
         playback=None,
@@ -144,6 +148,7 @@ class SayActionServer:
         self._node = node
         self._worker = worker
         self._prepare = prepare
+        self._route = route
         self._policy = policy
         self._refusal = refusal
         self._sound = playback  # PlaybackSink (watch, flush, player)
@@ -183,6 +188,7 @@ class SayActionServer:
             self._log.warning(f"say goal rejected: {reason}", throttle_duration_sec=LOG_THROTTLE_S)
             return GoalResponse.REJECT
         policy, max_size = self._policy()
+        policy = URGENCY_POLICY.get(goal.urgency, policy)  # an unknown urgency: rejected in _on_accepted
         if policy == "queue" and self._worker.waiting() >= max_size:
             self._log.warning(
                 f"say goal rejected: queue full ({max_size} waiting, queue.max_size)",
@@ -198,13 +204,22 @@ class SayActionServer:
         )
         with self._cond:
             self._goals[bytes(goal_handle.goal_id.uuid)] = goal
-        text, reason = self._prepare(goal_handle.request.text, goal.accepted_at)
+        request = goal_handle.request
+        text, reason = self._prepare(request.text, goal.accepted_at)
         if text is None:  # parameters changed since the goal callback
             goal.ended("error", reason)
             return
+        try:
+            text.voice, policy = self._route(
+                request.voice, request.language, request.instruct, request.urgency
+            )
+        except ValueError as exc:  # accepted so that the result can say why
+            self._log.warning(f"say goal rejected: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            goal.ended("rejected", str(exc))
+            return
         text.observer = goal
         goal.text = text
-        policy, max_size = self._policy()
+        _, max_size = self._policy()
         try:
             dropped = self._worker.enqueue(text, policy, max_size, reject_when_full=True)
         except QueueFull as exc:  # another text filled the queue after the goal callback

@@ -75,4 +75,5 @@ def load_config(values: dict[str, Any]) -> LoadConfig:
         sample_rate=values["output.sample_rate"],
         warmup_text=values["warmup.text"],
         warmup_settings=utterance_settings(values),
+        voices_file=values["voices.file"],
     )

@@ -84,6 +84,7 @@ COUNTERS = (
     "rejected_open_streams",  # chunks rejected by max_open_streams (each opening chunk, then the rest)
     "rejected_buffered_chars",  # chunks rejected by max_buffered_chars
     "rejected_inactive",  # chunks refused while the node was not active
+    "rejected_request",  # chunks of a stream whose first chunk asked for a voice (language, ...) refused
     "rejected_stream_id",  # chunks whose stream_id is empty or longer than MAX_STREAM_ID_CHARS
 )
 
@@ -201,12 +202,13 @@ class TextStreams:
                 self._hand_on(stream, held_text, held_final, now)
             stream.gap_since = now if stream.held else None  # a later gap waits from now
 
-    def refuse(self, stream_id: str, sequence: int) -> None:
-        """A chunk refused before assembly (node not active): counted; its stream, if open, ends here
-        (what it has so far is spoken), so that its later chunks are never spoken after the hole."""
+    def refuse(self, stream_id: str, sequence: int, counter: str = "rejected_inactive") -> None:
+        """A chunk refused before assembly (node not active; a first chunk's request refused): counted under
+        `counter`; its stream, if open, ends here (what it has so far is spoken), so that its later chunks
+        are never spoken after the hole."""
         with self.lock:
             self._counters["chunks"] += 1
-            self._counters["rejected_inactive"] += 1
+            self._counters[counter] += 1
             stream = self._open.get(stream_id)
             if stream is not None:
                 self._end(stream, "refused")

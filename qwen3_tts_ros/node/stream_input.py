@@ -6,6 +6,7 @@ thread only reads the feed and tells the stream's observer when the utterance is
 
 from __future__ import annotations
 
+import collections
 import math
 import threading
 import time
@@ -22,6 +23,9 @@ from qwen3_tts_ros.node.worker_types import QueuedText
 
 T = TypeVar("T")
 CHECK_PERIOD_S = 0.05  # how often silent streams and gaps are checked against text_stream.timeout_s
+# Routed first chunks whose stream has not opened yet (held chunks, or nothing to say so far); the oldest
+# are forgotten beyond this (their streams then speak in the default voice under queue.policy).
+MAX_PENDING_ROUTES = 1024
 
 
 class StreamFeed(TextFeed):
@@ -81,6 +85,8 @@ class StreamInput:
         self._warn_lock = threading.Lock()
         self._warned_at: dict[str, float] = {}
         self.streams = TextStreams(self._open_text, self._warn)
+        # stream_id -> (voice fields, queue policy) from its first chunk, until the stream opens
+        self._routes: collections.OrderedDict[str, tuple[dict | None, str]] = collections.OrderedDict()
 
     def limits(self) -> StreamLimits:
         get = self._node.get_parameter
@@ -98,6 +104,17 @@ class StreamInput:
             self.streams.refuse(msg.stream_id, msg.sequence)
             self._log.warning(f"text stream chunk rejected: {refusal}", throttle_duration_sec=LOG_THROTTLE_S)
             return
+        if msg.sequence == 0 and (msg.voice or msg.language or msg.instruct or msg.urgency):
+            try:
+                route = self._text.route(msg.voice, msg.language, msg.instruct, msg.urgency)
+            except ValueError as exc:
+                self.streams.refuse(msg.stream_id, msg.sequence, "rejected_request")
+                self._log.warning(f"text stream rejected: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+                return
+            with self.streams.lock:
+                self._routes[msg.stream_id] = route
+                while len(self._routes) > MAX_PENDING_ROUTES:
+                    self._routes.popitem(last=False)
         self.streams.receive(msg.stream_id, msg.sequence, msg.text, msg.final, now, self.limits())
 
     def check_timeouts(self) -> None:
@@ -116,11 +133,12 @@ class StreamInput:
     def _open_text(self, stream_id: str, received_at: float) -> StreamFeed | None:
         """Queue the utterance of a stream that has its first words (called by TextStreams)."""
         settings = utterance_settings(P.read_all(self._node))
-        queued = QueuedText(segments=[], settings=settings, received_at=received_at)
+        voice, policy = self._routes.pop(stream_id, (None, ""))  # (called with the streams' lock held)
+        queued = QueuedText(segments=[], settings=settings, received_at=received_at, voice=voice)
         feed = StreamFeed(queued.cancel)
         queued.segments.append(feed)
         queued.observer = _StreamObserver(self.streams, stream_id)
-        return feed if self._text.enqueue(queued) is not None else None
+        return feed if self._text.enqueue(queued, policy) is not None else None
 
     def _warn(self, kind: str, message: str) -> None:
         """At most one line per LOG_THROTTLE_S for each kind, so that a flood of one kind hides no other."""

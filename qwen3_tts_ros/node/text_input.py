@@ -1,5 +1,10 @@
-"""Text in: a tts/text message (or a say goal's text) -> a QueuedText in the worker's queue, or a counted
-refusal. Runs on executor threads; only cheap work (cleaning, splitting, the queue's lock)."""
+"""Text in: a tts/text message, a tts/request message (or a say goal's text) -> a QueuedText in the worker's
+queue, or a counted refusal. Runs on executor threads; only cheap work (cleaning, splitting, resolving a
+request's voice by name, the queue's lock).
+
+A request (TtsRequest, a say goal, a text stream's first chunk) may name a voice, a language, an instruct and
+an urgency ("" for each: the default voice, its own language and instruct, queue.policy); `route` turns them
+into the voice's request fields and the worker's queue policy, or a ValueError naming what is refused."""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from collections.abc import Callable
 
 from std_msgs.msg import String
 
+from qwen3_tts_ros.engine.voice_book import VoiceBook, VoiceChoice
+from qwen3_tts_ros.msg import TtsRequest
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.settings import utterance_settings
 from qwen3_tts_ros.node.text import clean_text, split_sentences
@@ -17,6 +24,9 @@ from qwen3_tts_ros.node.worker_types import QueuedText
 
 LOG_THROTTLE_S = 5.0
 EMPTY = "empty text"
+# A request's urgency -> the worker's queue policy (worker.enqueue): "interrupt" stops the current text and
+# is spoken next, leaving the queue as it is; "" follows queue.policy.
+URGENCY_POLICY = {"queue": "queue", "interrupt": "next"}
 
 
 class TextInput:
@@ -25,11 +35,14 @@ class TextInput:
     def __init__(self, node, worker: SynthesisWorker, refusal: Callable[[], str]):
         self._node = node
         self._worker = worker
+        self._voices: VoiceBook = worker.model.voices
         self._log = node.get_logger()
         self.refusal = refusal
         self._lock = threading.Lock()
-        # rejected: refused while not active or too long (too_long counts the latter); empty: nothing to say.
-        self._counters = dict(received=0, empty=0, rejected=0, too_long=0)
+        # rejected: refused while not active or too long (too_long counts the latter); empty: nothing to say;
+        # request_rejected: a request (tts/request, say goal, text stream) whose voice, language, instruct or
+        # urgency was refused.
+        self._counters = dict(received=0, empty=0, rejected=0, too_long=0, request_rejected=0)
 
     def count(self, name: str) -> None:
         with self._lock:
@@ -57,8 +70,33 @@ class TextInput:
         settings = utterance_settings(v)
         return QueuedText(segments=segments, settings=settings, received_at=received_at), ""
 
-    def on_text(self, msg: String) -> None:
-        """The tts/text subscription's callback."""
+    def route(self, voice: str, language: str, instruct: str, urgency: str) -> tuple[dict | None, str]:
+        """A request's voice fields (None: the default voice) and queue policy; ValueError (counted as
+        request_rejected) names what is refused."""
+        try:
+            if urgency and urgency not in URGENCY_POLICY:
+                raise ValueError(f"urgency must be '', 'queue' or 'interrupt', got {urgency!r}")
+            choice = VoiceChoice(voice, language, instruct)
+            fields = None if choice == VoiceChoice() else self._voices.resolve(choice)
+        except ValueError:
+            self.count("request_rejected")
+            raise
+        return fields, URGENCY_POLICY.get(urgency) or self.queue_policy()[0]
+
+    def on_request(self, msg: TtsRequest) -> None:
+        """The tts/request subscription's callback: a text with its voice, language, instruct, urgency."""
+        voice, policy = None, ""
+        if not self.refusal():  # else on_text counts and logs the refusal
+            try:
+                voice, policy = self.route(msg.voice, msg.language, msg.instruct, msg.urgency)
+            except ValueError as exc:
+                self.count("received")
+                self._log.warning(f"request rejected: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+                return
+        self.on_text(msg, voice, policy)
+
+    def on_text(self, msg: String | TtsRequest, voice: dict | None = None, policy: str = "") -> None:
+        """The tts/text subscription's callback (and a request's, once routed)."""
         received_at = time.monotonic()
         self.count("received")
         refusal = self.refusal()
@@ -66,7 +104,7 @@ class TextInput:
             self.count("rejected")
             self._log.warning(f"text rejected: {refusal}", throttle_duration_sec=LOG_THROTTLE_S)
             return
-        queued, reason = self.prepare(msg.data, received_at)
+        queued, reason = self.prepare(msg.data if isinstance(msg, String) else msg.text, received_at)
         if queued is None:
             if reason == EMPTY:
                 self.count("empty")
@@ -76,13 +114,16 @@ class TextInput:
                 self.count("too_long")
                 self._log.warning(reason, throttle_duration_sec=LOG_THROTTLE_S)
             return
-        if self.enqueue(queued) is None:
+        queued.voice = voice
+        if self.enqueue(queued, policy) is None:
             self.count("rejected")
 
-    def enqueue(self, queued: QueuedText) -> int | None:
-        """Queue under the current queue policy (tts/text, text streams); worker.enqueue's result: how many
-        waiting texts that dropped, or None when the worker refused it (a deactivate won the race)."""
-        policy, max_size = self.queue_policy()
+    def enqueue(self, queued: QueuedText, policy: str = "") -> int | None:
+        """Queue under `policy` ("": the current queue.policy) (tts/text, tts/request, text streams);
+        worker.enqueue's result: how many waiting texts that dropped, or None when the worker refused it
+        (a deactivate won the race)."""
+        queue_policy, max_size = self.queue_policy()
+        policy = policy or queue_policy
         dropped = self._worker.enqueue(queued, policy, max_size)
         if dropped:
             self._log.warning(

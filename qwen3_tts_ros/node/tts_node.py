@@ -9,7 +9,7 @@ outputs.py (the worker's Sink); signals, the spin loop and the exit: process.py.
 
 Lifecycle (rclpy swallows exceptions raised in on_* callbacks, so each one catches, logs one line naming the
 cause and returns FAILURE):
-  configure  validate parameters, load the model, build the voice prompt, create topics/services
+  configure  validate parameters, load the model, prepare the voices, create topics/services
   activate   capture CUDA graphs + warm up (once per configure), then accept text
   deactivate stop the current utterance (it ends with a final chunk), drop or keep the queue
   cleanup    destroy topics/services, release the model and GPU memory; shutdown and on_error do the same
@@ -37,7 +37,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from qwen3_tts_ros.msg import TextChunk
+from qwen3_tts_ros.msg import TextChunk, TtsRequest
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
 from qwen3_tts_ros.node.outputs import NodeOutputs
@@ -49,6 +49,7 @@ from qwen3_tts_ros.node.settings import load_config
 from qwen3_tts_ros.node.startup import import_engine_quietly
 from qwen3_tts_ros.node.stream_input import CHECK_PERIOD_S, StreamInput
 from qwen3_tts_ros.node.text_input import TextInput
+from qwen3_tts_ros.node.voice_services import VoiceServices
 from qwen3_tts_ros.node.worker import SynthesisWorker
 from qwen3_tts_ros.node.worker_types import ConfigError, ModelReleased, WorkerClosed
 
@@ -90,8 +91,10 @@ class TtsNode(LifecycleNode):
         self._text = TextInput(self, self._worker, self._refusal)
         self._streams = StreamInput(self, self._text)
         self._say = SayActionServer(
-            self, self._worker, self._text.prepare, self._text.queue_policy, self._refusal, self._playback
+            self, self._worker, self._text.prepare, self._text.route, self._text.queue_policy, self._refusal,
+            self._playback,
         )
+        self._voice_services = VoiceServices(self._worker, self.get_logger(), self._refusal_of_voices)
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, parameters) -> SetParametersResult:
@@ -268,7 +271,14 @@ class TtsNode(LifecycleNode):
                 String, "tts/text", self._text.on_text, TEXT_DEPTH, callback_group=self._text_group
             ),
         )
-        self._keep(  # same group as tts/text: texts and chunks are taken in arrival order
+        self._keep(  # same group as tts/text: texts, requests and chunks are taken in arrival order
+            self.destroy_subscription,
+            self.create_subscription(
+                TtsRequest, "tts/request", self._text.on_request, TEXT_DEPTH, callback_group=self._text_group
+            ),
+        )
+        self._inputs += self._voice_services.create(self, self._io_group)
+        self._keep(
             self.destroy_subscription,
             self.create_subscription(
                 TextChunk,
@@ -309,6 +319,10 @@ class TtsNode(LifecycleNode):
     def _refusal(self) -> str:
         """Why no text is accepted now; "" while active."""
         return "" if self._active else f"node is {self._state_label}, not active"
+
+    def _refusal_of_voices(self) -> str:
+        """Why voices cannot be set or removed now; "" while configured (inactive or active)."""
+        return "" if self._configured else f"node is {self._state_label}, not configured"
 
     def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         (was_speaking, cleared), streams = self._streams.stop_all("stopped", self._worker.stop)

@@ -46,9 +46,8 @@ def speak(
     stats = None
     sample_rate = model.cfg.sample_rate
     try:
-        stream = model.engine.stream(
-            model.request(segment, queued.settings), **model.stream_kwargs(queued.settings, queued.cancel)
-        )
+        request = model.request(segment, queued.settings, queued.voice)
+        stream = model.engine.stream(request, **model.stream_kwargs(queued.settings, queued.cancel))
         stats = stream.stats
         for chunk in stream:
             data = encoder.encode(chunk.pcm, chunk.is_final)

@@ -89,20 +89,29 @@ class SynthesisWorker:
     ) -> int | None:
         """Queue a text; returns how many waiting texts were dropped (queue full, or interrupt), or None
         when not accepting (a deactivate won the race against this text). With reject_when_full, a full
-        queue (queue policy) raises QueueFull instead of dropping the oldest text."""
+        queue (queue policy) raises QueueFull instead of dropping the oldest text.
+
+        policy: "queue" (at the end), "interrupt" (the current text and the queue are stopped: queue.policy
+        interrupt), or "next" (a request's urgency interrupt: the current text is stopped, this one is
+        spoken next, the queue waits after it)."""
         dropped: list[QueuedText] = []
         with self._cond:
             if not self._accepting or self._closing:
                 return None
-            if policy == "interrupt":
-                dropped += self._take_queue("preempted")
+            if policy in ("interrupt", "next"):
+                if policy == "interrupt":
+                    dropped += self._take_queue("preempted")
                 if self._current is not None:
                     self._current.stop("preempted")
             elif reject_when_full and len(self._queue) >= max_size:
                 raise QueueFull(f"queue full ({len(self._queue)} waiting, queue.max_size={max_size})")
-            self._queue.append(text)
-            while len(self._queue) > max_size:
-                oldest = self._queue.popleft()
+            if policy == "next":
+                self._queue.appendleft(text)
+            else:
+                self._queue.append(text)
+            while len(self._queue) > max_size:  # the oldest waiting text other than one put first
+                oldest = self._queue[1] if policy == "next" else self._queue[0]
+                self._queue.remove(oldest)
                 oldest.stop("dropped")
                 dropped.append(oldest)
             self._stats.dropped += len(dropped)

@@ -86,6 +86,9 @@ class QueuedText:
     received_at: float  # time.monotonic() when the text message (a stream's first words) arrived
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     observer: TextObserver | None = None
+    # The SpeechRequest fields of its voice, resolved when it arrived (VoiceBook.resolve), so that a voice
+    # removed or replaced later changes nothing queued; None: the default voice when it is spoken.
+    voice: dict[str, Any] | None = None
     # Why it was cancelled or dropped: "stopped" (~/stop), "preempted" (interrupt policy), "dropped" (queue
     # full), "deactivated", "shutdown", "cancelled" (its action goal was cancelled); the first reason wins.
     stop_reason: str = ""
@@ -110,6 +113,7 @@ class LoadConfig:
     sample_rate: int
     warmup_text: str
     warmup_settings: UtteranceSettings
+    voices_file: str = ""  # named voices (engine/voice_book.py); "" none
 
 
 class Logger(Protocol):  # what the worker needs of an rclpy logger

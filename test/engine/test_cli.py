@@ -234,3 +234,26 @@ def test_runaway_guard_flags_reach_the_engine_config():
     tuned = config("--runaway-frames-per-token", "3", "--runaway-min-frames", "20")
     assert tuned.runaway() == RunawayGuard(3.0, 20)
     assert config("--runaway-frames-per-token", "0").runaway() is None
+
+
+def test_voices_file_and_voice_name_speak_as_the_same_voice_given_by_flags(tiny_custom_voice_dir, tmp_path):
+    """--voices FILE --voice NAME (the node's voice file) gives the WAV of the same voice given by flags: the
+    same float32 operations on the same prompt in two processes, so equal samples (bound 0)."""
+    voices = tmp_path / "voices.yaml"
+    voices.write_text("voices:\n  calm: {speaker: ryan, language: english}\n  other: {speaker: vivian}\n")
+    common = ["--model", str(tiny_custom_voice_dir), "--greedy", "--max-new-tokens", str(MAX_FRAMES),
+              "--no-warmup", "hello there"]
+    by_name, by_flags = tmp_path / "by_name.wav", tmp_path / "by_flags.wav"
+    proc = run_cli(*common, "-o", str(by_name), "--voices", str(voices), "--voice", "calm")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli(*common, "-o", str(by_flags), "--speaker", "ryan", "--language", "english")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(read_wav(by_name), read_wav(by_flags))
+    refusals = {("--voice", "loud"): "--voice 'loud': not in",
+                ("--voice", "calm", "--speaker", "vivian"): "give only --language and --instruct",
+                ("--voice", "calm", "--language", "klingon"): "language 'klingon' not supported"}
+    for extra, words in refusals.items():
+        proc = run_cli(*common, "-o", str(tmp_path / "never.wav"), "--voices", str(voices), *extra)
+        assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+    proc = run_cli(*common, "-o", str(tmp_path / "never.wav"), "--voice", "calm")
+    assert proc.returncode == 2 and "--voice NAME needs --voices FILE" in proc.stderr, proc.stderr

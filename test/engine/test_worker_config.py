@@ -32,6 +32,7 @@ def test_every_voice_and_output_field_comes_from_its_own_parameter():
     assert {field: names[0] for field, names in source.items() if not names[0].endswith(field)} == {
         "pcm_format": "output.format",
         "warmup_text": "warmup.text",
+        "voices_file": "voices.file",
     }
     engine = load_config(values).engine
     assert engine.prefill_buckets == tuple(values["prefill_buckets"])
