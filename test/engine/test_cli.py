@@ -148,6 +148,24 @@ def test_voice_the_model_does_not_have_exits_2_naming_the_flag(tiny_custom_voice
     assert not out.exists()
 
 
+def test_a_voice_flag_the_models_mode_cannot_use_exits_2(tiny_custom_voice_dir, tmp_path):
+    """--ref-audio on a CustomVoice model: refused like --mode voice_clone on it (before: exit 0, the
+    reference silently unused)."""
+    ref = tmp_path / "hello.wav"
+    with wave.open(str(ref), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(24000)
+        w.writeframes(np.zeros(24000, dtype="<i2").tobytes())
+    out = tmp_path / "never.wav"
+    proc = run_cli("Hi.", "-o", str(out), "--model", str(tiny_custom_voice_dir), "--ref-audio", str(ref))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "qwen3-tts-say: error: --ref-audio is used only in voice_clone mode; this model's voice is in "
+        "custom_voice mode (unset --ref-audio, or load a base model)"), proc.stderr
+    assert not out.exists()
+
+
 def engine_stream_samples(model_dir, text, **request):
     """int16 samples of `text` streamed in-process as the CLI below streams it (greedy, same chunking)."""
     engine = Qwen3TTSCudaGraphs.from_pretrained(str(model_dir), device="cpu", dtype=torch.float32)
