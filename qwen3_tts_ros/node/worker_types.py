@@ -89,11 +89,16 @@ class QueuedText:
     # Why it was cancelled or dropped: "stopped" (~/stop), "preempted" (interrupt policy), "dropped" (queue
     # full), "deactivated", "shutdown", "cancelled" (its action goal was cancelled); the first reason wins.
     stop_reason: str = ""
+    started: int = 0  # segments the worker has begun speaking (worker thread)
 
     def stop(self, reason: str) -> None:
         if not self.stop_reason:
             self.stop_reason = reason
         self.cancel.set()
+
+    def unspoken(self) -> int:
+        """Segments not begun yet: what a stop now leaves unspoken besides the utterance being spoken."""
+        return len(self.segments) - self.started
 
 
 @dataclasses.dataclass
