@@ -101,6 +101,9 @@ def test_default_model_is_the_demo_checkpoint_and_text_comes_from_arguments(tmp_
     assert (tmp_path / "home" / "demo" / "tiny_random_custom_voice" / "config.json").is_file()
     (frames,) = figure(r"(\d+) frames,", proc.stdout)
     assert read_wav(out).size == frames * SAMPLES_PER_FRAME > 0
+    # qwen-tts's import banners (flash-attn, SoX) are caught, as in the node (quiet_import.py).
+    for banner in ("flash-attn", "SoX", "sox: not found", "********"):
+        assert banner not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
 BAD_INPUT = [
@@ -229,6 +232,33 @@ def test_stream_stdin_speaks_while_the_text_is_written_raw_pcm_to_stdout(tiny_cu
     # The same codes; float32 decodes grouped differently (a chunk of the CLI's also ends where it waited
     # for text) and thread counts may differ: float32 rounding, at most a step of the int16 rounding.
     assert np.abs(whole.astype(np.int32) - samples).max() <= 2
+
+
+def test_a_reader_that_closes_the_pipe_early_ends_it_with_status_0(tiny_custom_voice_dir, tmp_path):
+    """`-o - | head -c 100`: the reader closing standard output is its choice, not a failure (before: exit 1).
+    The rest of the text is written only after the pipe was closed, so audio is written into it after that."""
+    errors = tmp_path / "stderr.txt"
+    with open(errors, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qwen3_tts_ros.cli", "--stream-stdin", "-o", "-", "--model",
+             str(tiny_custom_voice_dir), "--speaker", "ryan", "--language", "english", "--greedy",
+             "--max-new-tokens", str(2 * MAX_FRAMES), "--no-warmup"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=cli_env(),
+        )  # fmt: skip
+    try:
+        proc.stdin.write(b"Hello wor")
+        proc.stdin.flush()
+        assert len(proc.stdout.read(100)) == 100, errors.read_text()
+        proc.stdout.close()
+        proc.stdin.write(b"ld, and the rest of it.\n")
+        proc.stdin.close()
+        assert proc.wait(EVENT_TIMEOUT_S) == 0, errors.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = errors.read_text()
+    assert re.search(r"standard output was closed by its reader after \d+ samples: stopped", log), log
+    assert "Traceback" not in log and "failed" not in log
 
 
 def test_stream_stdin_without_text_exits_2(tiny_custom_voice_dir, tmp_path):
