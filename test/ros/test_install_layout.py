@@ -23,6 +23,8 @@ def test_executable_launch_and_config_installed():
     assert (prefix / "share" / "qwen3_tts_ros" / "launch" / "tts.launch.py").is_file()
     assert (prefix / "share" / "qwen3_tts_ros" / "config" / "tts.yaml").is_file()
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "qwen3_tts_ros").is_file()
+    assert (prefix / "share" / "qwen3_tts_ros" / "LICENSE").read_text().split()[:3] == ["Apache", "License",
+                                                                                       "Version"]
 
 
 def test_cli_installed_on_path_and_for_ros2_run():
