@@ -124,7 +124,7 @@ fi
 
 # --- colcon build, cached by the hash of everything it is built from ------------------------------------
 cd "$repo"
-src_files=(CMakeLists.txt package.xml setup.py setup.cfg LICENSE resource msg action launch config scripts/tts_node
+src_files=(CMakeLists.txt package.xml setup.py LICENSE resource msg action launch config scripts/tts_node
   scripts/qwen3-tts-say qwen3_tts_ros)
 ihash="$( (git ls-files -s -- "${src_files[@]}" test/interfaces 2>/dev/null || true; \
   find "${src_files[@]}" test/interfaces -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha1sum) \
