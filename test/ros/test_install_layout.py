@@ -45,6 +45,7 @@ def test_python_package_and_messages_installed_together():
     assert (site / "msg" / "_utterance_latency.py").is_file()
     assert (site / "engine" / "types.py").is_file()
     assert (site / "node").is_dir()
+    assert not (site / "testing").exists(), "test helpers are not shipped to a robot"
     # Ours overlays rosidl's empty __init__.py, so `from qwen3_tts_ros import Qwen3TTSCudaGraphs` works there.
     assert "Qwen3TTSCudaGraphs" in (site / "__init__.py").read_text()
 
