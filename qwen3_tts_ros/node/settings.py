@@ -75,6 +75,7 @@ def load_config(values: dict[str, Any]) -> LoadConfig:
         x_vector_only=values["voice.x_vector_only"],
         pcm_format=values["output.format"],
         sample_rate=values["output.sample_rate"],
+        gain=values["output.gain"],
         warmup_text=values["warmup.text"],
         warmup_settings=utterance_settings(values),
     )

@@ -115,6 +115,7 @@ class LoadConfig:
     sample_rate: int
     warmup_text: str
     warmup_settings: UtteranceSettings
+    gain: float = 1.0  # output.gain (linear; PcmEncoder applies it)
 
 
 class Logger(Protocol):  # what the worker needs of an rclpy logger
