@@ -36,17 +36,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.full_size_checkpoint import write_full_size_checkpoint  # noqa: E402
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs  # noqa: E402
-from qwen3_tts_ros.engine.decode.frame_generator import SUGGESTED_PREFILL_BUCKETS  # noqa: E402
+from qwen3_tts_ros.engine.frame.options import SUGGESTED_PREFILL_BUCKETS  # noqa: E402
+from qwen3_tts_ros.engine.stats import percentile  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest  # noqa: E402
 
 # ~100 prefill positions with the byte-level benchmark tokenizer (custom voice, non-streaming text feed).
 TEXT_100 = "Robots that speak need their first sound out fast; this sentence fills the prompt to size."
-
-
-def percentile(values, q):
-    """q in [0, 1]: the nearest-rank value of `values` (0.0 for none)."""
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else 0.0
 
 
 def sampled_request(text, frames, speaker, *, suppress_eos=True, language="English"):
@@ -133,16 +128,16 @@ def bench_engine(size, model_dir, frames, with_qwen_tts, buckets, codec_stream, 
 
     rec = dict(size=size, gpu=torch.cuda.get_device_name(0), dtype="bfloat16", max_seq_len=2048,
                codec_stream=engine.decode_cuda_stream is not None,
-               compiled=engine.frame_generator.compiled, fused=engine.frame_generator.fused,
+               frame_path=engine.capture_report().frame_path,
                prefill_buckets=bool(buckets),
                capture_s=round(capture_s, 2), prefill_ms=round(statistics.median(prefill), 2),
                frames=len(frame_ms), ms_per_frame_median=round(statistics.median(frame_ms), 3),
-               ms_per_frame_p95=round(percentile(frame_ms, 0.95), 3),
+               ms_per_frame_p95=round(percentile(frame_ms, 95), 3),
                wall_ms_per_frame=round(wall * 1000 / len(frame_ms), 3),
                chunk_decode_wait_ms_median=round(statistics.median(decode_wait_ms), 3),
-               chunk_decode_wait_ms_p95=round(percentile(decode_wait_ms, 0.95), 3),
+               chunk_decode_wait_ms_p95=round(percentile(decode_wait_ms, 95), 3),
                chunk_interval_ms_median=round(statistics.median(interval_ms), 3),
-               chunk_interval_ms_p95=round(percentile(interval_ms, 0.95), 3),
+               chunk_interval_ms_p95=round(percentile(interval_ms, 95), 3),
                ttfa_ms_first_chunk_1=round(ttfa[1], 2), ttfa_ms_first_chunk_4=round(ttfa[4], 2),
                rtf=round(audio_s / wall, 2), audio_s=round(audio_s, 2),
                weights_gb=round(weights_gb, 3), peak_gb_over_weights=round(peak_gb - weights_gb, 3),

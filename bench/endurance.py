@@ -10,8 +10,8 @@ Per block of --block utterances (texts of varied length, sampling on as in the r
 in 1 + 4-frame chunks like the node, --frames codec frames at most each):
   gpu_allocated_mb / gpu_reserved_mb after the block, gpu_peak_mb during it, host_rss_mb after it,
   frame_ms p50 / p95 / max over every frame of the block, time to first audio p50 / p95, real-time factor,
-  and graph_captures: how many times CUDA graphs were captured so far (wrapping our engine's
-  FrameGenerator.capture and counting calls that produced new graphs; must stay 1: no recapture).
+  and graph_captures: CUDA graphs captured so far (engine.capture_report(): the frame graph, prefill
+  buckets, codec sizes; must stay at its value after the first capture: no recapture).
 Summary: growth of GPU allocated / host RSS from the end of the first block (warm-up) to the end, and the
 ratio of the last block's frame p95 to the first's. Cycles (--cycles N): close the engine, load it again,
 capture, speak one utterance; GPU memory allocated after each close vs before the first load.
@@ -32,8 +32,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.benchmark import percentile, sampled_request  # noqa: E402
+from bench.benchmark import sampled_request  # noqa: E402
 from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs  # noqa: E402
+from qwen3_tts_ros.engine.stats import percentile  # noqa: E402
 from qwen3_tts_ros.testing.process_memory import rss_bytes  # noqa: E402
 
 WORDS = ("robot arm moves left right forward slowly quickly the red blue cup table door kitchen battery "
@@ -42,24 +43,6 @@ WORDS = ("robot arm moves left right forward slowly quickly the red blue cup tab
 
 def _mb(n_bytes):
     return round(n_bytes / 2**20, 2)
-
-
-class CaptureCounter:
-    """Counts the CUDA-graph captures of one engine: calls of FrameGenerator.capture that made new graphs."""
-
-    def __init__(self, engine):
-        self.count = 0
-        generator = engine.frame_generator
-        real_capture = generator.capture
-
-        def counting_capture():
-            before = generator._frame_graph
-            result = real_capture()
-            if generator._frame_graph is not None and generator._frame_graph is not before:
-                self.count += 1
-            return result
-
-        generator.capture = counting_capture
 
 
 def _texts(n, seed=0):
@@ -91,7 +74,7 @@ def _speak(engine, text, speaker, frames):
     return stream.stats
 
 
-def run_utterances(engine, counter, args, out):
+def run_utterances(engine, args, out):
     speaker = engine.get_supported_speakers()[0]
     texts = _texts(args.utterances, args.seed)
     blocks = []
@@ -108,12 +91,13 @@ def run_utterances(engine, counter, args, out):
             audio_s += stats.audio_seconds
         gc.collect()
         block = dict(utterances_done=min(start + args.block, args.utterances), frames=len(frame_ms),
-                     frame_ms_p50=round(percentile(frame_ms, 0.5), 3),
-                     frame_ms_p95=round(percentile(frame_ms, 0.95), 3),
+                     frame_ms_p50=round(percentile(frame_ms, 50), 3),
+                     frame_ms_p95=round(percentile(frame_ms, 95), 3),
                      frame_ms_max=round(max(frame_ms), 3) if frame_ms else 0.0,
-                     ttfa_ms_p50=round(percentile(ttfa, 0.5), 2),
-                     ttfa_ms_p95=round(percentile(ttfa, 0.95), 2),
-                     rtf=round(audio_s / wall_s, 3) if wall_s else 0.0, graph_captures=counter.count,
+                     ttfa_ms_p50=round(percentile(ttfa, 50), 2),
+                     ttfa_ms_p95=round(percentile(ttfa, 95), 2),
+                     rtf=round(audio_s / wall_s, 3) if wall_s else 0.0,
+                     graph_captures=engine.capture_report().graphs_captured,
                      host_rss_mb=_mb(rss_bytes()), **_gpu(args.device))
         blocks.append(block)
         print(json.dumps(dict(block=block)), flush=True)
@@ -127,7 +111,7 @@ def run_utterances(engine, counter, args, out):
             host_rss_growth_mb=round(last["host_rss_mb"] - first["host_rss_mb"], 2),
             frame_p95_last_over_first=round(last["frame_ms_p95"] / first["frame_ms_p95"], 3),
             frame_p95_by_block=[b["frame_ms_p95"] for b in blocks],
-            graph_captures=counter.count,
+            graph_captures=engine.capture_report().graphs_captured,
         )
         print(json.dumps(dict(summary=out["summary"])), flush=True)
 
@@ -137,10 +121,10 @@ def run_cycles(model_dir, args, out, baseline_allocated):
     for i in range(args.cycles):
         t0 = time.perf_counter()
         engine = _load(model_dir, args)
-        counter = CaptureCounter(engine)
         engine.capture()
         _speak(engine, "One more cycle of load, capture and release.", engine.get_supported_speakers()[0], 8)
         engine.close()
+        graphs = engine.capture_report().graphs_captured  # the figures at close
         del engine
         gc.collect()
         if args.device == "cuda":
@@ -148,7 +132,7 @@ def run_cycles(model_dir, args, out, baseline_allocated):
             if clear_workspaces is not None:  # as the node's release does
                 clear_workspaces()
             torch.cuda.empty_cache()
-        rec = dict(cycle=i, seconds=round(time.perf_counter() - t0, 2), graph_captures=counter.count,
+        rec = dict(cycle=i, seconds=round(time.perf_counter() - t0, 2), graph_captures=graphs,
                    host_rss_mb=_mb(rss_bytes()), **_gpu(args.device))
         rec["gpu_allocated_over_baseline_mb"] = round(rec["gpu_allocated_mb"] - _mb(baseline_allocated), 2)
         cycles.append(rec)
@@ -200,13 +184,12 @@ def main():
         if args.utterances:
             t0 = time.perf_counter()
             engine = _load(model_dir, args)
-            counter = CaptureCounter(engine)
             capture_s = engine.capture()
             out["load_and_capture"] = dict(seconds=round(time.perf_counter() - t0, 2),
                                            capture_s=round(capture_s, 2), host_rss_mb=_mb(rss_bytes()),
                                            **_gpu(args.device))
             print(json.dumps(dict(load_and_capture=out["load_and_capture"])), flush=True)
-            run_utterances(engine, counter, args, out)
+            run_utterances(engine, args, out)
             engine.close()
             del engine
         if args.cycles:

@@ -27,14 +27,15 @@ backed parts, mappings, threads), GPU allocated / reserved / peak, frame ms p50 
 (CUDA events between frame completions), time to first audio p50 / p95 (the worker's own figure: start of
 the utterance to its first published chunk), graph captures and dynamo compiles since the end of the first
 activation, split into those while speaking (must stay 0) and those in lifecycle cycles (a reload captures
-its graphs anew, by design; compiles must stay 0), the prompt lengths seen (new ones, and prefills longer
-than the largest bucket, which run uncaptured), and the host-memory probes: pinned host allocator
-(torch.cuda.host_memory_stats), glibc mallinfo2, live objects (tensors by device / pinned, CUDA events,
-CUDA graphs, streams), dynamo cache entries of the compiled functions and inductor's loaded modules, the
-engine's graphs (frame, prefill buckets, codec graph per chunk size); optional: --tracemalloc N (top 10
-growth sites per block, N frames each), --malloc-trim (RSS before / after glibc malloc_trim(0) each
-block: freed-but-retained heap vs live memory), --shape-probe N (at the end: N uncaptured talker prefills
-at new prompt lengths, then the same lengths again: host memory and time per new length, the SDPA backend).
+its graphs anew, by design; compiles must stay 0), the prefills run uncaptured (prompts longer than the
+largest bucket) and how many of their prompt lengths are new, and the host-memory probes: pinned host
+allocator (torch.cuda.host_memory_stats), glibc mallinfo2, live objects (tensors by device / pinned, CUDA
+events, CUDA graphs, streams), dynamo cache entries of the compiled functions and inductor's loaded modules,
+the engine's capture report (frame path, frame, prefill buckets, codec graph per chunk size); optional:
+--tracemalloc N (top 10 growth sites per block, N frames each), --malloc-trim (RSS before / after glibc
+malloc_trim(0) each block: freed-but-retained heap vs live memory), --shape-probe N (at the end: N uncaptured
+talker prefills at new prompt lengths, then the same lengths again: host memory and time per new length, the
+SDPA backend).
 """
 
 from __future__ import annotations
@@ -61,11 +62,8 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.benchmark import percentile  # noqa: E402
 from bench.endurance import WORDS  # noqa: E402
-from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs  # noqa: E402
-from qwen3_tts_ros.engine.audio.causal_codec import CausalCodecDecoder  # noqa: E402
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.stats import percentile  # noqa: E402
 from qwen3_tts_ros.node.settings import load_config, utterance_settings  # noqa: E402
 from qwen3_tts_ros.node.text import clean_text, split_sentences  # noqa: E402
 from qwen3_tts_ros.node.worker import SynthesisWorker  # noqa: E402
@@ -111,59 +109,48 @@ def frame_bound(segments: list[str], frames_per_word: int, max_frames: int) -> i
 
 # ------------------------------------------------------------------------------------------- probes
 class EngineProbe:
-    """Counts what our engine does, across every engine the worker loads, by wrapping our own classes'
-    methods (never a third-party one): graph captures (FrameGenerator.capture: the frame graph and one per
-    prefill bucket; CausalCodecDecoder.capture: one per chunk size), the prompt length of each generation,
-    the stats of the latest stream (its per-frame times), and the engine last loaded (weakly)."""
+    """What the worker's engine did, read from its public capture report (engine.capture_report()), across
+    every engine the worker loads: CUDA graphs captured (frame, prefill buckets, codec chunk sizes) per phase,
+    prefills run uncaptured and their distinct prompt lengths, and the stats of the latest stream (its
+    per-frame times: the node's latency record has only their summary, and the blocks pool the frames)."""
 
     def __init__(self):
         self.phase = "lifecycle"  # "speaking" while texts are spoken
         self.captures = {"lifecycle": 0, "speaking": 0}
         self.compiles = {"lifecycle": 0, "speaking": 0}
-        self.prompt_lengths: list[tuple[int, bool]] = []  # (positions, ran as a captured bucket graph)
+        self.worker: SynthesisWorker | None = None
         self.last_stats = None
-        self._engine = lambda: None
-        probe = self
+        self._counted = (lambda: None, 0)  # (the engine counted last, weakly; its graphs_captured then)
+        self.compile_hook = self._hook_compiles()
 
-        fg_capture = FrameGenerator.capture
+    @property
+    def engine(self):
+        return self.worker.model.engine if self.worker is not None else None
 
-        def frame_capture(generator):
-            before = generator._frame_graph
-            seconds = fg_capture(generator)
-            if generator._frame_graph is not None and generator._frame_graph is not before:
-                buckets = sum(b.graph is not None for b in generator._buckets.values())
-                probe.captures[probe.phase] += 1 + buckets
-            return seconds
+    def count(self):
+        """Add the graphs captured since the last count to the current phase; -> the engine's report (None
+        when no engine is loaded). A newly loaded engine's stream is wrapped to keep its stats."""
+        engine = self.engine
+        if engine is None:
+            return None
+        report = engine.capture_report()
+        counted_engine, before = self._counted
+        if counted_engine() is not engine:
+            before = 0
+            self._keep_stats(engine)
+        self.captures[self.phase] += report.graphs_captured - before
+        self._counted = (weakref.ref(engine), report.graphs_captured)
+        return report
 
-        codec_capture = CausalCodecDecoder.capture
+    def _keep_stats(self, engine) -> None:
+        stream, probe = engine.stream, self
 
-        def codec_graphs_capture(codec):
-            before = len(codec._graphs)
-            seconds = codec_capture(codec)
-            probe.captures[probe.phase] += len(codec._graphs) - before
-            return seconds
-
-        generate = FrameGenerator.generate
-
-        def recording_generate(generator, prefill, sampling, **kwargs):
-            positions = prefill.inputs_embeds.shape[1]
-            bucket = next((b for size, b in generator._buckets.items() if size >= positions), None)
-            probe.prompt_lengths.append((positions, bucket is not None and bucket.graph is not None))
-            return generate(generator, prefill, sampling, **kwargs)
-
-        stream = Qwen3TTSCudaGraphs.stream
-
-        def recording_stream(engine, request, **kwargs):
-            audio = stream(engine, request, **kwargs)
+        def recording_stream(request, **kwargs):
+            audio = stream(request, **kwargs)
             probe.last_stats = audio.stats
-            probe._engine = weakref.ref(engine)
             return audio
 
-        FrameGenerator.capture = frame_capture
-        CausalCodecDecoder.capture = codec_graphs_capture
-        FrameGenerator.generate = recording_generate
-        Qwen3TTSCudaGraphs.stream = recording_stream
-        self.compile_hook = self._hook_compiles()
+        engine.stream = recording_stream  # this engine only, released with it
 
     def _hook_compiles(self) -> str:
         """Count dynamo compilations through its compile-start callback (torch >= 2.6); else only the
@@ -179,29 +166,19 @@ class EngineProbe:
         on_compile_start(counted)
         return "torch._dynamo.callback.on_compile_start"
 
-    @property
-    def engine(self):
-        return self._engine()
-
     def graphs(self) -> dict:
-        """The loaded engine's CUDA graphs: frame, prefill buckets captured, codec graph per chunk size."""
+        """The loaded engine's capture report (frame path, graphs, prefills) and its codec stream."""
         engine = self.engine
-        if engine is None or engine.frame_generator is None:
+        report = self.count()
+        if report is None:
             return {}
-        fg, codec = engine.frame_generator, engine.codec
-        return dict(
-            frame_graph=fg._frame_graph is not None,
-            prefill_bucket_graphs=[size for size, b in fg._buckets.items() if b.graph is not None],
-            codec_graph_frames=sorted(codec._graphs),
-            codec_side_stream=engine.decode_cuda_stream is not None,
-            compiled=fg.compiled,
-        )
+        return dict(dataclasses.asdict(report), codec_side_stream=engine.decode_cuda_stream is not None)
 
 
 def dynamo_state() -> dict:
     """dynamo's counters and the cache entries (compiled variants) of the engine's compiled functions."""
-    from qwen3_tts_ros.engine.decode.layers import stack_forward
-    from qwen3_tts_ros.engine.decode.sampling import choose_token, process_scores
+    from qwen3_tts_ros.engine.frame.layers import stack_forward
+    from qwen3_tts_ros.engine.frame.sampling import choose_token, process_scores
 
     state = {}
     try:
@@ -462,7 +439,7 @@ class Run:
         self.probe = EngineProbe()
         self.sink = NodeSink(self.probe, args.stop_every)
         self.worker = SynthesisWorker(sink=self.sink, logger=self.sink)
-        self.sink.worker = self.worker
+        self.sink.worker = self.probe.worker = self.worker
         self.trace = TraceMalloc(args.tracemalloc)
         self.text_s: list[float] = []
         self.cycle_s: list[float] = []
@@ -507,6 +484,7 @@ class Run:
 
     def cycle(self, values: dict, variant: dict, index: int) -> dict:
         """deactivate, cleanup, configure (the next voice), activate: what the lifecycle node does."""
+        self.on_worker(self.probe.count)  # what was captured while speaking, before this engine goes
         self.probe.phase = "lifecycle"
         t0 = time.monotonic()
         self.worker.set_accepting(False)  # deactivate
@@ -518,15 +496,15 @@ class Run:
         record.update(self.configure_activate(dict(values, **variant)))
         record["seconds"] = round(time.monotonic() - t0, 2)
         record["after_activate"] = self.on_worker(self.memory_now)
+        self.on_worker(self.probe.count)
         self.cycle_s.append(record["seconds"])
         self.probe.phase = "speaking"
         return record
 
-    def measure_block(self, index: int, records: list[dict], prompt_lengths, seen_lengths, wall_s) -> dict:
+    def measure_block(self, index: int, records: list[dict], report_before, seen_lengths, wall_s) -> dict:
+        """report_before: the engine's capture report at the start of the block."""
         frame_ms = [ms for r in records for ms in r["frame_ms_list"]]
         ttfa = [r["time_to_first_audio_ms"] for r in records if r["time_to_first_audio_ms"] > 0]
-        new_lengths = sorted({p for p, _ in prompt_lengths} - seen_lengths)
-        seen_lengths.update(p for p, _ in prompt_lengths)
         audio_s = sum(r["audio_seconds"] for r in records)
 
         def probes():
@@ -538,6 +516,15 @@ class Run:
             return result
 
         measured = self.on_worker(probes)
+        graphs = measured["graphs"]
+        if report_before is not None:  # lengths from before the block (the warm-up's) are not new
+            seen_lengths.update(report_before.uncaptured_prefill_lengths)
+        lengths = set(graphs.get("uncaptured_prefill_lengths", ()))
+        new_lengths = sorted(lengths - seen_lengths)
+        seen_lengths.update(lengths)
+        uncaptured = graphs.get("uncaptured_prefills", 0)
+        if report_before is not None:
+            uncaptured -= report_before.uncaptured_prefills
         block = dict(
             block=index,
             utterances_done=self.utterances,
@@ -545,11 +532,11 @@ class Run:
             stopped=sum(bool(r["interrupted"]) for r in records),
             errors=sum(bool(r["error"]) and r["error"] != "stopped" for r in records),
             frames=len(frame_ms),
-            frame_ms_p50=round(percentile(frame_ms, 0.5), 3),
-            frame_ms_p95=round(percentile(frame_ms, 0.95), 3),
+            frame_ms_p50=round(percentile(frame_ms, 50), 3),
+            frame_ms_p95=round(percentile(frame_ms, 95), 3),
             frame_ms_max=round(max(frame_ms), 3) if frame_ms else 0.0,
-            ttfa_ms_p50=round(percentile(ttfa, 0.5), 2),
-            ttfa_ms_p95=round(percentile(ttfa, 0.95), 2),
+            ttfa_ms_p50=round(percentile(ttfa, 50), 2),
+            ttfa_ms_p95=round(percentile(ttfa, 95), 2),
             rtf=round(audio_s / wall_s, 3) if wall_s else 0.0,
             wall_s=round(wall_s, 2),
             host_rss_mb=measured["host"]["vmrss_mb"],
@@ -560,10 +547,7 @@ class Run:
             compiles_speaking=self.probe.compiles["speaking"],
             compiles_lifecycle=self.probe.compiles["lifecycle"] - self.compiles_at_warm,
             cycles_done=len(self.out["cycles"]),
-            prompt_positions=dict(min=min((p for p, _ in prompt_lengths), default=0),
-                                  max=max((p for p, _ in prompt_lengths), default=0),
-                                  new=len(new_lengths),
-                                  uncaptured=sum(not captured for _, captured in prompt_lengths)),
+            uncaptured_prefills=dict(count=uncaptured, new_lengths=len(new_lengths)),
             probes=measured,
             partial=len(records) < self.args.block,
         )
@@ -583,7 +567,7 @@ class Run:
         self.probe.phase = "speaking"
         while self.utterances < args.utterances and not self.stop_reason:
             block_start, wall_s = self.utterances, 0.0
-            self.probe.prompt_lengths = []
+            report_before = self.on_worker(self.probe.count)
             self.sink.take_records()
             while self.utterances - block_start < args.block and self.utterances < args.utterances:
                 estimate = float(np.mean(self.text_s[-50:])) if self.text_s else 5.0
@@ -603,7 +587,7 @@ class Run:
             records = self.sink.take_records()
             if not records:
                 break
-            block = self.measure_block(block_index, records, self.probe.prompt_lengths, seen_lengths, wall_s)
+            block = self.measure_block(block_index, records, report_before, seen_lengths, wall_s)
             self.out["blocks"].append(block)
             self.emit("block", {k: v for k, v in block.items() if k not in ("probes", "tracemalloc")})
             self.save()
@@ -627,7 +611,7 @@ class Run:
         engine = self.probe.engine
         fg = engine.frame_generator
         tc = engine.model.config.talker_config
-        start = max(fg._buckets, default=64) + 1
+        start = max(engine.capture_report().prefill_bucket_graphs, default=64) + 1
         lengths = [start + 3 * i for i in range(self.args.shape_probe) if start + 3 * i <= fg.max_seq_len]
         cuda = fg.device.type == "cuda"
 
@@ -643,12 +627,12 @@ class Run:
                 sync()
                 t0 = time.perf_counter()
                 with torch.no_grad():
-                    fg.talker.prefill(embeds.to(fg.dtype))
+                    fg.state.talker.prefill(embeds.to(fg.dtype))
                 sync()
                 ms.append((time.perf_counter() - t0) * 1000)
             gc.collect()
             status = pm.memory_status()
-            return dict(lengths=len(lengths), ms_p50=round(percentile(ms, 0.5), 2),
+            return dict(lengths=len(lengths), ms_p50=round(percentile(ms, 50), 2),
                         ms_max=round(max(ms), 2) if ms else 0.0,
                         rss_growth_mb=mb(pm.rss_bytes() - rss0),
                         rss_anon_growth_mb=mb(status.get("RssAnon", 0) - status0.get("RssAnon", 0)),
@@ -785,6 +769,7 @@ class Run:
             self.out["first_activation"] = first
             self.emit("first_activation", first)
             self.trace.start()
+            self.on_worker(self.probe.count)
             self.captures_at_warm = self.probe.captures["lifecycle"]
             self.compiles_at_warm = self.probe.compiles["lifecycle"]
             self.out["inductor_cache_mb_at_start"] = directory_mb(os.environ.get("TORCHINDUCTOR_CACHE_DIR"))

@@ -31,7 +31,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from bench.gpu_parity import build_model, cast, synthetic_prefill  # noqa: E402
-from qwen3_tts_ros.engine.decode.frame_generator import SUGGESTED_PREFILL_BUCKETS, FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.frame.options import SUGGESTED_PREFILL_BUCKETS, FrameOptions  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, StreamStats  # noqa: E402
 
 PARITY_SETTINGS = [(1, 1), (2, 1), (4, 1), (2, 2), (3, 4)]  # (launch_ahead, frames_per_replay)
@@ -56,13 +57,16 @@ def sync(device: str) -> None:
 
 def parity(model, prefill, args) -> dict:
     """float32: graph replay (every setting) and prefill buckets against our eager path."""
-    eager_generator = FrameGenerator(model, max_seq_len=args.max_seq_len, use_cuda_graphs=False)
+    eager_generator = FrameGenerator(model, FrameOptions(max_seq_len=args.max_seq_len, use_cuda_graphs=False))
     eager = codes(eager_generator, prefill, args.parity_frames)
     del eager_generator
     result = {"check": "parity", "dtype": "float32", "frames": args.parity_frames}
     for launch_ahead, per_replay in PARITY_SETTINGS:
         generator = FrameGenerator(
-            model, max_seq_len=args.max_seq_len, launch_ahead=launch_ahead, frames_per_replay=per_replay
+            model,
+            FrameOptions(
+                max_seq_len=args.max_seq_len, launch_ahead=launch_ahead, frames_per_replay=per_replay
+            ),
         )
         got = codes(generator, prefill, args.parity_frames)
         result[f"graph_equals_eager_ahead{launch_ahead}_per{per_replay}"] = bool(torch.equal(got, eager))
@@ -73,7 +77,7 @@ def parity(model, prefill, args) -> dict:
         ("buckets", dict(prefill_buckets=SUGGESTED_PREFILL_BUCKETS)),
         ("uncompiled", dict(compile=False)),
     ]:
-        generator = FrameGenerator(model, max_seq_len=args.max_seq_len, **options)
+        generator = FrameGenerator(model, FrameOptions(max_seq_len=args.max_seq_len, **options))
         got = codes(generator, prefill, args.parity_frames)
         del generator
         result[f"{name}_equal_eager"] = bool(torch.equal(got, eager))
@@ -93,10 +97,9 @@ def timing(model, prefill, args, launch_ahead: int, per_replay: int, options: di
     weights = torch.cuda.memory_allocated() if on_cuda else 0
     generator = FrameGenerator(
         model,
-        max_seq_len=args.max_seq_len,
-        launch_ahead=launch_ahead,
-        frames_per_replay=per_replay,
-        **options,
+        FrameOptions(
+            max_seq_len=args.max_seq_len, launch_ahead=launch_ahead, frames_per_replay=per_replay, **options
+        ),
     )
     capture_s = generator.capture()
     codes(generator, prefill, 8)  # warm-up

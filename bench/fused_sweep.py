@@ -1,4 +1,4 @@
-"""Launch shapes of the fused kernels (fused_frame.Tuning), measured on the whole captured frame.
+"""Launch shapes of the fused kernels (fused_triton.Tuning), measured on the whole captured frame.
 
 Full-size random 0.6B (released config), bf16, synthetic 100-position prompt, sampling on (top-k 50),
 EOS kept out. Each knob is varied alone from the defaults (ms/frame median of 60 frames after 10), then
@@ -22,8 +22,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.gpu_parity import build_model, cast, synthetic_prefill  # noqa: E402
 from bench.profile_frame import _sampling  # noqa: E402
-from qwen3_tts_ros.engine.decode import fused_frame  # noqa: E402
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.frame import fused_triton  # noqa: E402
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.frame.options import FrameOptions  # noqa: E402
 from qwen3_tts_ros.engine.types import StreamStats  # noqa: E402
 
 KNOBS = dict(  # the defaults' values are measured once, as "defaults"
@@ -35,9 +36,11 @@ KNOBS = dict(  # the defaults' values are measured once, as "defaults"
 )
 
 
-def measure(model, prefill, tuning: fused_frame.Tuning, frames: int = 60) -> float:
-    fused_frame.TUNING = tuning
-    generator = FrameGenerator(model, max_seq_len=2048, use_cuda_graphs=True, fused=True)
+def measure(model, prefill, tuning: fused_triton.Tuning, frames: int = 60) -> float:
+    fused_triton.TUNING = tuning
+    generator = FrameGenerator(
+        model, FrameOptions(max_seq_len=2048, use_cuda_graphs=True, path="fused-triton")
+    )
     generator.capture()
     stats = StreamStats()
     list(generator.generate(prefill, _sampling(frames + 10), stats=stats))
@@ -50,7 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    base = fused_frame.Tuning()
+    base = fused_triton.Tuning()
     records = []
     model = build_model("0b6", tiny=False, device="cuda").to(torch.bfloat16)
     prefill = cast(synthetic_prefill(model, 100, 30), torch.bfloat16)

@@ -27,8 +27,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator  # noqa: E402
-from qwen3_tts_ros.engine.decode.prefill import Prefill  # noqa: E402
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.frame.options import FrameOptions  # noqa: E402
+from qwen3_tts_ros.engine.frame.prefill import Prefill  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, StreamStats  # noqa: E402
 
 
@@ -178,7 +179,8 @@ def run_parity(
 def run_path(model, prefill, frames, max_seq_len, fused, theirs, dtype_name) -> dict:
     """One decode path (the reference frame or the fused one) against qwen-tts in the same dtype (and in
     float32 where that ran), and its CUDA-graph replay against its own uncaptured run."""
-    generator = FrameGenerator(model, max_seq_len=max_seq_len, use_cuda_graphs=True, fused=fused)
+    path = "fused-triton" if fused else "auto"
+    generator = FrameGenerator(model, FrameOptions(max_seq_len=max_seq_len, path=path))
     entry = {"capture_s": round(generator.capture(), 3)}
     ours, stats = our_codes(generator, prefill, frames)
     entry.update(compare(ours, theirs[dtype_name]))
@@ -187,7 +189,7 @@ def run_path(model, prefill, frames, max_seq_len, fused, theirs, dtype_name) -> 
     entry["ours_ms_per_frame_median"] = round(sorted(stats.frame_ms)[len(stats.frame_ms) // 2], 3)
     entry["ours_prefill_ms"] = round(stats.prefill_ms, 3)
     if generator.use_cuda_graphs:  # graph replay must equal our eager path on the same device
-        eager = FrameGenerator(model, max_seq_len=max_seq_len, use_cuda_graphs=False, fused=fused)
+        eager = FrameGenerator(model, FrameOptions(max_seq_len=max_seq_len, use_cuda_graphs=False, path=path))
         entry["graphs_equal_eager"] = bool(torch.equal(our_codes(eager, prefill, frames)[0], ours))
     del generator
     if next(model.parameters()).is_cuda:

@@ -22,7 +22,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from bench.gpu_parity import build_model, cast, synthetic_prefill  # noqa: E402
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.frame.options import FrameOptions  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams, StreamStats  # noqa: E402
 
 
@@ -33,11 +34,11 @@ def _sampling(frames: int) -> SamplingParams:
     )  # fmt: skip
 
 
-def kernels_per_frame(model, prefill, compile_layers: bool, fused: bool) -> tuple[int, list[dict]]:
+def kernels_per_frame(model, prefill, path: str) -> tuple[int, list[dict]]:
     """GPU kernels of one frame, counted on the uncaptured path; and per kernel name its count and device
     microseconds per frame (largest first)."""
     generator = FrameGenerator(
-        model, max_seq_len=2048, use_cuda_graphs=False, compile=compile_layers, fused=fused
+        model, FrameOptions(use_cuda_graphs=False, path=path)
     )
     list(generator.generate(prefill, _sampling(3)))  # compile + warm up
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
@@ -65,10 +66,8 @@ def run(size: str, frames: int) -> list[dict]:
     model = build_model(size, tiny=False, device="cuda").to(torch.bfloat16)
     prefill = cast(synthetic_prefill(model, 100, 30), torch.bfloat16)
     records = []
-    for compile_layers, fused in ((True, False), (False, True)):
-        generator = FrameGenerator(
-            model, max_seq_len=2048, use_cuda_graphs=True, compile=compile_layers, fused=fused
-        )
+    for path in ("compiled", "fused-triton"):
+        generator = FrameGenerator(model, FrameOptions(path=path))
         capture_s = generator.capture()
         list(generator.generate(prefill, _sampling(10)))
         stats = StreamStats()
@@ -76,8 +75,7 @@ def run(size: str, frames: int) -> list[dict]:
         frame_ms = sorted(stats.frame_ms[1:])
         rec = dict(
             size=size,
-            compiled=generator.compiled,
-            fused=generator.fused,
+            frame_path=generator.path.name,
             capture_s=round(capture_s, 2),
             prefill_ms=round(stats.prefill_ms, 2),
             frames=stats.frames,
@@ -85,7 +83,7 @@ def run(size: str, frames: int) -> list[dict]:
             ms_per_frame_p95=round(frame_ms[int(0.95 * (len(frame_ms) - 1))], 3),
             gpu=torch.cuda.get_device_name(0),
         )
-        count, table = kernels_per_frame(model, prefill, compile_layers, fused)
+        count, table = kernels_per_frame(model, prefill, path)
         rec["kernels_per_frame"], rec["kernel_table"] = count, table
         print(json.dumps(rec), flush=True)
         records.append(rec)

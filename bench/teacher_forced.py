@@ -37,8 +37,9 @@ from bench.gpu_parity import (  # noqa: E402
     tiny_config,
     write_results,
 )
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator  # noqa: E402
-from qwen3_tts_ros.engine.decode.fused_frame import fused_available  # noqa: E402
+from qwen3_tts_ros.engine.frame.fused_triton import FusedTritonFrame  # noqa: E402
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.frame.options import FrameOptions  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams  # noqa: E402
 
 # Added to the largest logit for the forced code: far above any logit a random or trained model gives
@@ -115,17 +116,18 @@ def qwen_tts_forced(model, prefill, codes: torch.Tensor) -> tuple[torch.Tensor, 
 def ours_forced(model, prefill, codes: torch.Tensor, fused: bool, max_seq_len: int):
     """Our frame (reference or fused), uncaptured, forced to `codes`: (its codes, its recorded logits)."""
     forcing = Forcing(codes)
-    generator = FrameGenerator(model, max_seq_len=max_seq_len, use_cuda_graphs=False, fused=fused,
-                               compile=False)  # fmt: skip
-    generator.talker_sampler = _ForcedSampler(generator.talker_sampler, forcing)  # the prefill's c0 too
-    generator.code_sampler = _ForcedSampler(generator.code_sampler, forcing)
+    path = "fused-triton" if fused else "eager"
+    generator = FrameGenerator(model, FrameOptions(max_seq_len=max_seq_len, use_cuda_graphs=False, path=path))
+    state = generator.state
+    state.talker_sampler = _ForcedSampler(state.talker_sampler, forcing)  # the prefill's c0 too
+    state.code_sampler = _ForcedSampler(state.code_sampler, forcing)
     if fused:
-        frame = generator._fused_frame
+        frame = generator.path
         sample = frame._sample
 
-        def forced_sample(g, logits, *args, **kwargs):
+        def forced_sample(logits, *args, **kwargs):
             logits.copy_(forcing.choose(logits))  # the kernel reads the forced copy from the same buffer
-            return sample(g, logits, *args, **kwargs)
+            return sample(logits, *args, **kwargs)
 
         frame._sample = forced_sample
     frames = len(codes)
@@ -220,7 +222,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     paths = args.paths
     if paths is None:
-        paths = ["reference"] + (["fused"] if fused_available(torch.device(args.device)) else [])
+        fused_runs = FusedTritonFrame.unavailable(torch.device(args.device)) is None
+        paths = ["reference"] + (["fused"] if fused_runs else [])
     results = []
     for size in args.sizes:
         res = run_teacher_forced(size, tiny=args.tiny, device=args.device, frames=args.frames,

@@ -2,7 +2,8 @@
 
 A ~60-word answer is fed at a simulated LLM rate (tokens/s; pieces of 1-3 tokens, seeded) on a producer
 thread, and spoken two ways by one engine:
-  - streamed: one utterance from a TextFeed (engine/text_stream.py), speaking from the first committed token;
+  - streamed: one utterance from a TextFeed (engine/streamed_text.py), speaking from the first committed
+    token;
   - sentences: today's node behaviour: wait for each sentence end, then speak that sentence as its own
     utterance (whole text, the method's default layout), back to back.
 Reported per rate and way: first text piece -> first audio (ms); a real-time player that starts at the

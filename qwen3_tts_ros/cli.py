@@ -285,9 +285,9 @@ def pcm_writer(out_file, raw: bool):
 
 def speak(args, text: str | None, out_file, stdin) -> int:
     """text: the whole text, or None: stream it from `stdin` (--stream-stdin)."""
-    import numpy as np
     import torch
 
+    from qwen3_tts_ros.engine.stats import Summary
     from qwen3_tts_ros.engine.types import SAMPLE_RATE, SpeechRequest
     from qwen3_tts_ros.engine.voice import (
         VoiceSettings,
@@ -374,10 +374,8 @@ def speak(args, text: str | None, out_file, stdin) -> int:
              f"{stats.text_stalls} times after the first audio, {stats.text_wait_ms:.1f} ms in all")
     info(f"real-time factor: {stats.real_time_factor:.2f} (audio s / wall s, >1 is faster than real time; "
          f"{stats.audio_seconds:.2f} s of audio in {stats.total_s:.2f} s)")
-    mean, p50, p95, top = (
-        (np.mean(frame_ms), *np.percentile(frame_ms, [50, 95]), np.max(frame_ms)) if frame_ms else (0.0,) * 4
-    )
-    info(f"ms/frame: mean {mean:.1f}, p50 {p50:.1f}, p95 {p95:.1f}, max {top:.1f} "
+    ms = Summary.of(frame_ms)
+    info(f"ms/frame: mean {ms.mean:.1f}, p50 {ms.p50:.1f}, p95 {ms.p95:.1f}, max {ms.max:.1f} "
          f"(generation; decode {stats.decode_ms_total:.1f} ms in all)")
     return 0
 

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    from qwen3_tts_ros.node.client import NodeProcess, TtsClient
+    from qwen3_tts_ros.client import NodeProcess, TtsClient
 
     proc = None
     if not args.no_spawn:

@@ -18,9 +18,9 @@ from qwen3_tts_ros.home import keep_compiled_kernels
 
 from .checkpoints.demo_checkpoint import ensure_demo_checkpoint
 from .checkpoints.loading import check_device_name, check_dtype_name, resolve_device_dtype
-from .decode.frame_generator import SUGGESTED_PREFILL_BUCKETS, check_prefill_buckets
-from .decode.fused_frame import fused_available
 from .errors import EngineConfigError, EngineOutOfMemory, ModelLoadError, is_out_of_memory
+from .frame.options import DEFAULT_MAX_SEQ_LEN, FrameOptions, check_prefill_buckets, suggested_prefill_buckets
+from .frame.paths import choose_frame_path
 from .model import Qwen3TTSCudaGraphs
 from .types import Rule, RunawayGuard
 
@@ -34,10 +34,10 @@ class EngineConfig:
     model: str = ""  # a model directory or hub id; "": the built-in tiny RANDOM demo checkpoint (noise)
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:N"
     dtype: str = "auto"  # "auto" (bfloat16 on CUDA, float32 on CPU), "bfloat16", "float16", "float32"
-    max_seq_len: int = 2048  # static K/V cache: prompt + generated frames of one utterance
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN  # static K/V cache: prompt + generated frames of one utterance
     use_cuda_graphs: bool = True  # no effect on CPU
-    compile: bool = True  # torch.compile the decode step where available (CUDA with Triton)
-    # Each frame as ~600 fused Triton kernels (decode/fused_frame.py) instead of the compiled step: 2.2x
+    compile: bool = True  # torch.compile the decode step where available (CUDA with Triton); False: eager
+    # Each frame as ~600 fused Triton kernels (frame/fused_triton.py) instead of the compiled step: 2.2x
     # faster on an H200; needs CUDA with Triton >= 3 (EngineConfigError elsewhere). Off by default until
     # the whole GPU test suite has passed on it (see BENCHMARKS.md).
     fused_kernels: bool = False
@@ -76,8 +76,25 @@ class EngineConfig:
     def buckets(self) -> tuple[int, ...]:
         """The prefill buckets to capture (None resolved)."""
         if self.prefill_buckets is None:
-            return tuple(b for b in SUGGESTED_PREFILL_BUCKETS if b <= self.max_seq_len)
+            return suggested_prefill_buckets(self.max_seq_len)
         return self.prefill_buckets
+
+    def frame_path(self) -> str:
+        """The frame path asked for (frame/paths.py): fused_kernels -> "fused-triton"; compile off -> "eager";
+        else "auto" (the chooser's pick for the device)."""
+        if self.fused_kernels:
+            return "fused-triton"
+        return "auto" if self.compile else "eager"
+
+    def frame_options(self, device: str) -> FrameOptions:
+        """The frame loop's options on `device` (prefill buckets only where they are captured)."""
+        graphs = self.use_cuda_graphs and device.startswith("cuda")
+        return FrameOptions(
+            max_seq_len=self.max_seq_len,
+            use_cuda_graphs=self.use_cuda_graphs,
+            prefill_buckets=self.buckets() if graphs else (),
+            path=self.frame_path(),
+        )
 
 
 def open_engine(config: EngineConfig) -> Qwen3TTSCudaGraphs:
@@ -90,12 +107,14 @@ def open_engine(config: EngineConfig) -> Qwen3TTSCudaGraphs:
         device, dtype_name = resolve_device_dtype(config.device, config.dtype)
     except ValueError as exc:
         raise EngineConfigError(str(exc)) from exc
-    if config.fused_kernels and not fused_available(torch.device(device)):
-        raise EngineConfigError(f"fused_kernels needs CUDA with Triton >= 3, and the device is {device}")
+    frame_options = config.frame_options(device)
+    try:  # refused here, before loading (the generator chooses again, the same way)
+        path, _ = choose_frame_path(torch.device(device), frame_options.path)
+    except EngineConfigError as exc:
+        raise EngineConfigError(f"fused_kernels: {exc}" if config.fused_kernels else str(exc)) from exc
     model = config.model or str(ensure_demo_checkpoint())
     on_cuda = device.startswith("cuda")
-    graphs = config.use_cuda_graphs and on_cuda
-    if config.compile and graphs:
+    if path.name != "eager" and config.use_cuda_graphs and on_cuda:
         keep_compiled_kernels()
     baseline = 0
     if on_cuda:
@@ -106,14 +125,8 @@ def open_engine(config: EngineConfig) -> Qwen3TTSCudaGraphs:
             os.path.expanduser(model),
             device=device,
             dtype=getattr(torch, dtype_name),
-            max_seq_len=config.max_seq_len,
-            use_cuda_graphs=config.use_cuda_graphs,
             allow_download=config.allow_download,
-            frame_options={
-                "prefill_buckets": config.buckets() if graphs else (),
-                "compile": None if config.compile else False,  # None: where available
-                "fused": config.fused_kernels,
-            },
+            frame_options=frame_options,
             codec_stream=config.codec_side_stream,
             runaway=config.runaway(),
         )

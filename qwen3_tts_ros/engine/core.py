@@ -17,7 +17,7 @@ On CUDA the streaming codec runs on a side stream of the engine's (`codec_stream
 chunk's decode and the copy of its samples to the host run there, ordered after the replays that made its
 frames only, so the frames launched ahead keep generating on the main stream meanwhile, and the host waits
 for the chunk's samples only. Time to first audio stays prefill + the first chunk's frames + one decode
-(the first replay is launched alone, frame_generator.py).
+(the first replay is launched alone, frame/generator.py).
 """
 
 from __future__ import annotations
@@ -26,23 +26,26 @@ import contextlib
 import gc
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from .audio.audio_stream import AudioStream, check_chunking, chunk_stream
+from .audio.audio_stream import CHUNK_FRAMES, FIRST_CHUNK_FRAMES, AudioStream, check_chunking, chunk_stream
 from .audio.causal_codec import CausalCodecDecoder
-from .audio.codec import StreamingDecoder, decode_full
-from .decode.frame_generator import FrameGenerator
-from .decode.prefill import build_prefill
+from .audio.codec import decode_full
+from .capture_report import CaptureReport
 from .errors import EngineOutOfMemory, is_out_of_memory
+from .frame.generator import FrameGenerator
+from .frame.options import FrameOptions
+from .frame.prefill import build_prefill
 from .host_memory import release_free_heap
+from .piece_audio import PieceAudio
+from .streamed_text import StreamedText, StreamPiece
 from .text_feed import feed_from
 from .text_split import split_text
-from .text_stream import StreamedText, StreamPiece
 from .types import SAMPLE_RATE, RunawayGuard, SamplingParams, SpeechRequest, StreamStats, VoicePrompt
 from .voice import METHOD_OF_MODE, ModelVoices
 
@@ -63,12 +66,12 @@ class SpeechEngine:
         self,
         tts,
         *,
-        max_seq_len: int = 2048,
-        use_cuda_graphs: bool = True,
+        max_seq_len: int | None = None,
+        use_cuda_graphs: bool | None = None,
         allow_download: bool = False,
         codec_stream: bool = True,
         runaway: RunawayGuard | None = None,
-        **frame_options,
+        frame_options: FrameOptions | Mapping[str, Any] | None = None,
     ):
         """tts: a loaded `qwen_tts.Qwen3TTSModel` (its model, processor and generation defaults are used).
 
@@ -77,20 +80,22 @@ class SpeechEngine:
 
         codec_stream: on CUDA, decode streamed audio on a side stream, overlapped with frame generation
         (module doc); False decodes on the current stream, after the frames launched ahead. No effect on CPU.
-        frame_options: FrameGenerator's launch_ahead, frames_per_replay, prefill_buckets, compile
-        (frame_generator.py).
+        frame_options: a FrameOptions (frame/options.py), or a dict of its documented keys (launch_ahead,
+        frames_per_replay, prefill_buckets, path, compile, fused; FrameOptions.from_mapping). max_seq_len and
+        use_cuda_graphs (None: FrameOptions' defaults, 2048 and on) override its fields of the same name.
         """
         self.tts = tts
         self.model = tts.model
         self.processor = tts.processor
         self.generate_defaults = dict(tts.generate_defaults or {})
         self.voices = ModelVoices.of(tts)
-        self.max_seq_len = int(max_seq_len)
+        options = FrameOptions.from_mapping(
+            frame_options, max_seq_len=max_seq_len, use_cuda_graphs=use_cuda_graphs
+        )
+        self.max_seq_len = options.max_seq_len
         self.allow_download = allow_download
         self.runaway = runaway
-        self.frame_generator = FrameGenerator(
-            self.model, max_seq_len=max_seq_len, use_cuda_graphs=use_cuda_graphs, **frame_options
-        )
+        self.frame_generator = FrameGenerator(self.model, options)
         self.device = self.frame_generator.device
         self.dtype = self.frame_generator.dtype
         # High priority: when a chunk's decode and frames launched ahead both wait for the GPU, the host
@@ -104,7 +109,7 @@ class SpeechEngine:
         # chunk length (graph sizes 1, 2, 4, 8 combined).
         self.codec = CausalCodecDecoder(
             self.model.speech_tokenizer.model.decoder,
-            use_cuda_graphs=use_cuda_graphs,
+            use_cuda_graphs=options.use_cuda_graphs,
             stream=self.decode_cuda_stream,
         )
         self.sample_rate = SAMPLE_RATE
@@ -139,8 +144,8 @@ class SpeechEngine:
         *,
         max_frames: int = 4,
         request: SpeechRequest | None = None,
-        first_chunk_frames: int = 1,
-        chunk_frames: int = 2,
+        first_chunk_frames: int = FIRST_CHUNK_FRAMES,
+        chunk_frames: int = CHUNK_FRAMES,
         pcm_format: str = "int16",
     ) -> float:
         """Capture if needed, then run one short real generation + streaming decode (`request`'s voice and
@@ -170,6 +175,8 @@ class SpeechEngine:
         """Release the model, the graphs and the side stream, and give the memory back to the driver (CUDA
         cache, cuBLAS workspaces) and to the OS (free host heap). The instance is unusable afterwards;
         `memory_allocated_bytes` still answers."""
+        if self.frame_generator is not None:
+            self._report_at_close = self.capture_report()
         self.frame_generator = None
         self.codec = None
         self.decode_cuda_stream = None
@@ -187,6 +194,13 @@ class SpeechEngine:
                 clear_workspaces()
             torch.cuda.empty_cache()
         release_free_heap()  # the freed model's host heap, else kept mapped by glibc (host_memory.py)
+
+    def capture_report(self) -> CaptureReport:
+        """The CUDA graphs captured and replayed, and the frame path with the reason it was chosen
+        (capture_report.py). After close: the report at closing."""
+        if self.frame_generator is None:
+            return self._report_at_close
+        return self.frame_generator.capture_report(self.codec)
 
     def memory_allocated_bytes(self) -> int:
         """CUDA memory allocated on the engine's device now (0 on CPU)."""
@@ -269,7 +283,7 @@ class SpeechEngine:
     # -- generation ---------------------------------------------------------------------------------------
     def _piece_frames(self, piece, sampling, cancel, stats: StreamStats, consumer_stream=None):
         """-> (prefill, iterator of (16,) frames for use on consumer_stream, if given; None before a wait
-        for text) for one piece that fits: a whole-text request or a StreamPiece (text_stream.py).
+        for text) for one piece that fits: a whole-text request or a StreamPiece (streamed_text.py).
         (None, None) when a StreamPiece was cancelled before its prompt was known."""
         more_text = None
         if isinstance(piece, StreamPiece):
@@ -328,8 +342,8 @@ class SpeechEngine:
         self,
         request: SpeechRequest,
         *,
-        first_chunk_frames: int = 1,
-        chunk_frames: int = 4,
+        first_chunk_frames: int = FIRST_CHUNK_FRAMES,
+        chunk_frames: int = CHUNK_FRAMES,
         pcm_format: str = "int16",
         cancel: threading.Event | None = None,
         prefetch_chunks: int = 0,
@@ -350,7 +364,7 @@ class SpeechEngine:
             stats = StreamStats()
             streamed = StreamedText(self, request, feed_from(request.text), cancel, stats, start)
             pieces = streamed.pieces()
-        audio = _PieceAudio(self, pieces, request.sampling, cancel, stats, streamed)
+        audio = PieceAudio(self, pieces, request.sampling, cancel, stats, streamed)
         chunks = chunk_stream(
             audio.frames(),
             audio.decode,
@@ -362,69 +376,3 @@ class SpeechEngine:
             cancel=cancel,
         )
         return AudioStream(chunks, stats, cancel, prefetch_chunks=prefetch_chunks)
-
-
-class _PieceAudio:
-    """The frames of a streamed request's pieces, one after the other, and the decode of a chunk of them.
-
-    Each piece of a split text is its own utterance for the talker, so it gets its own decoder (as
-    synthesize() decodes each piece on its own); a chunk may span two pieces. The decoders take the engine's
-    codec state in turn, each at its first frame (after the previous piece's last one)."""
-
-    def __init__(self, engine: SpeechEngine, pieces, sampling, cancel, stats: StreamStats, streamed=None):
-        """pieces: whole-text requests, or a StreamedText's pieces (`streamed`)."""
-        self.engine, self.pieces, self.cancel, self.stats = engine, pieces, cancel, stats
-        self.sampling, self.streamed = sampling, streamed
-        self.side_stream = engine.decode_cuda_stream
-        self.decoders: list[StreamingDecoder] = []
-        self.piece_of_frame: list[int] = []  # index into decoders, per frame handed out
-        self.decoded = 0  # frames decoded so far
-
-    def frames(self) -> Iterator[torch.Tensor]:
-        engine, side, stats = self.engine, self.side_stream, self.stats
-        for piece in self.pieces:
-            piece_stats = StreamStats()
-            prefill, piece_frames = engine._piece_frames(piece, self.sampling, self.cancel, piece_stats, side)
-            if prefill is None:  # cancelled while waiting for the piece's first text
-                stats.stopped_by = "cancelled"
-                return
-            if side is not None:
-                # The prefix (voice-clone reference codes) was put on the device on the main stream.
-                # Nothing of this piece is launched yet, so waiting for all of that stream waits for
-                # no frames; the prefix's memory is not reused before the side stream read it.
-                side.wait_stream(torch.cuda.current_stream(engine.device))
-                if prefill.ref_code is not None:
-                    prefill.ref_code.record_stream(side)
-            self.decoders.append(StreamingDecoder(engine.codec, prefix=prefill.ref_code))
-            try:
-                for frame in piece_frames:
-                    if frame is None:  # a wait for text follows: let the chunker flush
-                        yield None
-                        continue
-                    stats.frames += 1
-                    stats.frame_ms.append(piece_stats.frame_ms[-1])
-                    self.piece_of_frame.append(len(self.decoders) - 1)
-                    if self.streamed is not None:
-                        self.streamed.audio_started = True
-                    yield frame
-            finally:
-                piece_frames.close()  # at once, not when collected: the FrameGenerator is free again
-                stats.prefill_ms += piece_stats.prefill_ms
-                stats.stopped_by = piece_stats.stopped_by or stats.stopped_by
-                if self.streamed is None:
-                    stats.text_tokens += piece_stats.text_tokens
-            if self.cancel.is_set():
-                return
-
-    def decode(self, chunk_frames: list[torch.Tensor]) -> np.ndarray:
-        side = self.side_stream
-        with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
-            codes = torch.stack(chunk_frames)  # where the frames were handed out, as the codec reads them
-        owners = self.piece_of_frame[self.decoded : self.decoded + len(codes)]
-        self.decoded += len(codes)
-        wavs, begin = [], 0
-        for end in range(1, len(codes) + 1):
-            if end == len(codes) or owners[end] != owners[begin]:
-                wavs.append(self.decoders[owners[begin]].decode(codes[begin:end]))
-                begin = end
-        return np.concatenate(wavs)

@@ -1,9 +1,12 @@
-"""What every CUDA-graph capture of the engine needs around it (frame_generator.py, causal_codec.py)."""
+"""What every CUDA-graph capture of the engine needs around it (frame/generator.py, causal_codec.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
+from collections.abc import Callable
+
+import torch
 
 
 @contextlib.contextmanager
@@ -21,3 +24,25 @@ def no_cyclic_gc():
     finally:
         if enabled:
             gc.enable()
+
+
+def capture_graphs(device: torch.device, units: list[Callable[[], None]], warmups: int = 3) -> list:
+    """One CUDA graph per unit, in one memory pool (the graphs never run concurrently), after `warmups` runs
+    of every unit on a side stream (lazy inits and allocator state outside capture). Call under no_grad."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(warmups):
+            for unit in units:
+                unit()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graphs: list[torch.cuda.CUDAGraph] = []
+    with no_cyclic_gc():
+        for unit in units:
+            graph = torch.cuda.CUDAGraph()
+            pool = graphs[0].pool() if graphs else None
+            with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+                unit()
+            graphs.append(graph)
+    torch.cuda.synchronize(device)
+    return graphs

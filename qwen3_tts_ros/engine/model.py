@@ -16,7 +16,7 @@ the core: `generate_*` synthesize each, `stream_*` stream the one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -25,6 +25,7 @@ from . import voice_prompt as vp
 from .audio.audio_stream import AudioStream
 from .checkpoints.loading import load_qwen_tts
 from .core import SpeechEngine
+from .frame.options import FrameOptions
 from .types import SAMPLE_RATE, RunawayGuard, SpeechRequest, VoicePrompt
 
 STREAM_OPTIONS = ("first_chunk_frames", "chunk_frames", "pcm_format", "cancel", "prefetch_chunks")
@@ -58,17 +59,18 @@ class Qwen3TTSCudaGraphs(SpeechEngine):
         model_name,
         device: str | torch.device = "cuda",
         dtype: torch.dtype = torch.bfloat16,
-        max_seq_len: int = 2048,
-        use_cuda_graphs: bool = True,
+        max_seq_len: int | None = None,
+        use_cuda_graphs: bool | None = None,
         allow_download: bool = False,
-        frame_options: dict[str, Any] | None = None,
+        frame_options: FrameOptions | Mapping[str, Any] | None = None,
         codec_stream: bool = True,
         runaway: RunawayGuard | None = None,
         **kwargs,
     ) -> Qwen3TTSCudaGraphs:
         """Load a local model directory or hub id (hub ids only from the local cache unless allow_download).
 
-        frame_options, codec_stream, runaway: as for the constructor (core.py). kwargs go to
+        max_seq_len (None: 2048), use_cuda_graphs (None: on), frame_options, codec_stream, runaway: as for
+        the constructor (core.py). kwargs go to
         `qwen_tts.Qwen3TTSModel.from_pretrained` (e.g. attn_implementation, cache_dir, revision).
         """
         tts = load_qwen_tts(model_name, device=device, dtype=dtype, allow_download=allow_download, **kwargs)
@@ -79,7 +81,7 @@ class Qwen3TTSCudaGraphs(SpeechEngine):
             allow_download=allow_download,
             codec_stream=codec_stream,
             runaway=runaway,
-            **(frame_options or {}),
+            frame_options=frame_options,
         )
         engine.source = str(model_name)
         return engine

@@ -3,7 +3,7 @@
 `IncrementalTokenizer(tokenizer).feed(piece)` returns the text token ids that no later text can change;
 `finish()` returns the rest once the text has ended. For any split of a text into pieces, everything they
 return, concatenated, is exactly qwen-tts's text tokens of the whole text:
-`tokenizer(assistant_text(text))["input_ids"][3:-5]` (decode/prefill.py).
+`tokenizer(assistant_text(text))["input_ids"][3:-5]` (frame/prefill.py).
 
 Why a token can be committed (Qwen2's fast tokenizer, the one qwen-tts's processor carries): the string is
 first split at added tokens (<|im_start|>, ..., and any other added token, matched leftmost-longest on the
@@ -36,7 +36,7 @@ import json
 import re
 import unicodedata
 
-from .decode.prefill import assistant_text
+from .frame.prefill import assistant_text
 
 ROLE_TOKENS = 3  # qwen-tts takes the text tokens of assistant_text(text) as ids[3:-5]
 END_TOKENS = 5

@@ -30,7 +30,7 @@ def synthesis_status(  # fmt: skip
 ) -> DiagnosticStatus:
     """One status "<node>: synthesis": OK when active and healthy, WARN when not active, ERROR on failure
     (configure_error: why the last configure failed, "" once one succeeded; reported until then).
-    counters: tts/text's (text_input.py); stream_counters: tts/text_stream's (text_streams.COUNTERS), each
+    counters: tts/text's (text_input.py); stream_counters: tts/text_stream's (stream_assembly.COUNTERS), each
     published as stream_<name>."""
     if configure_error:
         level, message = DiagnosticStatus.ERROR, f"configure failed: {configure_error}"
@@ -48,6 +48,7 @@ def synthesis_status(  # fmt: skip
         ("mode", stats.mode),
         ("device", stats.device),
         ("dtype", stats.dtype),
+        ("frame_path", stats.frame_path),
         ("cuda_graphs_captured", bool(stats.cuda_graphs_captured)),
         ("capture_time_s", float(stats.capture_time_s)),
         ("time_to_first_audio_ms_p50", float(stats.ttfa_p50_ms)),

@@ -63,8 +63,10 @@ class LoadedModel:
         model, device = engine.source, str(engine.device)
         dtype_name = str(engine.dtype).removeprefix("torch.")
         self.engine = engine
+        frame_path = engine.capture_report().frame_path_reason
         self._log.info(
-            f"weights loaded in {time.monotonic() - t0:.1f} s ({device} {dtype_name}); preparing the voice"
+            f"weights loaded in {time.monotonic() - t0:.1f} s ({device} {dtype_name}, "
+            f"frame path {frame_path}); preparing the voice"
         )
         try:
             self.request_fields = self._voice(engine, cfg)
@@ -78,6 +80,7 @@ class LoadedModel:
         with self._lock:
             st = self._stats
             st.device, st.dtype, st.model, st.mode = device, dtype_name, model, self.request_fields["mode"]
+            st.frame_path = frame_path
             st.cuda_graphs_captured, st.capture_time_s = False, 0.0
         self.record_memory()
         return (
@@ -185,12 +188,11 @@ class LoadedModel:
         cfg, engine = self.cfg.engine, self.engine
         if not (cfg.use_cuda_graphs and engine.device.type == "cuda"):
             return  # nothing to capture on a CPU (or with use_cuda_graphs false)
-        from qwen3_tts_ros.engine.decode.compile import compile_available
-
+        report = engine.capture_report()
         buckets = [b for b in cfg.prefill_buckets if b > 0]
         what = "the decode step" + (f" and {len(buckets)} prefill buckets {buckets}" if buckets else "")
-        if cfg.fused_kernels:
+        if report.frame_path == "fused-triton":
             what += "; fused Triton kernels compile first (about 20 s on a first run, ~1 s from the cache)"
-        elif cfg.compile and compile_available(engine.device):
+        elif report.frame_path == "compiled":
             what += "; torch.compile first (a minute or more on a first run, seconds from the kernel cache)"
         self._log.info(f"capturing CUDA graphs: {what}")

@@ -17,7 +17,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 from qwen3_tts_ros.engine.audio.pcm import PCM_FORMATS
 from qwen3_tts_ros.engine.checkpoints.loading import check_device_name
-from qwen3_tts_ros.engine.decode.frame_generator import check_prefill_buckets
+from qwen3_tts_ros.engine.frame.options import check_prefill_buckets
 from qwen3_tts_ros.engine.types import SAMPLING_RULES, RunawayGuard, SamplingParams
 from qwen3_tts_ros.node.settings import (
     MODEL_DEFAULT_FLOAT,

@@ -1,8 +1,8 @@
-"""Text streams in: TextChunk messages on tts/text_stream -> text_streams.TextStreams (the assembly rules) ->
-one QueuedText per stream whose one segment is an engine TextFeed, so the worker speaks the stream as one
+"""Text streams in: TextChunk messages on tts/text_stream -> stream_assembly.TextStreams (the assembly rules)
+-> one QueuedText per stream whose one segment is an engine TextFeed, so the worker speaks the stream as one
 utterance while its chunks are still arriving. Runs on executor threads (the chunk callback, in the same
-mutually exclusive group as tts/text so that both are taken in arrival order; the timeout check); the
-worker thread only reads the feed and tells the stream's observer when the utterance is over."""
+mutually exclusive group as tts/text so that both are taken in arrival order; the timeout check); the worker
+thread only reads the feed and tells the stream's observer when the utterance is over."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from qwen3_tts_ros.engine.text_feed import TextFeed
 from qwen3_tts_ros.msg import TextChunk
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.settings import utterance_settings
+from qwen3_tts_ros.node.stream_assembly import StreamLimits, TextStreams
 from qwen3_tts_ros.node.text_input import LOG_THROTTLE_S, TextInput, escape
-from qwen3_tts_ros.node.text_streams import StreamLimits, TextStreams
 from qwen3_tts_ros.node.worker_types import QueuedText
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ def remove_control_characters(text: str) -> str:
     """Control characters (NUL, BEL, ESC, ... C0/C1) carry no speech and would reach the tokenizer as bytes:
     white-space ones (tab, newline, ...) become spaces, the others are removed. Format characters (zero-width
     joiner in emoji sequences, ...) are kept. Character by character, so a text cleaned in pieces equals the
-    text cleaned whole (text_streams.py)."""
+    text cleaned whole (stream_assembly.py)."""
     if text.isprintable():
         return text
     return "".join(" " if c.isspace() else c for c in text if c.isspace() or unicodedata.category(c) != "Cc")

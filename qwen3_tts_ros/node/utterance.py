@@ -8,10 +8,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
+from qwen3_tts_ros.engine.stats import Summary
 from qwen3_tts_ros.node.loaded_model import LoadedModel
-from qwen3_tts_ros.node.worker_stats import percentile
 from qwen3_tts_ros.node.worker_types import Logger, QueuedText, Segment, Sink
 
 
@@ -79,7 +77,7 @@ def speak(
     interrupted = (
         queued.cancel.is_set() or bool(error) or (stats is not None and stats.stopped_by == "cancelled")
     )
-    frame_ms = list(stats.frame_ms) if stats is not None else []
+    frame_ms = Summary.of(stats.frame_ms if stats is not None else ())
     synthesis_s = t_end - t_start
     audio_s = out_samples / sample_rate
     ttfa_ms = ((first_published - t_start) * 1e3) if first_published else 0.0
@@ -102,10 +100,10 @@ def speak(
         audio_seconds=audio_s,
         synthesis_seconds=synthesis_s,
         real_time_factor=audio_s / synthesis_s if synthesis_s > 0 else 0.0,
-        frame_ms_mean=float(np.mean(frame_ms)) if frame_ms else 0.0,
-        frame_ms_p50=percentile(frame_ms, 50),
-        frame_ms_p95=percentile(frame_ms, 95),
-        frame_ms_max=float(max(frame_ms)) if frame_ms else 0.0,
+        frame_ms_mean=frame_ms.mean,
+        frame_ms_p50=frame_ms.p50,
+        frame_ms_p95=frame_ms.p95,
+        frame_ms_max=frame_ms.max,
         decode_ms_total=stats.decode_ms_total if stats is not None else 0.0,
         interrupted=interrupted,
         error=error or ("stopped" if interrupted else ""),

@@ -6,13 +6,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 
-import numpy as np
+from qwen3_tts_ros.engine.stats import percentile
 
 TTFA_WINDOW = 200  # utterances kept for the p50/p95 of time to first audio
-
-
-def percentile(values, q: float) -> float:
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else 0.0
 
 
 def _window(values) -> collections.deque:
@@ -34,6 +30,7 @@ class WorkerStats:
     gpu_memory_allocated_mb: float = 0.0
     device: str = ""
     dtype: str = ""
+    frame_path: str = ""  # the engine's frame path and why it was chosen (frame/paths.py)
     model: str = ""
     mode: str = ""
     last_error: str = ""

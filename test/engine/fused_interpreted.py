@@ -19,9 +19,10 @@ import torch  # noqa: E402
 
 from bench.gpu_parity import build_model, cast, synthetic_prefill  # noqa: E402
 from bench.teacher_forced import random_codes, run_teacher_forced  # noqa: E402
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator  # noqa: E402
-from qwen3_tts_ros.engine.decode.fused_frame import FusedFrame  # noqa: E402
-from qwen3_tts_ros.engine.decode.sampling import choose_token  # noqa: E402
+from qwen3_tts_ros.engine.frame.fused_triton import FusedTritonFrame  # noqa: E402
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator  # noqa: E402
+from qwen3_tts_ros.engine.frame.options import FrameOptions  # noqa: E402
+from qwen3_tts_ros.engine.frame.sampling import choose_token  # noqa: E402
 from qwen3_tts_ros.engine.types import SamplingParams  # noqa: E402
 
 
@@ -35,10 +36,11 @@ def greedy_frames(size: str, dtype_name: str, frames: int, prompt_len: int) -> d
     )
     codes = {}
     for fused in (False, True):
-        generator = FrameGenerator(model, max_seq_len=64, fused=fused, compile=False)
+        path = "fused-triton" if fused else "eager"
+        generator = FrameGenerator(model, FrameOptions(max_seq_len=64, path=path))
         codes[fused] = torch.stack(list(generator.generate(prefill, sampling))).tolist()
         if fused:
-            splits = generator._fused_frame.talker_stack.splits
+            splits = generator.path.talker_stack.splits
     return dict(size=size, dtype=dtype_name, prompt_len=prompt_len, talker_splits=splits,
                 reference=codes[False], fused=codes[True])  # fmt: skip
 
@@ -47,14 +49,14 @@ def sampler_cases(n: int) -> list[dict]:
     """The fused sampler against sampling.py's choose_token (+ process_scores for the talker) on the same
     logits and the same Exp(1) noise: the chosen ids must be the same."""
     model = build_model("0b6", tiny=True, device="cpu")
-    generator = FrameGenerator(model, max_seq_len=64, fused=True, compile=False)
-    fused: FusedFrame = generator._fused_frame
+    generator = FrameGenerator(model, FrameOptions(max_seq_len=64, path="fused-triton"))
+    fused: FusedTritonFrame = generator.path
     rng = random.Random(7)
     code_embedding = model.talker.code_predictor.model.codec_embedding[0].weight
     out = []
     for case in range(n):
         talker = case % 2 == 0
-        sampler = generator.talker_sampler if talker else generator.code_sampler
+        sampler = generator.state.talker_sampler if talker else generator.state.code_sampler
         vocab = fused.talker_vocab if talker else fused.cp_vocab
         params = SamplingParams(
             do_sample=rng.random() < 0.8,
@@ -87,7 +89,7 @@ def sampler_cases(n: int) -> list[dict]:
         expected = int(choose_token(scores, warper.do_sample, t.value, t.reciprocal, warper.top_k,
                                     warper.one_minus_top_p, noise[None]))  # fmt: skip
         code = torch.zeros(1, dtype=torch.long)
-        fused._sample(generator, logits.clone(), noise, code, warper, talker=talker,
+        fused._sample(logits.clone(), noise, code, warper, talker=talker,
                       embedding=None if talker else code_embedding)  # fmt: skip
         rec = dict(case=case, talker=talker, params=params.__dict__, expected=expected, got=int(code))
         if talker:

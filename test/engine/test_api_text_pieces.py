@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 @pytest.fixture(scope="module")
 def engines(tiny_custom_voice_tts_f64, tiny_base_tts_f64, tiny_voice_design_tts_f64):
     # Room for the texts here in one piece: under half the token budget a stream is never cut
-    # (text_stream.py), and the whole text is not split either.
+    # (streamed_text.py), and the whole text is not split either.
     return {
         "custom_voice": Qwen3TTSCudaGraphs(tiny_custom_voice_tts_f64, max_seq_len=1024),
         "base": Qwen3TTSCudaGraphs(tiny_base_tts_f64, max_seq_len=1024),

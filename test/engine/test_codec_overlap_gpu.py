@@ -31,8 +31,9 @@ from qwen3_tts_ros.engine import Qwen3TTSCudaGraphs
 from qwen3_tts_ros.engine.audio.causal_codec import CausalCodecDecoder
 from qwen3_tts_ros.engine.checkpoints.loading import load_qwen_tts
 from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import random_speech_decoder
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator
-from qwen3_tts_ros.engine.decode.prefill import build_prefill
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator
+from qwen3_tts_ros.engine.frame.options import FrameOptions
+from qwen3_tts_ros.engine.frame.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SAMPLES_PER_FRAME, SamplingParams, StreamStats
 
 GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=32)
@@ -162,7 +163,8 @@ def test_codec_on_its_own_stream(no_tf32):
 def test_frames_on_a_consumer_stream(cuda_tts, launch_ahead, frames_per_replay):
     prefills = [build_prefill(cuda_tts.model, cuda_tts.processor, r) for r in (LONG_REQUEST, EOS_REQUEST)]
     generator = FrameGenerator(
-        cuda_tts.model, max_seq_len=256, launch_ahead=launch_ahead, frames_per_replay=frames_per_replay
+        cuda_tts.model,
+        FrameOptions(max_seq_len=256, launch_ahead=launch_ahead, frames_per_replay=frames_per_replay),
     )
     consumer = torch.cuda.Stream()
     for prefill in prefills + prefills:

@@ -8,8 +8,9 @@ FrameGenerator with the same settings. The default repetition penalty (1.05) is 
 import pytest
 import torch
 
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator
-from qwen3_tts_ros.engine.decode.prefill import build_prefill
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator
+from qwen3_tts_ros.engine.frame.options import FrameOptions
+from qwen3_tts_ros.engine.frame.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest, StreamStats, VoicePrompt
 
 MAX_NEW_TOKENS = 32
@@ -35,7 +36,7 @@ def qwen_tts_codes(tts, call):
 
 
 def our_codes(tts, request, max_seq_len=512):
-    generator = FrameGenerator(tts.model, max_seq_len=max_seq_len)
+    generator = FrameGenerator(tts.model, FrameOptions(max_seq_len=max_seq_len))
     stats = StreamStats()
     frames = list(
         generator.generate(build_prefill(tts.model, tts.processor, request), request.sampling, stats=stats)

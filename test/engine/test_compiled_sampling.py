@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 
-from qwen3_tts_ros.engine.decode.compile import sampling_functions
-from qwen3_tts_ros.engine.decode.sampling import EAGER_SAMPLING, TalkerSampler
+from qwen3_tts_ros.engine.frame.compile import sampling_functions
+from qwen3_tts_ros.engine.frame.sampling import EAGER_SAMPLING, TalkerSampler
 from qwen3_tts_ros.engine.types import SamplingParams
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,

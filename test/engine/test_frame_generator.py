@@ -6,8 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator
-from qwen3_tts_ros.engine.decode.prefill import build_prefill
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator
+from qwen3_tts_ros.engine.frame.options import FrameOptions
+from qwen3_tts_ros.engine.frame.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SamplingParams, SpeechRequest, StreamStats
 
 GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=30)
@@ -42,7 +43,7 @@ def run(generator, prefill, sampling, **kw):
 
 def test_frames_and_stats(setup):
     tts, prefill = setup
-    generator = FrameGenerator(tts.model, max_seq_len=256)
+    generator = FrameGenerator(tts.model, FrameOptions(max_seq_len=256))
     assert generator.capture() == 0.0  # CPU: eager
     frames, stats = run(generator, prefill, GREEDY)
     assert len(frames) == GREEDY.max_new_tokens - 1 and stats.stopped_by == "max_new_tokens"
@@ -58,7 +59,9 @@ def test_frames_and_stats(setup):
 def test_max_new_tokens_one_gives_no_frame(setup):
     tts, prefill = setup
     frames, stats = run(
-        FrameGenerator(tts.model, max_seq_len=256), prefill, SamplingParams(do_sample=False, max_new_tokens=1)
+        FrameGenerator(tts.model, FrameOptions(max_seq_len=256)),
+        prefill,
+        SamplingParams(do_sample=False, max_new_tokens=1),
     )
     assert frames == [] and stats.stopped_by == "max_new_tokens"
 
@@ -66,13 +69,13 @@ def test_max_new_tokens_one_gives_no_frame(setup):
 def test_max_seq_len(setup):
     tts, prefill = setup
     prompt_len = prefill.inputs_embeds.shape[1]
-    generator = FrameGenerator(tts.model, max_seq_len=prompt_len + 5)
+    generator = FrameGenerator(tts.model, FrameOptions(max_seq_len=prompt_len + 5))
     frames, stats = run(generator, prefill, GREEDY)
     assert stats.stopped_by == "max_seq_len" and len(frames) == 6  # positions prompt_len..+4 feed frames 2..6
-    full, _ = run(FrameGenerator(tts.model, max_seq_len=256), prefill, GREEDY)
+    full, _ = run(FrameGenerator(tts.model, FrameOptions(max_seq_len=256)), prefill, GREEDY)
     assert all(torch.equal(a, b) for a, b in zip(frames, full))
     with pytest.raises(ValueError, match="max_seq_len"):
-        FrameGenerator(tts.model, max_seq_len=prompt_len - 1).generate(prefill, GREEDY)
+        FrameGenerator(tts.model, FrameOptions(max_seq_len=prompt_len - 1)).generate(prefill, GREEDY)
 
 
 def test_cancel(setup):
@@ -80,7 +83,7 @@ def test_cancel(setup):
     cancel = threading.Event()
     stats = StreamStats()
     frames = []
-    for frame in FrameGenerator(tts.model, max_seq_len=256).generate(
+    for frame in FrameGenerator(tts.model, FrameOptions(max_seq_len=256)).generate(
         prefill, GREEDY, cancel=cancel, stats=stats
     ):
         frames.append(frame)
@@ -91,7 +94,7 @@ def test_cancel(setup):
 
 def test_one_stream_at_a_time(setup):
     tts, prefill = setup
-    generator = FrameGenerator(tts.model, max_seq_len=256)
+    generator = FrameGenerator(tts.model, FrameOptions(max_seq_len=256))
     first = generator.generate(prefill, GREEDY)
     next(first)
     with pytest.raises(RuntimeError, match="already generating"):
@@ -102,7 +105,7 @@ def test_one_stream_at_a_time(setup):
 
 def test_sampling_seeded(setup):
     tts, prefill = setup
-    generator = FrameGenerator(tts.model, max_seq_len=256)
+    generator = FrameGenerator(tts.model, FrameOptions(max_seq_len=256))
     sampling = SamplingParams(max_new_tokens=30)  # qwen-tts defaults: sampling on, top-k 50, T 0.9
     torch.manual_seed(3)
     a, _ = run(generator, prefill, sampling)
@@ -119,9 +122,9 @@ def test_talker_prefill_matches_module(tiny_custom_voice_tts_f64):
     rounding (~1e-16 relative per operation); 1e-10 is far above that and far below any real difference."""
     tts = tiny_custom_voice_tts_f64
     prefill = build_prefill(tts.model, tts.processor, LONG_REQUEST)
-    generator = FrameGenerator(tts.model, max_seq_len=256)
+    generator = FrameGenerator(tts.model, FrameOptions(max_seq_len=256))
     with torch.no_grad():
-        ours, _ = generator.talker.prefill(prefill.inputs_embeds)
+        ours, _ = generator.state.talker.prefill(prefill.inputs_embeds)
         ref = tts.model.talker.model(inputs_embeds=prefill.inputs_embeds, use_cache=False).last_hidden_state
     assert ours.dtype == torch.float64
     torch.testing.assert_close(ours, ref[:, -1:], rtol=1e-10, atol=1e-10)
@@ -145,9 +148,12 @@ def test_pipelined_frames_equal_one_by_one(setup, eos_prefill, launch_ahead, fra
     past EOS never handed out, and nothing they computed leaks into the next utterance."""
     tts, prefill = setup
     prompt_len = prefill.inputs_embeds.shape[1]
-    plain = FrameGenerator(tts.model, max_seq_len=prompt_len + 9)
+    plain = FrameGenerator(tts.model, FrameOptions(max_seq_len=prompt_len + 9))
     piped = FrameGenerator(
-        tts.model, max_seq_len=prompt_len + 9, launch_ahead=launch_ahead, frames_per_replay=frames_per_replay
+        tts.model,
+        FrameOptions(
+            max_seq_len=prompt_len + 9, launch_ahead=launch_ahead, frames_per_replay=frames_per_replay
+        ),
     )
     cases = [
         (eos_prefill, GREEDY_32, "eos"),
@@ -161,15 +167,15 @@ def test_pipelined_frames_equal_one_by_one(setup, eos_prefill, launch_ahead, fra
         assert expected_stats.stopped_by == stats.stopped_by == stopped_by
         assert len(got) == len(expected) == stats.frames == len(stats.frame_ms)
         assert all(torch.equal(a, b) for a, b in zip(got, expected))
-        assert all(int(f[0]) != piped.eos_token_id for f in got)
+        assert all(int(f[0]) != piped.state.eos_token_id for f in got)
     assert len(run(plain, eos_prefill, GREEDY_32)[0]) == 8
 
 
 @pytest.mark.usefixtures("torch_single_thread")
 def test_pipelined_cancel_and_close(setup):
     tts, prefill = setup
-    generator = FrameGenerator(tts.model, max_seq_len=256, launch_ahead=3, frames_per_replay=2)
-    expected, _ = run(FrameGenerator(tts.model, max_seq_len=256), prefill, GREEDY)
+    generator = FrameGenerator(tts.model, FrameOptions(max_seq_len=256, launch_ahead=3, frames_per_replay=2))
+    expected, _ = run(FrameGenerator(tts.model, FrameOptions(max_seq_len=256)), prefill, GREEDY)
     cancel = threading.Event()
     stats = StreamStats()
     frames = []
@@ -199,14 +205,16 @@ def test_prefill_buckets(setup):
     long_len, short_len = prefill.inputs_embeds.shape[1], short_prefill.inputs_embeds.shape[1]
     assert short_len < long_len
     sampling = GREEDY_32
-    plain = FrameGenerator(tts.model, max_seq_len=256)
-    bucketed = FrameGenerator(tts.model, max_seq_len=256, prefill_buckets=(short_len - 1, long_len + 3))
+    plain = FrameGenerator(tts.model, FrameOptions(max_seq_len=256))
+    bucketed = FrameGenerator(
+        tts.model, FrameOptions(max_seq_len=256, prefill_buckets=(short_len - 1, long_len + 3))
+    )
     for case_prefill in (prefill, short_prefill, prefill):  # the short prompt runs over the long one's rows
         expected, expected_stats = run(plain, case_prefill, sampling)
         got, stats = run(bucketed, case_prefill, sampling)
         assert stats.stopped_by == expected_stats.stopped_by
         assert len(got) == len(expected) and all(torch.equal(a, b) for a, b in zip(got, expected))
-    too_long = FrameGenerator(tts.model, max_seq_len=256, prefill_buckets=(short_len - 1,))
+    too_long = FrameGenerator(tts.model, FrameOptions(max_seq_len=256, prefill_buckets=(short_len - 1,)))
     got, _ = run(too_long, short_prefill, sampling)
     assert all(torch.equal(a, b) for a, b in zip(got, run(plain, short_prefill, sampling)[0]))
 
@@ -214,10 +222,11 @@ def test_prefill_buckets(setup):
 def test_pipeline_settings_checked(setup):
     tts, _ = setup
     with pytest.raises(ValueError, match="launch_ahead"):
-        FrameGenerator(tts.model, max_seq_len=64, launch_ahead=0)
+        FrameGenerator(tts.model, FrameOptions(max_seq_len=64, launch_ahead=0))
     with pytest.raises(ValueError, match="frames_per_replay"):
-        FrameGenerator(tts.model, max_seq_len=64, frames_per_replay=0)
+        FrameGenerator(tts.model, FrameOptions(max_seq_len=64, frames_per_replay=0))
     with pytest.raises(ValueError, match="prefill_buckets"):
-        FrameGenerator(tts.model, max_seq_len=64, prefill_buckets=(32, 128))
-    assert FrameGenerator(tts.model, max_seq_len=64).launch_ahead == 1  # CPU: nothing to overlap
+        FrameGenerator(tts.model, FrameOptions(max_seq_len=64, prefill_buckets=(32, 128)))
+    on_cpu = FrameGenerator(tts.model, FrameOptions(max_seq_len=64))
+    assert on_cpu.launch_ahead == 1  # CPU: nothing to overlap
 

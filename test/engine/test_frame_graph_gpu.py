@@ -12,8 +12,9 @@ import pytest
 import torch
 from test_frame_generator import EOS_REQUEST, LONG_REQUEST  # the same two utterances as on CPU
 
-from qwen3_tts_ros.engine.decode.frame_generator import SUGGESTED_PREFILL_BUCKETS, FrameGenerator
-from qwen3_tts_ros.engine.decode.prefill import build_prefill
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator
+from qwen3_tts_ros.engine.frame.options import SUGGESTED_PREFILL_BUCKETS, FrameOptions
+from qwen3_tts_ros.engine.frame.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SamplingParams, StreamStats
 
 pytestmark = pytest.mark.gpu
@@ -52,9 +53,10 @@ def test_tiny_graph_equals_eager(cuda_tiny, launch_ahead, frames_per_replay):
     model, prefills = cuda_tiny
     prompt_len = prefills["long"].inputs_embeds.shape[1]
     max_seq_len = prompt_len + 20  # "long" can reach max_seq_len (21 frames); "eos" ends by EOS on CPU
-    eager = FrameGenerator(model, max_seq_len=max_seq_len, use_cuda_graphs=False)
+    eager = FrameGenerator(model, FrameOptions(max_seq_len=max_seq_len, use_cuda_graphs=False))
     graphs = FrameGenerator(
-        model, max_seq_len=max_seq_len, launch_ahead=launch_ahead, frames_per_replay=frames_per_replay
+        model,
+        FrameOptions(max_seq_len=max_seq_len, launch_ahead=launch_ahead, frames_per_replay=frames_per_replay),
     )
     assert graphs.capture() > 0 and graphs.capture() == 0.0
     for name in ("eos", "long", "eos", "long"):  # twice: the second runs after frames past a stop
@@ -71,11 +73,11 @@ def test_tiny_graph_equals_eager(cuda_tiny, launch_ahead, frames_per_replay):
 def test_tiny_eos_discards_frames_launched_past_it(cuda_tiny):
     """With 4 replays of 4 frames in flight the EOS frame is found among frames launched well ahead."""
     model, prefills = cuda_tiny
-    eager = FrameGenerator(model, max_seq_len=256, use_cuda_graphs=False)
+    eager = FrameGenerator(model, FrameOptions(max_seq_len=256, use_cuda_graphs=False))
     expected, expected_stats = run(eager, prefills["eos"], GREEDY)
     if expected_stats.stopped_by != "eos":
         pytest.skip(f"no EOS within {GREEDY.max_new_tokens} frames on this GPU's eager path")
-    generator = FrameGenerator(model, max_seq_len=256, launch_ahead=4, frames_per_replay=4)
+    generator = FrameGenerator(model, FrameOptions(max_seq_len=256, launch_ahead=4, frames_per_replay=4))
     got, stats = run(generator, prefills["eos"], GREEDY)
     assert stats.stopped_by == "eos" and torch.equal(got, expected)
     # The frames computed past EOS do not leak into the next utterance.
@@ -86,7 +88,7 @@ def test_tiny_eos_discards_frames_launched_past_it(cuda_tiny):
 
 def test_tiny_cancel_and_close(cuda_tiny):
     model, prefills = cuda_tiny
-    generator = FrameGenerator(model, max_seq_len=256, launch_ahead=4)
+    generator = FrameGenerator(model, FrameOptions(max_seq_len=256, launch_ahead=4))
     expected, _ = run(generator, prefills["long"], GREEDY)
     cancel = threading.Event()
     stats = StreamStats()
@@ -106,7 +108,7 @@ def test_tiny_cancel_and_close(cuda_tiny):
 
 def test_tiny_sampling_reproducible(cuda_tiny):
     model, prefills = cuda_tiny
-    generator = FrameGenerator(model, max_seq_len=256, launch_ahead=2)
+    generator = FrameGenerator(model, FrameOptions(max_seq_len=256, launch_ahead=2))
     sampling = SamplingParams(max_new_tokens=30)  # qwen-tts defaults: sampling on, top-k 50, T 0.9
     torch.manual_seed(3)
     a, _ = run(generator, prefills["long"], sampling)
@@ -122,9 +124,9 @@ def test_tiny_prefill_buckets_graph_equals_eager(cuda_tiny):
     and reported by bench/framegraph_smoke.py; on CPU test_frame_generator.py asserts it."""
     model, prefills = cuda_tiny
     buckets = dict(prefill_buckets=SUGGESTED_PREFILL_BUCKETS[:3])
-    eager = FrameGenerator(model, max_seq_len=256, use_cuda_graphs=False, **buckets)
-    graphs = FrameGenerator(model, max_seq_len=256, **buckets)
-    plain = FrameGenerator(model, max_seq_len=256)
+    eager = FrameGenerator(model, FrameOptions(max_seq_len=256, use_cuda_graphs=False, **buckets))
+    graphs = FrameGenerator(model, FrameOptions(max_seq_len=256, **buckets))
+    plain = FrameGenerator(model, FrameOptions(max_seq_len=256))
     assert graphs.capture() > 0
     for name in ("long", "eos", "long"):  # later prompts run over earlier ones' rows in the bucket
         expected, _ = run(eager, prefills[name], GREEDY)
@@ -150,11 +152,13 @@ def test_full_size_graph_equals_eager():
     sampling = SamplingParams(
         do_sample=False, subtalker_dosample=False, max_new_tokens=41, min_new_tokens=41
     )
-    expected, _ = run(FrameGenerator(model, max_seq_len=256, use_cuda_graphs=False), prefill, sampling)
+    eager = FrameGenerator(model, FrameOptions(max_seq_len=256, use_cuda_graphs=False))
+    expected, _ = run(eager, prefill, sampling)
     assert expected.shape == (40, 16)
     for launch_ahead, frames_per_replay in [(1, 1), (3, 1), (2, 2)]:
         generator = FrameGenerator(
-            model, max_seq_len=256, launch_ahead=launch_ahead, frames_per_replay=frames_per_replay
+            model,
+            FrameOptions(max_seq_len=256, launch_ahead=launch_ahead, frames_per_replay=frames_per_replay),
         )
         got, stats = run(generator, prefill, sampling)
         median_ms = sorted(stats.frame_ms)[len(stats.frame_ms) // 2]
@@ -169,8 +173,8 @@ def test_full_size_graph_equals_eager():
 def test_tiny_uncompiled_graph_equals_eager(cuda_tiny):
     """Without torch.compile (e.g. no Triton on the device): graph replay == the uncompiled eager path."""
     model, prefills = cuda_tiny
-    eager = FrameGenerator(model, max_seq_len=256, use_cuda_graphs=False, compile=False)
-    graphs = FrameGenerator(model, max_seq_len=256, launch_ahead=2, compile=False)
+    eager = FrameGenerator(model, FrameOptions(max_seq_len=256, use_cuda_graphs=False, path="eager"))
+    graphs = FrameGenerator(model, FrameOptions(max_seq_len=256, launch_ahead=2, path="eager"))
     for name in ("long", "eos"):
         expected, _ = run(eager, prefills[name], GREEDY)
         got, _ = run(graphs, prefills[name], GREEDY)

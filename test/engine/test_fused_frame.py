@@ -1,4 +1,4 @@
-"""The fused Triton frame (fused_frame.py) gives the reference frame's codes and choices, on CPU under
+"""The fused Triton frame (fused_triton.py) gives the reference frame's codes and choices, on CPU under
 Triton's interpreter (fused_interpreted.py, in a child process)."""
 
 import json
@@ -9,7 +9,9 @@ import sys
 import pytest
 import torch
 
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator
+from qwen3_tts_ros.engine.errors import EngineConfigError
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator
+from qwen3_tts_ros.engine.frame.options import FrameOptions
 
 triton = pytest.importorskip("triton")
 if int(triton.__version__.split(".")[0]) < 3:
@@ -67,11 +69,13 @@ def test_forced_logits_of_the_fused_frame_equal_qwen_tts_in_float64(interpreted)
 
 def test_fused_needs_triton_on_the_device(tiny_custom_voice_tts):
     """Asked for explicitly where it cannot run (CPU without the interpreter): a clear error, not a
-    silent fallback; None (the default) picks the reference frame there."""
+    silent fallback; "auto" (the default) picks the eager reference frame there."""
     if os.environ.get("TRITON_INTERPRET") == "1":
         pytest.skip("this process runs the interpreter")
     model = tiny_custom_voice_tts.model
-    with pytest.raises(ValueError, match="fused kernels need CUDA with Triton"):
-        FrameGenerator(model, max_seq_len=64, fused=True)
-    assert FrameGenerator(model, max_seq_len=64).fused is False
-    assert torch.device("cpu") == FrameGenerator(model, max_seq_len=64).device
+    refused = r"^frame path 'fused-triton' cannot run on cpu: "
+    refused += r"needs CUDA with Triton >= 3 .*, and the device is cpu$"
+    with pytest.raises(EngineConfigError, match=refused):
+        FrameGenerator(model, FrameOptions(max_seq_len=64, path="fused-triton"))
+    generator = FrameGenerator(model, FrameOptions(max_seq_len=64))
+    assert (generator.path.name, generator.device) == ("eager", torch.device("cpu"))

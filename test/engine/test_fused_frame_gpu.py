@@ -8,8 +8,9 @@ import pytest
 import torch
 from test_frame_generator import EOS_REQUEST, LONG_REQUEST
 
-from qwen3_tts_ros.engine.decode.frame_generator import FrameGenerator
-from qwen3_tts_ros.engine.decode.prefill import build_prefill
+from qwen3_tts_ros.engine.frame.generator import FrameGenerator
+from qwen3_tts_ros.engine.frame.options import FrameOptions
+from qwen3_tts_ros.engine.frame.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SamplingParams, StreamStats
 
 GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=30)
@@ -35,8 +36,8 @@ def test_fused_graphs_give_the_reference_codes(cuda_f64, launch_ahead, frames_pe
     than the gaps between the top two logits of these runs)."""
     prefills = [build_prefill(cuda_f64.model, cuda_f64.processor, r) for r in (LONG_REQUEST, EOS_REQUEST)]
     options = dict(max_seq_len=256, launch_ahead=launch_ahead, frames_per_replay=frames_per_replay)
-    reference = FrameGenerator(cuda_f64.model, fused=False, **options)
-    fused = FrameGenerator(cuda_f64.model, fused=True, **options)
+    reference = FrameGenerator(cuda_f64.model, FrameOptions(**options))
+    fused = FrameGenerator(cuda_f64.model, FrameOptions(path="fused-triton", **options))
     consumer = torch.cuda.Stream()
     for prefill in prefills + prefills:
         expected, expected_stop = codes(reference, prefill, GREEDY)
@@ -48,7 +49,7 @@ def test_fused_graphs_give_the_reference_codes(cuda_f64, launch_ahead, frames_pe
 @pytest.mark.gpu
 def test_fused_sampling_is_seeded_and_valid(cuda_f64):
     prefill = build_prefill(cuda_f64.model, cuda_f64.processor, LONG_REQUEST)
-    generator = FrameGenerator(cuda_f64.model, max_seq_len=256, fused=True)
+    generator = FrameGenerator(cuda_f64.model, FrameOptions(max_seq_len=256, path="fused-triton"))
     torch.manual_seed(3)
     first, _ = codes(generator, prefill, SAMPLED)
     torch.manual_seed(3)
@@ -64,7 +65,9 @@ def test_captures_after_dropped_generators(cuda_f64):
     prefill = build_prefill(cuda_f64.model, cuda_f64.processor, EOS_REQUEST)
     expected = None
     for _ in range(4):
-        generator = FrameGenerator(cuda_f64.model, max_seq_len=256, frames_per_replay=2, fused=True)
+        generator = FrameGenerator(
+            cuda_f64.model, FrameOptions(max_seq_len=256, frames_per_replay=2, path="fused-triton")
+        )
         garbage = [generator]
         garbage.append(garbage)  # a cycle: only the cyclic GC frees it
         got = codes(generator, prefill, GREEDY)

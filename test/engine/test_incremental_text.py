@@ -15,7 +15,7 @@ import unicodedata
 import pytest
 
 from qwen3_tts_ros.engine.checkpoints.bpe_tokenizer import bpe_tokenizer
-from qwen3_tts_ros.engine.decode.prefill import assistant_text
+from qwen3_tts_ros.engine.frame.prefill import assistant_text
 from qwen3_tts_ros.engine.text_tokens import IncrementalTokenizer
 
 TEXTS = (
@@ -98,7 +98,7 @@ def tokenizer(request):
 
 
 def qwen_tts_text_tokens(tokenizer, text: str) -> list[int]:
-    """What qwen-tts (and decode/prefill.py) uses as the text tokens of `text`."""
+    """What qwen-tts (and frame/prefill.py) uses as the text tokens of `text`."""
     return qwen_tts_text_tokens_of(tokenizer, [text])[0]
 
 

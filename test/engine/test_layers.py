@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qwen3_tts_ros.engine.decode.layers import (
+from qwen3_tts_ros.engine.frame.layers import (
     apply_rope,
     causal_mask,
     grouped_query_attention,

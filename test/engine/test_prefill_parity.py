@@ -5,7 +5,7 @@ import torch
 
 from qwen3_tts_ros.engine.checkpoints.loading import load_qwen_tts
 from qwen3_tts_ros.engine.checkpoints.tiny_checkpoint import write_tiny_checkpoint
-from qwen3_tts_ros.engine.decode.prefill import build_prefill
+from qwen3_tts_ros.engine.frame.prefill import build_prefill
 from qwen3_tts_ros.engine.types import SpeechRequest, VoicePrompt
 from qwen3_tts_ros.engine.voice import ModelVoices
 

@@ -15,7 +15,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from qwen3_tts_ros.engine.decode.sampling import CodeSampler, TalkerSampler
+from qwen3_tts_ros.engine.frame.sampling import CodeSampler, TalkerSampler
 from qwen3_tts_ros.engine.types import SamplingParams
 
 VOCAB = 64 + 1024  # tiny talker: 64 audio codes + 1024 control ids

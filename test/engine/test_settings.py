@@ -107,12 +107,13 @@ def test_engine_config_refuses_what_it_cannot_use_once_with_one_message():
 def test_open_engine_loads_and_names_what_it_cannot_load(tiny_custom_voice_dir, tmp_path):
     engine = open_engine(EngineConfig(model=str(tiny_custom_voice_dir), device="cpu", max_seq_len=128))
     assert (engine.source, engine.device.type, engine.max_seq_len) == (str(tiny_custom_voice_dir), "cpu", 128)
-    assert engine.frame_generator.compiled is False  # CPU: nothing to compile
+    assert engine.capture_report().frame_path == "eager"  # CPU: nothing to compile
     engine.close()
     with pytest.raises(ModelLoadError, match=r"^cannot load model '.*nope': FileNotFoundError: model dir"):
         open_engine(EngineConfig(model=str(tmp_path / "nope"), device="cpu"))
     if os.environ.get("TRITON_INTERPRET") != "1":  # the fused frame runs on CPU only interpreted (tests)
-        refused = r"^fused_kernels needs CUDA with Triton >= 3, and the device is cpu$"
+        refused = r"^fused_kernels: frame path 'fused-triton' cannot run on cpu: "
+        refused += r"needs CUDA with Triton >= 3 .*, and the device is cpu$"
         with pytest.raises(EngineConfigError, match=refused):
             open_engine(EngineConfig(model=str(tiny_custom_voice_dir), device="cpu", fused_kernels=True))
     if not torch.cuda.is_available():

@@ -86,7 +86,7 @@ class RunningNode:
 
     def __init__(self, tmp_dir: pathlib.Path, overrides: dict, params_file: str | None = None,
                  env: dict | None = None):
-        from qwen3_tts_ros.node.client import NodeProcess, TtsClient
+        from qwen3_tts_ros.client import NodeProcess, TtsClient
 
         self.namespace = f"/t{uuid.uuid4().hex[:8]}"
         self.proc = NodeProcess(params_file=params_file, overrides=overrides, namespace=self.namespace,

@@ -25,7 +25,7 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 import qwen3_tts_ros  # noqa: E402
-from qwen3_tts_ros.node.client import TtsClient  # noqa: E402
+from qwen3_tts_ros.client import TtsClient  # noqa: E402
 from qwen3_tts_ros.node.tts_node import TtsNode  # noqa: E402
 from qwen3_tts_ros.node.worker_types import ModelReleased  # noqa: E402
 from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT  # noqa: E402
@@ -99,15 +99,15 @@ def in_process(tiny_custom_voice_checkpoint, base_overrides):
 def test_exception_inside_generation_ends_the_utterance_and_the_next_one_works(in_process, monkeypatch):
     client, worker = in_process.client, in_process.node._worker
     generator = worker.model.engine.frame_generator
-    real_replay, calls = generator._replay_unit, []
+    real_run, calls = generator.path.run, []
 
-    def failing_replay():  # the 4th frame of the next utterance fails like a CUDA kernel error would
+    def failing_run(index):  # the 4th frame of the next utterance fails like a CUDA kernel error would
         calls.append(1)
         if len(calls) == 4:
             raise RuntimeError("CUDA error: an illegal memory access was encountered (injected by the test)")
-        real_replay()
+        real_run(index)
 
-    monkeypatch.setattr(generator, "_replay_unit", failing_replay)
+    monkeypatch.setattr(generator.path, "run", failing_run)
     errors_before = int(client.status()["errors"])
     mark = client.mark()
     client.say("This utterance fails in the middle.")

@@ -82,6 +82,7 @@ def test_latency_message_and_diagnostics(node):
     assert float(status["rtf"]) == pytest.approx(lat.real_time_factor, rel=1e-2)
     assert float(status["ms_per_frame"]) > 0
     assert status["cuda_graphs_captured"] == "false"  # CPU
+    assert status["frame_path"].startswith("eager (auto on cpu: ")  # the chooser's pick and its reason
     assert float(status["gpu_memory_allocated_mb"]) == 0.0
     assert int(status["queue_depth"]) == 0
     for key in ("dropped", "rejected", "empty", "capture_time_s"):

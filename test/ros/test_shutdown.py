@@ -82,7 +82,7 @@ def test_start_up_logs_its_steps_and_keeps_import_banners_in_one_debug_line(
         assert "flash-attn" not in log and "SoX" not in log and "sox" not in log, log
     finally:
         assert node.close() == 0
-    from qwen3_tts_ros.node.client import NodeProcess
+    from qwen3_tts_ros.client import NodeProcess
 
     debug = NodeProcess(overrides={"autostart": False}, log_path=str(tmp_path / "debug.log"),
                         namespace="/debug_banner",

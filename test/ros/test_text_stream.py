@@ -1,7 +1,7 @@
 """tts/text_stream through a real node process over real DDS: a stream of TextChunk messages is spoken as one
 utterance while it is still being written; out-of-order chunks, gaps, duplicates, silence, bounds, the queue
-policy, stop and deactivate mid-stream (node/text_streams.py has the rules, test/engine/test_text_streams.py
-their unit tests).
+policy, stop and deactivate mid-stream (node/stream_assembly.py has the rules,
+test/engine/test_stream_assembly.py their unit tests).
 
 Streams that must still be speaking when the test acts ("live" streams) send a text that this greedy tiny
 checkpoint does not end (EOS) within its frames (the `live_text` fixture checks that), and no final chunk: the

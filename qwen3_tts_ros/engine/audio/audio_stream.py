@@ -28,6 +28,10 @@ from ..types import SAMPLE_RATE, SAMPLES_PER_FRAME, PcmChunk, Rule, StreamStats
 from .pcm import PCM_FORMATS, to_pcm
 
 CHUNK_FRAMES_RULE = Rule(int, 1)
+# The stream's chunking unless a call says otherwise (the warm-up included, so that it decodes the chunk
+# sizes a default stream does): the first chunk alone for the time to first audio, then 4 frames (320 ms).
+FIRST_CHUNK_FRAMES = 1
+CHUNK_FRAMES = 4
 
 
 def check_chunking(first_chunk_frames: int, chunk_frames: int, pcm_format: str) -> None:
@@ -84,7 +88,7 @@ def chunk_stream(
 
     try:
         for frame in frames:
-            if frame is None:  # generation waits for text (text_stream.py): hand out what there is
+            if frame is None:  # generation waits for text (streamed_text.py): hand out what there is
                 if pending and not (cancel is not None and cancel.is_set()):
                     yield make_chunk(is_final=False)
                 continue

@@ -88,6 +88,7 @@ class CausalCodecDecoder:
         self.use_cuda_graphs = use_cuda_graphs and self.device.type == "cuda"
         self.graph_frames = tuple(sorted(set(graph_frames) | {1}, reverse=True))  # 1: any length decomposes
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.graphs_captured = 0  # CUDA graphs captured so far (capture_report)
         self.owner: object | None = None
         self._frames_done = 0  # frames of the sequence processed so far (prefix included)
         self._segment_end = SEGMENT_FRAMES
@@ -266,7 +267,12 @@ class CausalCodecDecoder:
             for tensor, value in zip(self._state_tensors(), saved):
                 tensor.copy_(value)
             torch.cuda.synchronize(self.device)
+        self.graphs_captured += len(self._graphs)
         return time.perf_counter() - start
+
+    def graph_frames_captured(self) -> tuple[int, ...]:
+        """Chunk sizes (frames) with a captured graph."""
+        return tuple(sorted(self._graphs))
 
     def _run(self, codes: torch.Tensor) -> torch.Tensor:
         """(n, 16) codes inside one segment -> (n * 1920,) samples on the device."""

@@ -1,4 +1,4 @@
-"""Triton kernels of the fused decode step (fused_frame.py): batch 1, one or two positions per call.
+"""Triton kernels of the fused decode step (fused_triton.py): batch 1, one or two positions per call.
 
 Why: after torch.compile a frame was still ~1,834 kernels (BENCHMARKS.md), each a few microseconds of
 launch and tail inside the graph, so the kernel count, not the bytes read, set ms/frame. These kernels do a
@@ -17,7 +17,7 @@ float32 (float64 for a float64 model). The order of those sums is the kernels' o
 difference from the reference path (test_fused_frame.py: the same greedy codes, and under teacher forcing the
 same logits up to float32 roundings).
 
-Imported only where Triton is (fused_frame.fused_available); on CPU the kernels run under
+Imported only where Triton is (fused_triton.FusedTritonFrame.unavailable); on CPU the kernels run under
 TRITON_INTERPRET=1 (the tests).
 """
 

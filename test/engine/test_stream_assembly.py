@@ -1,13 +1,12 @@
-"""Stream assembly (node/text_streams.py, ROS-free): TextChunk fields in, one text per stream out, in order,
-never past a gap, with every drop counted. The node's tests (test/ros/test_text_stream.py) run the same rules
-through real DDS and a real worker."""
+"""Stream assembly (node/stream_assembly.py, ROS-free): TextChunk fields in, one text per stream out, in
+order, never past a gap, with every drop counted. The node's tests (test/ros/test_text_stream.py) run the same
+rules through real DDS and a real worker."""
 
 import random
 
 import pytest
 
-from qwen3_tts_ros.node.text import clean_text
-from qwen3_tts_ros.node.text_streams import (
+from qwen3_tts_ros.node.stream_assembly import (
     BAD_ID,
     GAP,
     MAX_STREAM_ID_CHARS,
@@ -17,6 +16,7 @@ from qwen3_tts_ros.node.text_streams import (
     StreamLimits,
     TextStreams,
 )
+from qwen3_tts_ros.node.text import clean_text
 
 LIMITS = StreamLimits(timeout_s=2.0, max_open_streams=2, max_buffered_chars=100)
 

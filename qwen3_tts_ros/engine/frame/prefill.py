@@ -13,7 +13,7 @@ Layout (positions):
       fed one token per generated frame through `trailing_text_hidden`. Text that is still arriving
       (`known_ids` given) is this layout with the tokens known so far: the trailing rows stop where the
       known text does (no tts_eos) and the frame generator is given the rest as it comes
-      (engine/text_stream.py)
+      (engine/streamed_text.py)
     non-streaming: (T(text) ++ tts_eos) + C(pad), then tts_pad + C(bos); trailing = tts_pad
     voice clone ICL: reference text + text against C(bos) ++ reference codes (see _icl_part)
 """

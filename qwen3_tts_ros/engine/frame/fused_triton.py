@@ -1,6 +1,7 @@
-"""The fused decode frame: frame_generator's `_frame` as ~600 Triton kernels (kernels.py) instead of ~1,834.
+"""The fused Triton frame: the reference frame (reference.py) as ~600 Triton kernels (triton_kernels.py)
+instead of ~1,834.
 
-Same steps, same weights, same static state as the reference frame (frame_generator.py), in this order:
+Same steps, same weights, same static state (state.py) as the reference frame, in this order:
   frame_start            frames[t][0] = c0; code-predictor rows [talker hidden, E0(c0)]; frame sum = E0(c0)
   noise                  Exp(1) noise of the frame's 16 draws, one (16, V) tensor (torch's RNG, capturable)
   15 code-predictor steps: [projection (1.7B)] -> 5 layers x (norm+qkv, attention, o+residual,
@@ -11,8 +12,8 @@ Same steps, same weights, same static state as the reference frame (frame_genera
 The prefill and everything around the frame stay as they are; the samplers' settings and state tensors
 are the reference samplers' own, so `set` / `reset` serve both paths.
 
-`fused_available`: CUDA with Triton >= 3.0 (tl.sort / tl.cumsum); a Jetson torch without Triton keeps the
-reference path (compiled or eager) under CUDA graphs. On CPU only under TRITON_INTERPRET=1 (tests).
+Runs on CUDA with Triton >= 3.0 (tl.sort / tl.cumsum); a Jetson torch without Triton keeps the reference
+path (compiled or eager) under CUDA graphs. On CPU only under TRITON_INTERPRET=1 (tests).
 """
 
 from __future__ import annotations
@@ -23,21 +24,25 @@ from dataclasses import dataclass
 import torch
 
 from .layers import DecoderStack
+from .state import FrameState
 
 
-def fused_available(device: torch.device) -> bool:
-    """Whether the fused frame can run on `device` (see the module doc)."""
+def _triton_missing(device: torch.device) -> str | None:
+    """Why the fused kernels cannot run on `device` (None: they can)."""
+    needs = "needs CUDA with Triton >= 3 (pip install 'triton>=3'; not a usual Jetson torch)"
     if device.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
-        return False
+        return f"{needs}, and the device is cpu"
     if device.type not in ("cpu", "cuda"):
-        return False
+        return f"{needs}, and the device is {device.type}"
     try:
         import triton
         import triton.language as tl
     except ImportError:
-        return False
+        return f"{needs}, and Triton is not installed"
     major = int(triton.__version__.split(".")[0])
-    return major >= 3 and hasattr(tl, "sort") and hasattr(tl, "cumsum")
+    if major >= 3 and hasattr(tl, "sort") and hasattr(tl, "cumsum"):
+        return None
+    return f"{needs}, and Triton is {triton.__version__}"
 
 
 def _pow2(n: int) -> int:
@@ -72,8 +77,8 @@ TUNING = Tuning()
 
 def gemv(x, weight, out, *, norm=None, eps=0.0, residual=None, swiglu=False, logits=False, bias=None,
          normed=None):  # fmt: skip
-    """out[m] = epilogue(W rms_norm(x[m])) for the rows of x (1 or 2); see kernels._gemv_kernel."""
-    from .kernels import _gemv_kernel
+    """out[m] = epilogue(W rms_norm(x[m])) for the rows of x (1 or 2); see triton_kernels._gemv_kernel."""
+    from .triton_kernels import _gemv_kernel
 
     rows, k = x.shape
     n = weight.shape[0] // 2 if swiglu else weight.shape[0]
@@ -138,7 +143,7 @@ class FusedStack:
 
     def __call__(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """x (rows, H) at positions (rows,) -> the last layer's output (rows, H), before the final norm."""
-        from .kernels import _attention_kernel, _combine_kernel
+        from .triton_kernels import _attention_kernel, _combine_kernel
 
         stack, rows = self.stack, x.shape[0]
         h, qkv, attn, mlp = self.h[:rows], self.qkv[:rows], self.attn[:rows], self.mlp[:rows]
@@ -166,21 +171,20 @@ class FusedStack:
         return h
 
 
-class FusedFrame:
-    """One frame of a FrameGenerator with the fused kernels (module doc): `fused(generator, index)` where
-    the generator would call its own `_frame(index)`.
+class FusedTritonFrame:
+    """The frame path "fused-triton" (paths.py)."""
 
-    It keeps no reference to the generator (which owns it): a reference cycle would leave a dropped
-    generator to Python's cyclic GC, which can run in the middle of another generator's CUDA-graph capture
-    and free CUDA memory and graphs there, which invalidates that capture (seen in the GPU tests).
-    """
-
+    name = "fused-triton"
     TALKER_SPLITS = 16
 
-    def __init__(self, generator):
-        from .kernels import _sample_kernel  # noqa: F401  (fails here, not mid-capture, without Triton)
+    @classmethod
+    def unavailable(cls, device: torch.device) -> str | None:
+        return _triton_missing(device)
 
-        g = generator
+    def __init__(self, state: FrameState) -> None:
+        from .triton_kernels import _sample_kernel  # noqa: F401  (fails here, not mid-capture, without Triton)
+
+        self.state = g = state
         cp = g.code_predictor
         device, dtype = g.device, g.dtype
         self.talker_stack = FusedStack(g.talker.stack, 1, self.TALKER_SPLITS)
@@ -210,9 +214,13 @@ class FusedFrame:
             suppress=s.suppress_mask.view(torch.uint8),
         )  # fmt: skip
 
-    def _sample(self, g, logits, noise, code_out, warper, *, talker: bool, embedding=None):
-        from .kernels import _sample_kernel
+    def describe(self) -> str:
+        return f"fused Triton frame (talker attention in {self.talker_stack.splits} splits)"
 
+    def _sample(self, logits, noise, code_out, warper, *, talker: bool, embedding=None):
+        from .triton_kernels import _sample_kernel
+
+        g = self.state
         s = g.talker_sampler
         b = self._bool_views
         hidden = self.cp_inputs.shape[1]
@@ -228,9 +236,10 @@ class FusedFrame:
             EMBED=embedding is not None, RECIPROCAL=self.reciprocal, num_warps=TUNING.sample_warps,
         )  # fmt: skip
 
-    def __call__(self, g, index: int) -> None:
-        from .kernels import _frame_start_kernel, _talker_input_kernel
+    def run(self, index: int) -> None:
+        from .triton_kernels import _frame_start_kernel, _talker_input_kernel
 
+        g = self.state
         cp = g.code_predictor
         frame = g.frames[index]
         hidden = self.cp_inputs.shape[1]
@@ -249,7 +258,7 @@ class FusedFrame:
             gemv(h[rows - 1 :], cp.lm_head[j].weight, self.cp_logits, norm=cp.stack.norm_weight,
                  eps=cp.stack.eps, logits=True)  # fmt: skip
             noise = self.noise[j, : self.cp_vocab]
-            self._sample(g, self.cp_logits, noise, frame[j + 1 :], g.code_sampler.warper, talker=False,
+            self._sample(self.cp_logits, noise, frame[j + 1 :], g.code_sampler.warper, talker=False,
                          embedding=cp.codec_embedding[j].weight)  # fmt: skip
         hidden_t = self.talker_x.shape[1]
         _talker_input_kernel[(1,)](
@@ -260,5 +269,5 @@ class FusedFrame:
         h = self.talker_stack(self.talker_x, self.position)
         gemv(h, talker.codec_head.weight, self.talker_logits, norm=talker.stack.norm_weight,
              eps=talker.stack.eps, logits=True, normed=g.past_hidden.view(1, -1))  # fmt: skip
-        self._sample(g, self.talker_logits, self.noise[-1, : self.talker_vocab], g.code0,
+        self._sample(self.talker_logits, self.noise[-1, : self.talker_vocab], g.code0,
                      g.talker_sampler.warper, talker=True)  # fmt: skip

@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import torch
 
-from .decode.prefill import (
+from .frame.prefill import (
     Prefill,
     assistant_text,
     build_prefill,
