@@ -54,7 +54,8 @@ def test_colcon_test_runs_the_suites(tmp_path):
                     "--ctest-args", "-R", "qwen3_tts_ros_(engine|ros)$")
     assert tested.returncode == 0, (tested.stdout + tested.stderr)[-4000:]
     results = colcon(ws, "test-result", "--all", "--verbose")
-    summary = re.search(r"Summary: (\d+) tests?, (\d+) errors?, (\d+) failures?, (\d+) skipped", results.stdout)
+    summary = re.search(r"Summary: (\d+) tests?, (\d+) errors?, (\d+) failures?, (\d+) skipped",
+                        results.stdout)
     assert summary, results.stdout[-4000:]
     total, errors, failures, _ = (int(g) for g in summary.groups())
     assert errors == failures == 0, results.stdout[-4000:]
