@@ -29,8 +29,9 @@ def test_executable_launch_and_config_installed():
 
 def test_cli_installed_on_path_and_for_ros2_run():
     prefix = _prefix()
-    for exe in (prefix / "bin" / "qwen3-tts-say", prefix / "lib" / "qwen3_tts_ros" / "qwen3-tts-say"):
-        assert exe.is_file() and os.access(exe, os.X_OK), exe
+    for name in ("qwen3-tts-say", "tts_node"):  # on PATH through bin/, and where `ros2 run` looks
+        for exe in (prefix / "bin" / name, prefix / "lib" / "qwen3_tts_ros" / name):
+            assert exe.is_file() and os.access(exe, os.X_OK), exe
     # ament's environment hook puts the package's bin/ on PATH when the workspace is sourced.
     hook = (prefix / "share" / "qwen3_tts_ros" / "environment" / "path.dsv").read_text()
     assert "PATH;bin" in hook
