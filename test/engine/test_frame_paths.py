@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -33,6 +34,8 @@ def test_the_documented_dict_becomes_frame_options():
         assert (options.max_seq_len, options.use_cuda_graphs) == (256, True), mapping
         for name, value in expected.items():
             assert getattr(options, name) == value, (mapping, name)
+    counted = FrameOptions(max_seq_len=np.int64(256), launch_ahead=np.int32(2))  # any integer type
+    assert (counted.max_seq_len, counted.launch_ahead) == (256, 2) and type(counted.max_seq_len) is int
     given = FrameOptions(max_seq_len=128, path="eager")
     assert FrameOptions.from_mapping(given) == given
     assert FrameOptions.from_mapping(given, max_seq_len=None).max_seq_len == 128

@@ -9,6 +9,7 @@ name, paths.py), and the older switches `compile` (False: the eager path; True: 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -38,9 +39,10 @@ def suggested_prefill_buckets(max_seq_len: int) -> tuple[int, ...]:
     return tuple(b for b in SUGGESTED_PREFILL_BUCKETS if b <= max_seq_len)
 
 
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,11 @@ class FrameOptions:
     def __post_init__(self) -> None:
         from .paths import path_names  # paths.py does not import this module
 
-        _positive_int("max_seq_len", self.max_seq_len)
+        counts = ["max_seq_len", "frames_per_replay"]
+        for name in counts if self.launch_ahead is None else [*counts, "launch_ahead"]:
+            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
         if not isinstance(self.use_cuda_graphs, bool):
             raise ValueError(f"use_cuda_graphs must be true or false, got {self.use_cuda_graphs!r}")
-        if self.launch_ahead is not None:
-            _positive_int("launch_ahead", self.launch_ahead)
-        _positive_int("frames_per_replay", self.frames_per_replay)
         object.__setattr__(self, "prefill_buckets", tuple(self.prefill_buckets))
         check_prefill_buckets(self.prefill_buckets, self.max_seq_len)
         if self.path != AUTO and self.path not in path_names():
