@@ -30,7 +30,8 @@ class CountedWarnings:
         now = time.monotonic()
         with self._lock:
             self._pending[template] = self._pending.get(template, 0) + n
-            if now - self._logged_at.get(template, -self._period_s) < self._period_s:
+            last = self._logged_at.get(template)
+            if last is not None and now - last < self._period_s:
                 return
             lines = self._take([template], now)
         self._write(lines)
