@@ -2,7 +2,7 @@
 `qwen3-tts-say` and `tts_node` go on PATH (the environment's bin/).
 
 The ROS build is ament_cmake (CMakeLists.txt) because this package also generates its messages; colcon
-uses CMakeLists.txt and ignores this file.  Dependencies follow README's install rules, in one place:
+uses CMakeLists.txt and ignores this file.  Dependencies follow the install rules, in one place:
 torch, torchaudio and numpy come from the platform, the rest from requirements/robot.txt (or
 robot-transformers5.txt), and qwen-tts (or qwen-tts-compat) with --no-deps, because its metadata asks for
 torchaudio (a PyPI one would pin a PyPI torch over the platform's) and gradio (its web demo only). So nothing

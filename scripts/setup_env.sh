@@ -11,7 +11,7 @@
 # Usage: bash scripts/setup_env.sh [--demo]
 # A second run only re-does what changed (stamp files keyed by content hashes).
 # Then `source scripts/env.sh` gives the environment.  Robots (Jetson / apt ROS 2) do not use this
-# script: see README "Install on a robot".
+# script: see docs/INSTALL.md.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 test_stacks=1
