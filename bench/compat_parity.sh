@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Engine parity on the GPU device under qwen-tts-compat 0.1.1.post1 on the image's own transformers 5 stack
 # (transformers 5.17.0, huggingface_hub 1.33.0, tokenizers 0.23.2, accelerate 1.15, torch 2.11+cu130,
-# numpy 2.x): the other half of README's compatibility table (CI runs the same CPU tests on transformers 5.17;
+# numpy 2.x): the other half of docs/COMPATIBILITY.md's table (CI runs the same CPU tests on transformers 5.17;
 # this adds CUDA graphs and full-size models). Through the device tool, from the repository root:
 #
 #   run  command: bash bench/compat_parity.sh [cpu] [gpu] [parity]      carry: [".whl"]

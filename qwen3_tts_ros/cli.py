@@ -18,7 +18,8 @@ The audio is streamed exactly as the node streams it (first chunk of --first-chu
 --chunk-frames), written as it arrives: 16-bit mono at 24 kHz, 1920 samples per 80 ms codec frame.
 Imports no ROS.
 
-Exit status: 0 written; 2 bad input (arguments, text, model, voice); 1 synthesis failed; 130 interrupted.
+Exit status: 0 written (or standard output closed by its reader); 2 bad input (arguments, text, model,
+voice); 1 synthesis failed; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import sys
 import time
 import wave
 from collections.abc import Iterator
+
+from qwen3_tts_ros.quiet_import import import_engine_quietly
 
 PROG = "qwen3-tts-say"
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
@@ -384,10 +387,10 @@ def speak(args, text: str | None, out_file, stdin) -> int:
             stream.cancel()
             print(f"interrupted: {samples} samples written to {output_name}", file=sys.stderr)
             return EXIT_INTERRUPTED
-        except BrokenPipeError:  # the player went away
+        except BrokenPipeError:  # the reader had what it wanted (`| head -c`) or went away: its choice
             stream.cancel()
-            print(f"{output_name} was closed after {samples} samples", file=sys.stderr)
-            return EXIT_FAILED
+            print(f"{output_name} was closed by its reader after {samples} samples: stopped", file=sys.stderr)
+            return 0
     stats = stream.stats
     frame_ms = list(stats.frame_ms)
     info(f"wrote {output_name}: {samples / SAMPLE_RATE:.2f} s of audio, {stats.frames} frames, "
@@ -411,6 +414,10 @@ def main(argv: list[str] | None = None, stdin=None) -> int:
     stdin = sys.stdin if stdin is None else stdin
     out_file = None
     try:
+        # qwen-tts's import banners (flash-attn, SoX) are not this command's concern, as in the node.
+        printed = import_engine_quietly().printed
+        if printed and os.environ.get("QWEN3_TTS_DEBUG"):
+            print(f"{PROG}: the import of qwen-tts printed: {printed}", file=sys.stderr)
         check_numbers(args)
         if args.stream_stdin and args.text and args.text != ["-"]:
             raise BadInput("--stream-stdin reads the text from standard input: give no text arguments")
@@ -433,7 +440,8 @@ def main(argv: list[str] | None = None, stdin=None) -> int:
         rc = EXIT_FAILED
     finally:
         if out_file is not None:
-            out_file.close()
+            with contextlib.suppress(BrokenPipeError):  # what a closed pipe kept of the last chunk is lost
+                out_file.close()
     if out_file is not None and args.output != "-" and rc not in (0, EXIT_INTERRUPTED):
         os.unlink(args.output)  # no half-written WAV behind a failure
     return rc

@@ -2,6 +2,11 @@
 # (Sourced by bash; no `set -e` here, it would leak into the caller's shell.)
 QWEN3_TTS_ROS_HOME="${QWEN3_TTS_ROS_HOME:-$HOME/.cache/qwen3_tts_ros}"
 _q3_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ ! -f "$QWEN3_TTS_ROS_HOME/venv/bin/activate" ] || [ ! -f "$QWEN3_TTS_ROS_HOME/ws/install/setup.bash" ]; then
+  echo "scripts/env.sh: no set-up in $QWEN3_TTS_ROS_HOME (QWEN3_TTS_ROS_HOME): run \`bash $_q3_repo/scripts/setup_env.sh\` first" >&2
+  unset _q3_repo
+  return 1 2>/dev/null || exit 1
+fi
 # Callers may run with `set -u`; activate and colcon's setup.bash read unset variables (COLCON_TRACE, ...).
 case $- in *u*) _q3_nounset=1; set +u ;; *) _q3_nounset= ;; esac
 # shellcheck disable=SC1091

@@ -22,7 +22,7 @@ def main() -> int:
             version = importlib.metadata.version(name)
         except (ImportError, importlib.metadata.PackageNotFoundError) as exc:
             print(f"platform_constraints: {name} is not installed ({exc}); install the platform's {name} "
-                  "first (README: Install on a robot)", file=sys.stderr)
+                  "first (docs/INSTALL.md)", file=sys.stderr)
             return 1
         lines.append(f"{name}=={version}")
     try:

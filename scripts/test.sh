@@ -2,7 +2,7 @@
 # README's test command: set up (idempotent), lint, then every test.
 #   1. the engine tests under numpy<2 (Jetson stacks are numpy 1.x), in a venv without ROS, and side by side
 #   2. the engine parity tests under Python 3.10 + torch 2.3.1 + numpy<2, then under transformers 5.17 +
-#      qwen-tts-compat (README: Compatibility);
+#      qwen-tts-compat (docs/COMPATIBILITY.md);
 #   3. then the whole suite (engine + ROS integration) with real rclpy and DDS; its summary line is printed last.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

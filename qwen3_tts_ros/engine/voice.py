@@ -181,6 +181,23 @@ def check_ref_audio(
         raise VoiceSettingsError(f"{label('ref_audio')} not found: {ref}")
 
 
+# The settings only one mode uses. Given in another mode they would be silently unused (a reference voice that
+# is never heard), so they are refused; instruct is not among them: qwen-tts takes it in every mode and
+# ignores it where the model has no use for it, which voice_request_fields reports with a warning.
+SETTINGS_OF_MODE = {"speaker": "custom_voice", "ref_audio": "voice_clone", "ref_text": "voice_clone",
+                    "x_vector_only": "voice_clone"}  # fmt: skip
+
+
+def _refuse_unusable(settings: VoiceSettings, mode: str, label: Callable[[str], str]) -> None:
+    for name, used_in in SETTINGS_OF_MODE.items():
+        if used_in != mode and getattr(settings, name):
+            model_type = next(t for t, m in MODE_OF_MODEL_TYPE.items() if m == used_in)
+            raise VoiceSettingsError(
+                f"{label(name)} is used only in {used_in} mode; this model's voice is in {mode} mode "
+                f"(unset {label(name)}, or load a {model_type} model)"
+            )
+
+
 def voice_request_fields(
     engine,
     settings: VoiceSettings,
@@ -195,6 +212,7 @@ def voice_request_fields(
     with _as_settings_error():
         voices.check_mode(mode, f"{label('mode')} {mode!r}")
         language = voices.check_language(settings.language, label)
+    _refuse_unusable(settings, mode, label)
     fields: dict[str, Any] = dict(mode=mode, language=language)
     if mode == "custom_voice":
         with _as_settings_error():

@@ -26,12 +26,15 @@ def _fmt(value: Any) -> str:
 
 def synthesis_status(  # fmt: skip
     node_name: str, state: str, stats: WorkerStats, counters: dict[str, int], stream_counters: dict[str, int],
-    hardware_id: str,
+    hardware_id: str, configure_error: str = "",
 ) -> DiagnosticStatus:
-    """One status "<node>: synthesis": OK when active and healthy, WARN when not active, ERROR on failure.
+    """One status "<node>: synthesis": OK when active and healthy, WARN when not active, ERROR on failure
+    (configure_error: why the last configure failed, "" once one succeeded; reported until then).
     counters: tts/text's (text_input.py); stream_counters: tts/text_stream's (stream_assembly.COUNTERS), each
     published as stream_<name>."""
-    if stats.last_failed:
+    if configure_error:
+        level, message = DiagnosticStatus.ERROR, f"configure failed: {configure_error}"
+    elif stats.last_failed:
         level, message = DiagnosticStatus.ERROR, f"last utterance failed: {stats.last_error}"
     elif state != "active":
         level, message = DiagnosticStatus.WARN, f"not active ({state})"

@@ -82,7 +82,7 @@ class LoadedModel:
             self.release()
             raise
         self.cfg = cfg
-        self.encoder = PcmEncoder(cfg.pcm_format, SAMPLE_RATE, cfg.sample_rate)
+        self.encoder = PcmEncoder(cfg.pcm_format, SAMPLE_RATE, cfg.sample_rate, cfg.gain)
         self._captured = False
         with self._lock:
             st = self._stats
@@ -154,8 +154,7 @@ class LoadedModel:
         return f"{'replaced' if replaced else 'added'} voice {voice.describe()}"
 
     def stream_kwargs(self, s: UtteranceSettings, cancel: threading.Event) -> dict[str, Any]:
-        resampling = self.cfg.sample_rate != SAMPLE_RATE
-        pcm_format = "float32" if (resampling or self.cfg.pcm_format == "float32") else "int16"
+        pcm_format = "int16" if self.encoder.passes_int16_through() else "float32"
         return dict(
             first_chunk_frames=s.first_chunk_frames,
             chunk_frames=s.chunk_frames,

@@ -1,8 +1,9 @@
 """What the node publishes: tts/audio (AudioChunk), the optional AudioData topic, tts/latency, tts/speaking,
 tts/audio_info and /diagnostics. `NodeOutputs` is the synthesis worker's `Sink`: the worker thread publishes
 chunks through it directly (rclpy publishers are thread-safe), so time to first audio has no executor
-hand-off. Publishers exist from configure to cleanup; publishing after cleanup is a no-op (an audio chunk
-raises: the worker logs it)."""
+hand-off. Publishers exist from configure to cleanup, except /diagnostics, which exists in every state (a
+failed configure must reach monitoring); publishing after cleanup is a no-op (an audio chunk raises: the
+worker logs it)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ class NodeOutputs:
         self.lock = threading.Lock()
         self._made: list = []  # (destroy function, publisher)
         self._audio = self._audio_data = self._latency = None
-        self._speaking = self._info = self._diag = None
+        self._speaking = self._info = None
+        self._diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._audio_info: AudioInfo | None = None
         self._frame_id = ""
 
@@ -64,8 +66,6 @@ class NodeOutputs:
         plain_pub, destroy_plain = node.create_publisher, node.destroy_publisher
         self._speaking = self._keep(destroy_plain, plain_pub(Bool, "tts/speaking", LATCHED))
         self._info = self._keep(destroy_plain, plain_pub(AudioInfo, "tts/audio_info", LATCHED))
-        if v["diagnostics.period_s"] > 0:
-            self._diag = self._keep(destroy_plain, plain_pub(DiagnosticArray, "/diagnostics", 10))
         encoder = PcmEncoder(v["output.format"], SAMPLE_RATE, v["output.sample_rate"])
         self._audio_info = AudioInfo(
             channels=1,
@@ -85,7 +85,7 @@ class NodeOutputs:
     def destroy(self) -> None:
         with self.lock:
             self._audio = self._audio_data = self._latency = None
-            self._speaking = self._info = self._diag = None
+            self._speaking = self._info = None
             while self._made:
                 destroy, publisher = self._made.pop()
                 destroy(publisher)
@@ -133,5 +133,4 @@ class NodeOutputs:
     # ------------------------------------------------------------------ executor
     def diagnostics(self, msg: DiagnosticArray) -> None:
         with self.lock:
-            if self._diag is not None:
-                self._diag.publish(msg)
+            self._diag.publish(msg)

@@ -216,6 +216,14 @@ SPECS: tuple[Spec, ...] = (
         int_range=(8000, 192000),
     ),
     Spec(
+        "output.gain",
+        1.0,
+        "Linear gain on every output sample (1.0: unity, the model's level; 0.25: about -12 dB). int16 "
+        "samples past full scale are clipped.",
+        "configure",
+        float_range=(0.0, 16.0),
+    ),
+    Spec(
         "output.frame_id",
         "",
         "header.frame_id of AudioChunk messages (e.g. the speaker's frame).",

@@ -1,4 +1,5 @@
-"""PCM helpers for the node: sample-format conversion and a streaming rational resampler (numpy only).
+"""PCM helpers for the node: the output gain, sample-format conversion and a streaming rational resampler
+(numpy only).
 
 The resampler is a windowed-sinc polyphase filter whose state carries across chunks, so resampling a stream
 chunk by chunk gives exactly what resampling the whole signal at once gives. It holds back `HALF_TAPS` input
@@ -83,13 +84,21 @@ class StreamResampler:
 
 
 class PcmEncoder:
-    """Engine PCM (24 kHz) -> the bytes of the configured output format and rate, one stream at a time."""
+    """Engine PCM (24 kHz) -> the bytes of the configured output format, rate and gain, one stream at a time.
+    The one place where the output gain (output.gain) is applied: to the float samples, before resampling
+    and the conversion to the output format (int16 clips at full scale)."""
 
-    def __init__(self, pcm_format: str, in_rate: int, out_rate: int):
+    def __init__(self, pcm_format: str, in_rate: int, out_rate: int, gain: float = 1.0):
         self.pcm_format = pcm_format
         self.in_rate, self.out_rate = in_rate, out_rate
+        self.gain = gain
         self.resampler: StreamResampler | None = None
         self.input_samples = 0
+
+    def passes_int16_through(self) -> bool:
+        """Whether int16 engine PCM goes out unchanged (int16 output at the model's rate and unity gain); the
+        engine is asked for float32 samples otherwise."""
+        return self.pcm_format == "int16" and self.out_rate == self.in_rate and self.gain == 1.0
 
     def start(self) -> None:
         self.resampler = (
@@ -98,6 +107,9 @@ class PcmEncoder:
         self.input_samples = 0
 
     def encode(self, pcm: np.ndarray, final: bool) -> bytes:
+        if self.gain != 1.0:
+            x = pcm.astype(np.float32) / 32768.0 if pcm.dtype == np.int16 else pcm.astype(np.float32)
+            pcm = x * np.float32(self.gain)
         if self.resampler is None:
             return to_format(pcm, self.pcm_format).tobytes()
         x = pcm.astype(np.float32) / 32768.0 if pcm.dtype == np.int16 else pcm.astype(np.float32)

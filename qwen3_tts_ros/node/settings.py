@@ -17,10 +17,12 @@ SAMPLING_PREFIX = "sampling."
 
 
 def is_model_default(value: Any) -> bool:
-    """A sampling parameter's "take the model's default" value (MODEL_DEFAULT_FLOAT / _INT)."""
-    if isinstance(value, bool):
-        return False
-    return (isinstance(value, float) and math.isnan(value)) or value == MODEL_DEFAULT_INT
+    """A sampling parameter's "take the model's default" value: .nan for a float, -1 for an integer. Each
+    type has only its own sentinel: a float -1.0 is a value like any other (refused by the sampling rules,
+    as the CLI and the library refuse it)."""
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value) is int and value == MODEL_DEFAULT_INT
 
 
 def sampling_overrides(values: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +75,7 @@ def load_config(values: dict[str, Any]) -> LoadConfig:
         x_vector_only=values["voice.x_vector_only"],
         pcm_format=values["output.format"],
         sample_rate=values["output.sample_rate"],
+        gain=values["output.gain"],
         warmup_text=values["warmup.text"],
         warmup_settings=utterance_settings(values),
         voices_file=values["voices.file"],

@@ -2,7 +2,7 @@
 handed piece by piece to the utterance that speaks it. ROS-free (the node's glue: stream_input.py);
 thread-safe.
 
-Rules (the README's "Speaking an LLM's output" says them to users):
+Rules (docs/NODE.md's "Speaking an LLM's output" says them to users):
 - A stream opens with its first chunk and is spoken as ONE utterance. Sequences start at 0 and are
   contiguous; chunks that arrive early are held until the ones before them arrive, so the text is always
   handed on in sequence order.

@@ -18,7 +18,7 @@ from qwen3_tts_ros.msg import TextChunk
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.settings import utterance_settings
 from qwen3_tts_ros.node.stream_assembly import StreamLimits, TextStreams
-from qwen3_tts_ros.node.text_input import LOG_THROTTLE_S, TextInput
+from qwen3_tts_ros.node.text_input import LOG_THROTTLE_S, TextInput, escape
 from qwen3_tts_ros.node.worker_types import QueuedText
 
 T = TypeVar("T")
@@ -102,7 +102,7 @@ class StreamInput:
         refusal = self._text.refusal()
         if refusal:
             self.streams.refuse(msg.stream_id, msg.sequence)
-            self._log.warning(f"text stream chunk rejected: {refusal}", throttle_duration_sec=LOG_THROTTLE_S)
+            self._text.warnings.add(f"{{n}} text stream chunk(s) rejected: {escape(refusal)}")
             return
         if msg.sequence == 0 and (msg.voice or msg.language or msg.instruct or msg.urgency):
             try:

@@ -17,6 +17,7 @@ from std_msgs.msg import String
 from qwen3_tts_ros.engine.voice_book import VoiceBook, VoiceChoice
 from qwen3_tts_ros.msg import TtsRequest
 from qwen3_tts_ros.node import params as P
+from qwen3_tts_ros.node.counted_log import CountedWarnings
 from qwen3_tts_ros.node.settings import utterance_settings
 from qwen3_tts_ros.node.text import clean_text, split_sentences
 from qwen3_tts_ros.node.worker import SynthesisWorker
@@ -43,6 +44,7 @@ class TextInput:
         # request_rejected: a request (tts/request, say goal, text stream) whose voice, language, instruct or
         # urgency was refused.
         self._counters = dict(received=0, empty=0, rejected=0, too_long=0, request_rejected=0)
+        self.warnings = CountedWarnings(self._log)  # rejections and drops, logged with their true counts
 
     def count(self, name: str) -> None:
         with self._lock:
@@ -102,7 +104,7 @@ class TextInput:
         refusal = self.refusal()
         if refusal:
             self.count("rejected")
-            self._log.warning(f"text rejected: {refusal}", throttle_duration_sec=LOG_THROTTLE_S)
+            self.warnings.add(f"{{n}} text(s) rejected: {escape(refusal)}")
             return
         queued, reason = self.prepare(msg.data if isinstance(msg, String) else msg.text, received_at)
         if queued is None:
@@ -126,7 +128,10 @@ class TextInput:
         policy = policy or queue_policy
         dropped = self._worker.enqueue(queued, policy, max_size)
         if dropped:
-            self._log.warning(
-                f"{policy}: dropped {dropped} waiting text(s)", throttle_duration_sec=LOG_THROTTLE_S
-            )
+            self.warnings.add(f"{policy}: dropped {{n}} waiting text(s)", dropped)
         return dropped
+
+
+def escape(text: str) -> str:
+    """`text` as literal text of a CountedWarnings template."""
+    return text.replace("{", "{{").replace("}", "}}")

@@ -8,15 +8,16 @@ warm-up, release: loaded_model.py) and wait for the result. Text in: text_input.
 outputs.py (the worker's Sink); signals, the spin loop and the exit: process.py.
 
 Lifecycle (rclpy swallows exceptions raised in on_* callbacks, so each one catches, logs one line naming the
-cause and returns FAILURE):
+cause and returns FAILURE; /diagnostics then reports it as an ERROR until a configure succeeds):
   configure  validate parameters, load the model, prepare the voices, create topics/services
   activate   capture CUDA graphs + warm up (once per configure), then accept text
   deactivate stop the current utterance (it ends with a final chunk), drop or keep the queue
   cleanup    destroy topics/services, release the model and GPU memory; shutdown and on_error do the same
-rclpy has no lifecycle subscriptions: the text subscription exists from configure on, gated by `_active`.
-The `~/say` action (say_action.py) exists in every state, so a goal sent to a node that is not active is
-rejected at once instead of waiting for a server, and cleanup never destroys a server whose goals' results
-are still on their way; it feeds the same queue as tts/text.
+rclpy has no lifecycle subscriptions: the tts/text and tts/text_stream subscriptions exist in every state,
+gated by `_active`, so a text sent to a node that is not active is counted and logged, never lost unseen;
+/diagnostics is published in every state too. The `~/say` action (say_action.py) exists in every state, so a
+goal sent to a node that is not active is rejected at once instead of waiting for a server, and cleanup never
+destroys a server whose goals' results are still on their way; it feeds the same queue as tts/text.
 Topic names are relative, so a namespace moves them all (defaults: /tts/...).
 """
 
@@ -39,6 +40,7 @@ from std_srvs.srv import Trigger
 
 from qwen3_tts_ros.msg import TextChunk, TtsRequest
 from qwen3_tts_ros.node import params as P
+from qwen3_tts_ros.node.counted_log import REPORT_PERIOD_S
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
 from qwen3_tts_ros.node.outputs import NodeOutputs
 from qwen3_tts_ros.node.playback import PlaybackError
@@ -46,7 +48,7 @@ from qwen3_tts_ros.node.playback_sink import PlaybackSink
 from qwen3_tts_ros.node.process import SPIN_TIMEOUT_S, ExitSignals, exit_now, spin_until
 from qwen3_tts_ros.node.say_action import SayActionServer
 from qwen3_tts_ros.node.settings import load_config
-from qwen3_tts_ros.node.startup import import_engine_quietly
+from qwen3_tts_ros.node.startup import import_engine_quietly, waiting_for_configure
 from qwen3_tts_ros.node.stream_input import CHECK_PERIOD_S, StreamInput
 from qwen3_tts_ros.node.text_input import TextInput
 from qwen3_tts_ros.node.voice_services import VoiceServices
@@ -95,6 +97,17 @@ class TtsNode(LifecycleNode):
             self._playback,
         )
         self._voice_services = VoiceServices(self._worker, self.get_logger(), self._refusal_of_voices)
+        # Why the last configure failed, for /diagnostics ("" once one succeeds).
+        self._configure_error = ""
+        for msg_type, topic, callback in (
+            (String, "tts/text", self._text.on_text),
+            (TtsRequest, "tts/request", self._text.on_request),
+            (TextChunk, "tts/text_stream", self._streams.on_chunk),  # same group: taken in arrival order
+        ):
+            self.create_subscription(msg_type, topic, callback, TEXT_DEPTH, callback_group=self._text_group)
+        self.create_timer(REPORT_PERIOD_S, self._text.warnings.flush, callback_group=self._io_group)
+        self._diagnostics_timer = None
+        self._start_diagnostics(self.get_parameter("diagnostics.period_s").value)
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, parameters) -> SetParametersResult:
@@ -135,6 +148,7 @@ class TtsNode(LifecycleNode):
                     raise ShuttingDown
                 self._create_entities(v)
                 self._configured = True
+                self._configure_error = ""
                 self._state_label = "inactive"
                 self.get_logger().info(f"configured: {message}")
         except ShuttingDown:
@@ -175,7 +189,7 @@ class TtsNode(LifecycleNode):
         self._state_label = "deactivating"
         try:
             keep = self.get_parameter("queue.keep_on_deactivate").value
-            was_speaking, cleared, streams = self._stop_speaking(clear_queue=not keep, reason="deactivated")
+            stopped, cleared, streams = self._stop_speaking(clear_queue=not keep, reason="deactivated")
             result = super().on_deactivate(state)
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(
@@ -184,7 +198,7 @@ class TtsNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._state_label = "inactive"
         self.get_logger().info(
-            f"deactivated: {'stopped the current utterance, ' if was_speaking else ''}"
+            f"deactivated: {stopped + ', ' if stopped else ''}"
             f"{'kept' if keep else f'dropped {cleared}'} queued text(s)"
             + (f", ended {streams} text stream(s)" if streams else "")
         )
@@ -223,6 +237,7 @@ class TtsNode(LifecycleNode):
 
     def _fail(self, what: str, cause: str, details: str = "") -> TransitionCallbackReturn:
         self.get_logger().error(f"{what} failed: {cause}" + (f"\n{details}" if details else ""))
+        self._configure_error = cause
         try:
             self._wait(self._worker.release())
         except ShuttingDown:
@@ -233,18 +248,19 @@ class TtsNode(LifecycleNode):
         self._state_label = "unconfigured"
         return TransitionCallbackReturn.FAILURE
 
-    def _stop_speaking(self, clear_queue: bool, reason: str) -> tuple[bool, int, int]:
+    def _stop_speaking(self, clear_queue: bool, reason: str) -> tuple[str, int, int]:
         """Stop accepting text, end the current utterance (its final chunk is published before return) and
-        every text stream; (was speaking, queued texts cleared, streams ended)."""
+        every text stream; (what was stopped, "" if nothing was speaking; queued texts cleared; streams
+        ended)."""
         self._active = False
         self._worker.set_accepting(False)
-        (was_speaking, cleared), streams = self._streams.stop_all(
+        (was_speaking, cleared, unspoken), streams = self._streams.stop_all(
             reason, lambda: self._worker.stop(clear_queue=clear_queue, reason=reason)
         )
         self._playback.flush()
         if not self._worker.wait_idle(DEACTIVATE_TIMEOUT_S):
             self.get_logger().error(f"the current utterance did not stop within {DEACTIVATE_TIMEOUT_S:.0f} s")
-        return was_speaking, cleared, streams
+        return stopped_words(was_speaking, unspoken), cleared, streams
 
     def _release(self, what: str, final_label: str = "unconfigured") -> TransitionCallbackReturn:
         result = TransitionCallbackReturn.SUCCESS
@@ -265,29 +281,8 @@ class TtsNode(LifecycleNode):
     def _create_entities(self, v: dict[str, Any]) -> None:
         """Configure's topics and services (called with the outputs' lock held)."""
         self._outputs.create(v)
-        self._keep(
-            self.destroy_subscription,
-            self.create_subscription(
-                String, "tts/text", self._text.on_text, TEXT_DEPTH, callback_group=self._text_group
-            ),
-        )
-        self._keep(  # same group as tts/text: texts, requests and chunks are taken in arrival order
-            self.destroy_subscription,
-            self.create_subscription(
-                TtsRequest, "tts/request", self._text.on_request, TEXT_DEPTH, callback_group=self._text_group
-            ),
-        )
         self._inputs += self._voice_services.create(self, self._io_group)
-        self._keep(
-            self.destroy_subscription,
-            self.create_subscription(
-                TextChunk,
-                "tts/text_stream",
-                self._streams.on_chunk,
-                TEXT_DEPTH,
-                callback_group=self._text_group,
-            ),
-        )
+        self._start_diagnostics(v["diagnostics.period_s"])
         self._keep(
             self.destroy_timer,
             self.create_timer(CHECK_PERIOD_S, self._streams.check_timeouts, callback_group=self._io_group),
@@ -296,12 +291,18 @@ class TtsNode(LifecycleNode):
             self.destroy_service,
             self.create_service(Trigger, "~/stop", self._on_stop, callback_group=self._io_group),
         )
-        if v["diagnostics.period_s"] > 0:
-            self._keep(
-                self.destroy_timer,
-                self.create_timer(
-                    v["diagnostics.period_s"], self._publish_diagnostics, callback_group=self._io_group
-                ),
+
+    def _start_diagnostics(self, period_s: float) -> None:
+        """/diagnostics every period_s (0: none), in every state: at start-up with the period the node was
+        started with, again at configure (diagnostics.period_s is applied there)."""
+        if self._diagnostics_timer is not None:
+            if self._diagnostics_timer.timer_period_ns == round(period_s * 1e9):
+                return
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+        if period_s > 0:
+            self._diagnostics_timer = self.create_timer(
+                period_s, self._publish_diagnostics, callback_group=self._io_group
             )
 
     def _keep(self, destroy, entity) -> None:
@@ -325,20 +326,22 @@ class TtsNode(LifecycleNode):
         return "" if self._configured else f"node is {self._state_label}, not configured"
 
     def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        (was_speaking, cleared), streams = self._streams.stop_all("stopped", self._worker.stop)
+        (was_speaking, cleared, unspoken), streams = self._streams.stop_all("stopped", self._worker.stop)
         self._playback.flush()
         response.success = True
         response.message = (
-            f"{'stopped the current utterance' if was_speaking else 'nothing was speaking'}; "
+            f"{stopped_words(was_speaking, unspoken) or 'nothing was speaking'}; "
             f"cleared {cleared} queued text(s)" + (f"; ended {streams} text stream(s)" if streams else "")
         )
+        self.get_logger().info(f"~/stop: {response.message}")
         return response
 
     def _publish_diagnostics(self) -> None:
         stats, counters = self._worker.snapshot(), self._text.counters()
         stream_counters = self._streams.streams.counters()
         status = synthesis_status(
-            self.get_name(), self._state_label, stats, counters, stream_counters, self._hardware_id
+            self.get_name(), self._state_label, stats, counters, stream_counters, self._hardware_id,
+            configure_error=self._configure_error,
         )
         playback = self._playback.status(self.get_name(), self._hardware_id)
         statuses = [status] + ([playback] if playback is not None else [])
@@ -373,6 +376,15 @@ class TtsNode(LifecycleNode):
         return ended
 
 
+def stopped_words(was_speaking: bool, unspoken: int) -> str:
+    """What a stop ended, for the log and the answer: the utterance and the sentences of its text after it."""
+    if not was_speaking:
+        return ""
+    return "stopped the current utterance" + (
+        f" and the {unspoken} sentence(s) of its text after it" if unspoken else ""
+    )
+
+
 def main(args=None) -> None:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # our own handlers (process.py)
     signals = ExitSignals()
@@ -383,7 +395,9 @@ def main(args=None) -> None:
         # The node's services exist (a launch's lifecycle request waits for an answer, not for a service),
         # but nothing spins yet, so nothing of ours logs while the import's output is being caught.
         imported = import_engine_quietly(node.get_logger(), signals.stop)
-        if imported and node.get_parameter("autostart").value and not signals.stop.is_set():
+        if not node.get_parameter("autostart").value:
+            node.get_logger().info(waiting_for_configure(node.get_fully_qualified_name()))
+        elif imported and not signals.stop.is_set():
             if node.trigger_configure() == TransitionCallbackReturn.SUCCESS and not signals.stop.is_set():
                 node.trigger_activate()
         spin_until(signals.stop, executor, node)

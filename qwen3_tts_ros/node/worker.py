@@ -119,10 +119,12 @@ class SynthesisWorker:
         self._tell_ended(dropped)
         return len(dropped)
 
-    def stop(self, clear_queue: bool = True, reason: str = "stopped") -> tuple[bool, int]:
+    def stop(self, clear_queue: bool = True, reason: str = "stopped") -> tuple[bool, int, int]:
         """Cancel the current text (its utterance ends with a final chunk, its later segments are not spoken);
-        returns (was speaking, cleared). Cleared texts count as dropped."""
+        returns (was speaking, queued texts cleared, later segments of the current text left unspoken).
+        Cleared texts count as dropped."""
         cleared: list[QueuedText] = []
+        unspoken = 0
         with self._cond:
             if clear_queue:
                 cleared = self._take_queue(reason)
@@ -130,8 +132,9 @@ class SynthesisWorker:
             current = self._current
             if current is not None:
                 current.stop(reason)
+                unspoken = current.unspoken()
         self._tell_ended(cleared)
-        return current is not None, len(cleared)
+        return current is not None, len(cleared), unspoken
 
     def cancel(self, text: QueuedText, reason: str) -> None:
         """Cancel one text: out of the queue (ended at once), or, being spoken, stopped within a chunk."""
@@ -229,8 +232,10 @@ class SynthesisWorker:
             error = ""
             try:
                 for segment in text.segments:
-                    if text.cancel.is_set():
-                        break
+                    with self._cond:  # stop() reads it under the lock
+                        if text.cancel.is_set():
+                            break
+                        text.started += 1
                     error = self._speak(segment, text) or error
             except Exception as exc:  # noqa: BLE001 - e.g. publishing after the ROS context is gone; keep going
                 error = f"{type(exc).__name__}: {exc}"

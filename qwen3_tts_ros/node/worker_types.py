@@ -92,11 +92,16 @@ class QueuedText:
     # Why it was cancelled or dropped: "stopped" (~/stop), "preempted" (interrupt policy), "dropped" (queue
     # full), "deactivated", "shutdown", "cancelled" (its action goal was cancelled); the first reason wins.
     stop_reason: str = ""
+    started: int = 0  # segments the worker has begun speaking (worker thread)
 
     def stop(self, reason: str) -> None:
         if not self.stop_reason:
             self.stop_reason = reason
         self.cancel.set()
+
+    def unspoken(self) -> int:
+        """Segments not begun yet: what a stop now leaves unspoken besides the utterance being spoken."""
+        return len(self.segments) - self.started
 
 
 @dataclasses.dataclass
@@ -114,6 +119,7 @@ class LoadConfig:
     warmup_text: str
     warmup_settings: UtteranceSettings
     voices_file: str = ""  # named voices (engine/voice_book.py); "" none
+    gain: float = 1.0  # output.gain (linear; PcmEncoder applies it)
 
 
 class Logger(Protocol):  # what the worker needs of an rclpy logger

@@ -101,6 +101,9 @@ def test_default_model_is_the_demo_checkpoint_and_text_comes_from_arguments(tmp_
     assert (tmp_path / "home" / "demo" / "tiny_random_custom_voice" / "config.json").is_file()
     (frames,) = figure(r"(\d+) frames,", proc.stdout)
     assert read_wav(out).size == frames * SAMPLES_PER_FRAME > 0
+    # qwen-tts's import banners (flash-attn, SoX) are caught, as in the node (quiet_import.py).
+    for banner in ("flash-attn", "SoX", "sox: not found", "********"):
+        assert banner not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
 BAD_INPUT = [
@@ -145,6 +148,24 @@ def test_voice_the_model_does_not_have_exits_2_naming_the_flag(tiny_custom_voice
     proc = run_cli("-o", str(out), "--model", str(tiny_custom_voice_dir), "--list-voices")
     assert proc.returncode == 0, proc.stderr
     assert "mode: custom_voice" in proc.stdout and "ryan" in proc.stdout and "english" in proc.stdout
+    assert not out.exists()
+
+
+def test_a_voice_flag_the_models_mode_cannot_use_exits_2(tiny_custom_voice_dir, tmp_path):
+    """--ref-audio on a CustomVoice model: refused like --mode voice_clone on it (before: exit 0, the
+    reference silently unused)."""
+    ref = tmp_path / "hello.wav"
+    with wave.open(str(ref), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(24000)
+        w.writeframes(np.zeros(24000, dtype="<i2").tobytes())
+    out = tmp_path / "never.wav"
+    proc = run_cli("Hi.", "-o", str(out), "--model", str(tiny_custom_voice_dir), "--ref-audio", str(ref))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "qwen3-tts-say: error: --ref-audio is used only in voice_clone mode; this model's voice is in "
+        "custom_voice mode (unset --ref-audio, or load a base model)"), proc.stderr
     assert not out.exists()
 
 
@@ -211,6 +232,33 @@ def test_stream_stdin_speaks_while_the_text_is_written_raw_pcm_to_stdout(tiny_cu
     # The same codes; float32 decodes grouped differently (a chunk of the CLI's also ends where it waited
     # for text) and thread counts may differ: float32 rounding, at most a step of the int16 rounding.
     assert np.abs(whole.astype(np.int32) - samples).max() <= 2
+
+
+def test_a_reader_that_closes_the_pipe_early_ends_it_with_status_0(tiny_custom_voice_dir, tmp_path):
+    """`-o - | head -c 100`: the reader closing standard output is its choice, not a failure (before: exit 1).
+    The rest of the text is written only after the pipe was closed, so audio is written into it after that."""
+    errors = tmp_path / "stderr.txt"
+    with open(errors, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qwen3_tts_ros.cli", "--stream-stdin", "-o", "-", "--model",
+             str(tiny_custom_voice_dir), "--speaker", "ryan", "--language", "english", "--greedy",
+             "--max-new-tokens", str(2 * MAX_FRAMES), "--no-warmup"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=cli_env(),
+        )  # fmt: skip
+    try:
+        proc.stdin.write(b"Hello wor")
+        proc.stdin.flush()
+        assert len(proc.stdout.read(100)) == 100, errors.read_text()
+        proc.stdout.close()
+        proc.stdin.write(b"ld, and the rest of it.\n")
+        proc.stdin.close()
+        assert proc.wait(EVENT_TIMEOUT_S) == 0, errors.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = errors.read_text()
+    assert re.search(r"standard output was closed by its reader after \d+ samples: stopped", log), log
+    assert "Traceback" not in log and "failed" not in log
 
 
 def test_stream_stdin_without_text_exits_2(tiny_custom_voice_dir, tmp_path):

@@ -107,9 +107,11 @@ def test_good_values_are_accepted_while_unconfigured(node_from_yaml):
 
 
 def test_launch_file_is_python_and_starts_this_node_with_the_yaml():
+    from qwen3_tts_ros import launch_args
+
     tree = ast.parse(LAUNCH.read_text())
     funcs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
-    assert funcs == ["generate_launch_description"]
+    assert "generate_launch_description" in funcs
     calls = {}
     for n in ast.walk(tree):
         if isinstance(n, ast.Call):
@@ -119,10 +121,14 @@ def test_launch_file_is_python_and_starts_this_node_with_the_yaml():
     assert ast.literal_eval(node["package"]) == "qwen3_tts_ros"
     assert ast.literal_eval(node["executable"]) == "tts_node"  # scripts/tts_node, installed by CMake
     assert ast.literal_eval(node["name"]) == NODE_NAME
-    assert "namespace" in node and "parameters" in node
-    declared_args = {ast.literal_eval(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call)
-                     and getattr(c.func, "id", "") == "DeclareLaunchArgument"}
-    assert declared_args == {"params_file", "namespace", "autostart"}
+    assert {"namespace", "parameters", "arguments", "respawn", "respawn_delay"} <= set(node)
+    # The declared arguments: _arguments()'s literal names, plus launch_args.PARAMETER_ARGUMENTS.
+    (arguments,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_arguments"]
+    literal = {ast.literal_eval(t.elts[0]) for t in ast.walk(arguments)
+               if isinstance(t, ast.Tuple) and len(t.elts) == 3 and isinstance(t.elts[0], ast.Constant)}
+    assert literal == {"params_file", "namespace", "autostart", "log_level", "respawn", "respawn_delay"}
+    assert "A.PARAMETER_ARGUMENTS" in ast.unparse(arguments)
+    assert {a for a, _, _ in launch_args.PARAMETER_ARGUMENTS} == {"model", "device", "speaker", "language"}
     # Humble-safe auto-activation: configure, then activate on configuring -> inactive only.
     transition = calls["OnStateTransition"][0]
     assert ast.literal_eval(transition["start_state"]) == "configuring"
@@ -130,6 +136,8 @@ def test_launch_file_is_python_and_starts_this_node_with_the_yaml():
     # Only the launch's own configure: a later manual configure (after a cleanup) must leave it inactive.
     assert ast.literal_eval(transition["handle_once"]) is True
     source = LAUNCH.read_text()
+    # With respawn each process configures itself (a lifecycle request from launch can reach a dead process).
+    assert 'overrides["autostart"] = True' in source
     assert "TRANSITION_CONFIGURE" in source and "TRANSITION_ACTIVATE" in source
     assert '"config", "tts.yaml"' in source
     assert "autostart" not in node, "LifecycleNode(autostart=) does not exist on Humble"

@@ -117,6 +117,17 @@ def test_unusable_reference_audio_fails_configure(node, checkpoints, audio_files
     _fix_and_configure(node, checkpoints)
 
 
+def test_a_voice_setting_the_models_mode_cannot_use_fails_configure(node, checkpoints, audio_files, capfd):
+    """A reference voice given to a CustomVoice model would never be heard: refused, as the CLI refuses it."""
+    values = dict(model=str(checkpoints["custom_voice"]), voice__ref_audio=audio_files["mono"],
+                  voice__ref_text="Hello.")
+    assert _configure(node, **values) == TransitionCallbackReturn.FAILURE
+    log = capfd.readouterr().err
+    assert "configure failed: voice.ref_audio is used only in voice_clone mode" in log, log[-2000:]
+    assert "custom_voice mode" in log, log[-2000:]
+    _fix_and_configure(node, checkpoints)
+
+
 def _speak_in_process(node, text: str = "A short test sentence."):
     """Activate, feed one text through the node's own subscription callback, wait; the worker's statistics."""
     from std_msgs.msg import String

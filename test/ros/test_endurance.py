@@ -18,7 +18,7 @@ import pytest
 
 from qwen3_tts_ros.testing.waits import EVENT_TIMEOUT_S as TIMEOUT
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.long]  # long: QWEN3_TTS_ROS_LONG=1 makes it a long run
 
 LONG = os.environ.get("QWEN3_TTS_ROS_LONG") == "1"
 N_UTTERANCES = 500 if LONG else 50

@@ -23,12 +23,15 @@ def test_executable_launch_and_config_installed():
     assert (prefix / "share" / "qwen3_tts_ros" / "launch" / "tts.launch.py").is_file()
     assert (prefix / "share" / "qwen3_tts_ros" / "config" / "tts.yaml").is_file()
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "qwen3_tts_ros").is_file()
+    assert (prefix / "share" / "qwen3_tts_ros" / "LICENSE").read_text().split()[:3] == ["Apache", "License",
+                                                                                       "Version"]
 
 
 def test_cli_installed_on_path_and_for_ros2_run():
     prefix = _prefix()
-    for exe in (prefix / "bin" / "qwen3-tts-say", prefix / "lib" / "qwen3_tts_ros" / "qwen3-tts-say"):
-        assert exe.is_file() and os.access(exe, os.X_OK), exe
+    for name in ("qwen3-tts-say", "tts_node"):  # on PATH through bin/, and where `ros2 run` looks
+        for exe in (prefix / "bin" / name, prefix / "lib" / "qwen3_tts_ros" / name):
+            assert exe.is_file() and os.access(exe, os.X_OK), exe
     # ament's environment hook puts the package's bin/ on PATH when the workspace is sourced.
     hook = (prefix / "share" / "qwen3_tts_ros" / "environment" / "path.dsv").read_text()
     assert "PATH;bin" in hook
@@ -43,6 +46,7 @@ def test_python_package_and_messages_installed_together():
     assert (site / "msg" / "_utterance_latency.py").is_file()
     assert (site / "engine" / "types.py").is_file()
     assert (site / "node").is_dir()
+    assert not (site / "testing").exists(), "test helpers are not shipped to a robot"
     # Ours overlays rosidl's empty __init__.py, so `from qwen3_tts_ros import Qwen3TTSCudaGraphs` works there.
     assert "Qwen3TTSCudaGraphs" in (site / "__init__.py").read_text()
 

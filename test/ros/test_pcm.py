@@ -54,3 +54,19 @@ def test_encoder_passthrough_and_resampled_stream_lengths():
     total = sum(len(enc.encode(pcm[k:k + 1920], final=(k == 1920 * 2))) for k in range(0, pcm.size, 1920))
     assert total == 1280 * 3 * 4  # exactly frames * 1280 float32 samples over the whole stream
     assert (enc.sample_format, enc.bitrate) == ("F32LE", 16000 * 32)
+
+
+@pytest.mark.parametrize("pcm_format,out_rate", [("int16", 24000), ("float32", 24000), ("int16", 16000)])
+def test_encoder_gain_scales_the_float_samples_before_resampling_and_conversion(pcm_format, out_rate):
+    x = _sine(24000, 0.3) * 1.8  # peaks at 0.9
+    plain, scaled = PcmEncoder(pcm_format, 24000, out_rate), PcmEncoder(pcm_format, 24000, out_rate, gain=0.5)
+    assert plain.passes_int16_through() == (pcm_format == "int16" and out_rate == 24000)
+    assert not scaled.passes_int16_through()
+    plain.start()
+    scaled.start()
+    # Linear: gain 0.5 on x is the plain encoding of x * 0.5 (exact: halving a float32 is exact).
+    assert scaled.encode(x, final=True) == plain.encode(x * np.float32(0.5), final=True)
+    loud = PcmEncoder("int16", 24000, 24000, gain=4.0)
+    loud.start()
+    out = np.frombuffer(loud.encode(x, final=True), dtype="<i2")
+    assert out.max() == 32767 and out.min() == -32767  # clipped at full scale

@@ -23,6 +23,9 @@ INVALID = [
     ("top_p", 1.5, "--top-p", "1.5"),
     ("top_k", -3, "--top-k", "-3"),
     ("max_new_tokens", 0, "--max-new-tokens", "0"),
+    # -1.0 is no "model default" for a float (that is .nan; -1 is the integers' sentinel): refused as a value
+    ("temperature", -1.0, "--temperature", "-1"),
+    ("top_p", -1.0, "--top-p", "-1"),
 ]
 
 
@@ -46,7 +49,7 @@ def library_message(field: str, value) -> str:
     return str(direct.value)
 
 
-@pytest.mark.parametrize("field,value,flag,typed", INVALID, ids=[i[0] for i in INVALID])
+@pytest.mark.parametrize("field,value,flag,typed", INVALID, ids=[f"{i[0]}={i[1]}" for i in INVALID])
 def test_an_invalid_sampling_value_gets_one_message_everywhere(node, tmp_path, field, value, flag, typed):
     message = library_message(field, value)
     assert field in message and repr(value) in message, message

@@ -330,9 +330,9 @@ def test_bounds_reject_and_count(node, live_text, defaults):
     assert len(client.utterances(mark["chunks"])) == 2
 
 
-def test_the_readme_example_speaks_one_utterance(node, defaults):
-    """README's "Speaking an LLM's output" publisher, run as it stands (on this node's namespace)."""
-    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_the_documented_example_speaks_one_utterance(node, defaults):
+    """docs/NODE.md's "Speaking an LLM's output" publisher, run as it stands (on this node's namespace)."""
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "NODE.md").read_text()
     section = readme[readme.index("**Speaking an LLM's output**"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert '"/tts/text_stream"' in code

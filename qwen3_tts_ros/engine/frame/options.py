@@ -1,10 +1,11 @@
 """`FrameOptions`: the one typed options object of the frame loop, from `EngineConfig` / `from_pretrained`
 down to the FrameGenerator. Every default of the frame loop is written here, once.
 
-`from_pretrained(..., frame_options=...)` takes a FrameOptions or the dict README documents, converted once by
-`FrameOptions.from_mapping`: `prefill_buckets`, `launch_ahead`, `frames_per_replay`, `path` (a frame path
-name, paths.py), and the older switches `compile` (False: the eager path; True: the compiled one) and
-`fused` (True: the fused Triton frame). Unknown keys are refused with a message naming the known ones.
+`from_pretrained(..., frame_options=...)` takes a FrameOptions or the dict docs/LIBRARY.md documents,
+converted once by `FrameOptions.from_mapping`: `prefill_buckets`, `launch_ahead`, `frames_per_replay`, `path`
+(a frame path name, paths.py), and the older switches `compile` (False: the eager path; True: the compiled
+one) and `fused` (True: the fused Triton frame). Unknown keys are refused with a message naming the known
+ones.
 """
 
 from __future__ import annotations
