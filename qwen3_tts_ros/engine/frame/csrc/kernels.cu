@@ -20,23 +20,21 @@ template <typename Kernel> cudaError_t allow_shared(Kernel kernel, size_t bytes)
 }
 
 template <typename T, int M, bool SWIGLU, int VEC> cudaError_t gemv_as(const GemvArgs& a, cudaStream_t stream) {
-  // outputs per block: wide projections one per warp, narrow ones (N <= 2048) with K split over 2 or 4 warps,
-  // so that about 4,000 warps read weights at once either way
-  const int rows = a.n >= 4096 ? 4 : a.n >= 2048 ? 2 : 1;
-  const int blocks = (a.n + rows - 1) / rows;
-  gemv_kernel<T, M, SWIGLU, VEC><<<blocks, GEMV_WARPS * 32, 0, stream>>>(
+  const size_t shared = sizeof(T) * a.m * a.k;
+  auto kernel = gemv_kernel<T, M, SWIGLU, VEC>;
+  cudaError_t err = allow_shared(kernel, shared);
+  if (err != cudaSuccess) return err;
+  const int blocks = (a.n + GEMV_WARPS - 1) / GEMV_WARPS;
+  kernel<<<blocks, GEMV_WARPS * 32, shared, stream>>>(
       static_cast<const T*>(a.x), a.x_stride, static_cast<const T*>(a.norm), static_cast<const T*>(a.weight), a.out,
       a.out_stride, static_cast<const T*>(a.residual), a.residual_stride, static_cast<const T*>(a.bias),
-      static_cast<T*>(a.normed), a.eps, a.n, a.k, a.epilogue, rows);
+      static_cast<T*>(a.normed), a.eps, a.n, a.k, a.epilogue);
   return cudaGetLastError();
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 template <typename T, int M, bool SWIGLU> cudaError_t gemv_vec(const GemvArgs& a, cudaStream_t stream) {
   constexpr int VEC = 16 / sizeof(T);
-  const bool aligned = a.k % VEC == 0 && a.x_stride % VEC == 0 && aligned16(a.weight) && aligned16(a.x) &&
-                       aligned16(a.norm) && aligned16(a.normed);  // nullptr is aligned
+  const bool aligned = a.k % VEC == 0 && reinterpret_cast<uintptr_t>(a.weight) % 16 == 0;
   return aligned ? gemv_as<T, M, SWIGLU, VEC>(a, stream) : gemv_as<T, M, SWIGLU, 1>(a, stream);
 }
 

@@ -98,96 +98,101 @@ __device__ __forceinline__ int block_argmax(float v, int i, float* scratch_v, in
 
 // -- gemv ------------------------------------------------------------------------------------------------------
 // out[m, n] = epilogue(sum_k xn[m, k] W[n, k]) for the M (1 or 2) rows of x (Triton: _gemv_kernel).
-// Grid: ceil(N / rows) blocks of GEMV_WARPS warps, `rows` (1, 2 or 4) outputs per block, so GEMV_WARPS / rows
-// warps share one output's K (more warps in flight for the narrow projections). A warp reads VEC contiguous
-// weights (16 bytes) per lane and step, its first GEMV_PREFETCH steps requested before anything else; the
-// input rows come from global memory through L1 (every warp of the block reads the same ones), normalised on
-// the fly; no shared-memory staging and one barrier (the K parts' sums), none with one warp per output.
-// Prologue (norm != nullptr): each warp computes the rows' RMS itself (float32, Qwen3TTSRMSNorm's rounding),
-// and the warps of block 0's first output also store xn to `normed` when given. Epilogues: kStore; kResidual
-// (residual may be out itself: each element is read before it is written, by the same thread); kSwiGLU
-// (W = [gate; up], out = silu(gate) * up, silu in float32 like F.silu); kLogits (float32 out of the model-dtype
-// product); kBias.
+// Grid: ceil(N / GEMV_WARPS) blocks of GEMV_WARPS warps; one warp per output n (and its up row n + N for
+// SwiGLU), each lane reading VEC contiguous weights (16 bytes) per step, K / (32 VEC) steps.
+// Shared memory (dynamic): M * K model-dtype elements, the (normalised) input rows, which every warp reads.
+// Prologue: norm != nullptr -> xn = rms_norm(x) (float32 statistics, rounded like Qwen3TTSRMSNorm); block 0
+// also stores xn to `normed` when given. Epilogues: kStore; kResidual (residual may be out itself: each element
+// is read before it is written, by the same thread); kSwiGLU (W = [gate; up], out = silu(gate) * up, silu in
+// float32 like F.silu); kLogits (float32 out of the model-dtype product); kBias.
 constexpr int GEMV_WARPS = 4;
-constexpr int GEMV_PREFETCH = 4;  // 16-byte steps per lane issued first (a whole 1024-wide bf16 row per warp)
 // The second launch bound of these kernels (minimum blocks per SM) is a hint that keeps ptxas (nvcc 13.0) from
 // capping them near 40 registers and spilling, which it did with the thread bound alone.
-
-template <typename T, int VEC>
-__device__ __forceinline__ Vec<T, VEC> load_x(const T* x, int k0, bool norm, const T* weight, float rstd) {
-  Vec<T, VEC> v = *reinterpret_cast<const Vec<T, VEC>*>(x + k0);
-  if (norm) {
-    const Vec<T, VEC> scale = *reinterpret_cast<const Vec<T, VEC>*>(weight + k0);
-#pragma unroll
-    for (int i = 0; i < VEC; ++i)
-      v.v[i] = Num<T>::round(Num<T>::wide(Num<T>::from_f32(Num<T>::f32(v.v[i]) * rstd)) * Num<T>::wide(scale.v[i]));
-  }
-  return v;
-}
+constexpr int GEMV_PREFETCH = 4;  // 16-byte steps per lane issued before the prologue (a whole 1024-wide bf16 row)
 
 template <typename T, int M, bool SWIGLU, int VEC>
 __global__ void __launch_bounds__(GEMV_WARPS * 32, 4)
 gemv_kernel(const T* __restrict__ x, int64_t x_stride, const T* __restrict__ norm, const T* __restrict__ w,
             void* out, int64_t out_stride, const T* residual, int64_t residual_stride, const T* __restrict__ bias,
-            T* normed, float eps, int N, int K, int epilogue, int rows) {
+            T* normed, float eps, int N, int K, int epilogue) {
   using A = typename Num<T>::acc;
-  __shared__ A partial[GEMV_WARPS][2][M];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int parts = GEMV_WARPS / rows, part = warp % parts;
-  const int n = blockIdx.x * rows + warp / parts;
+  extern __shared__ __align__(16) unsigned char gemv_smem[];
+  T* xs = reinterpret_cast<T*>(gemv_smem);
+  __shared__ float scratch[32];
+  const int lane = threadIdx.x & 31;
+  const int n = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
   const bool active = n < N;
   const T* row = w + static_cast<int64_t>(active ? n : 0) * K;
   const T* row_up = w + static_cast<int64_t>(active ? n + N : 0) * K;
-  const int stride = 32 * parts * VEC;  // elements between a lane's steps
-  const int first = (part * 32 + lane) * VEC;
+  // The row's first GEMV_PREFETCH steps of weights are requested before the prologue: their memory latency
+  // overlaps the input's load and normalisation, which they do not depend on.
   Vec<T, VEC> w_first[GEMV_PREFETCH], up_first[GEMV_PREFETCH];
 #pragma unroll
   for (int p = 0; p < GEMV_PREFETCH; ++p) {
-    const int k0 = first + p * stride;
+    const int k0 = (p * 32 + lane) * VEC;
     if (active && k0 < K) {
       w_first[p] = *reinterpret_cast<const Vec<T, VEC>*>(row + k0);
       if (SWIGLU) up_first[p] = *reinterpret_cast<const Vec<T, VEC>*>(row_up + k0);
     }
   }
-  float rstd[M];
-  if (norm != nullptr) {
+  for (int k = threadIdx.x; k < K; k += blockDim.x) {  // x read once (from L2: every block reads it)
+#pragma unroll
+    for (int m = 0; m < M; ++m) xs[m * K + k] = x[m * x_stride + k];
+  }
+  if (norm != nullptr) {  // each thread rewrites only the elements it loaded: no barrier before the squares
+    float rstd[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       float squares = 0.f;
-      for (int k0 = lane * VEC; k0 < K; k0 += 32 * VEC) {
-        const Vec<T, VEC> v = *reinterpret_cast<const Vec<T, VEC>*>(x + m * x_stride + k0);
-#pragma unroll
-        for (int i = 0; i < VEC; ++i) squares += Num<T>::f32(v.v[i]) * Num<T>::f32(v.v[i]);
+      for (int k = threadIdx.x; k < K; k += blockDim.x) {
+        const float f = Num<T>::f32(xs[m * K + k]);
+        squares += f * f;
       }
-      rstd[m] = rsqrtf(warp_sum(squares) / K + eps);
+      rstd[m] = rsqrtf(block_sum(squares, scratch) / K + eps);
+    }
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        T v = Num<T>::from_f32(Num<T>::f32(xs[m * K + k]) * rstd[m]);
+        v = Num<T>::round(Num<T>::wide(v) * Num<T>::wide(norm[k]));
+        if (normed != nullptr && blockIdx.x == 0) normed[m * x_stride + k] = v;
+        xs[m * K + k] = v;
+      }
     }
   }
-  const bool store_normed = normed != nullptr && blockIdx.x == 0 && warp < parts;
+  __syncthreads();
+  if (!active) return;
   A acc[M], acc_up[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = acc_up[m] = A(0);
-  auto step = [&](const Vec<T, VEC>& wv, const Vec<T, VEC>& uv, int k0) {
+#pragma unroll
+  for (int p = 0; p < GEMV_PREFETCH; ++p) {
+    const int k0 = (p * 32 + lane) * VEC;
+    if (k0 < K) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        const Vec<T, VEC> xv = *reinterpret_cast<const Vec<T, VEC>*>(xs + m * K + k0);
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) {
+          acc[m] += Num<T>::wide(w_first[p].v[i]) * Num<T>::wide(xv.v[i]);
+          if (SWIGLU) acc_up[m] += Num<T>::wide(up_first[p].v[i]) * Num<T>::wide(xv.v[i]);
+        }
+      }
+    }
+  }
+#pragma unroll 4
+  for (int k0 = (GEMV_PREFETCH * 32 + lane) * VEC; k0 < K; k0 += 32 * VEC) {
+    const Vec<T, VEC> wv = *reinterpret_cast<const Vec<T, VEC>*>(row + k0);
+    Vec<T, VEC> uv;
+    if (SWIGLU) uv = *reinterpret_cast<const Vec<T, VEC>*>(row_up + k0);
 #pragma unroll
     for (int m = 0; m < M; ++m) {
-      const Vec<T, VEC> xv = load_x<T, VEC>(x + m * x_stride, k0, norm != nullptr, norm, rstd[m]);
-      if (store_normed) *reinterpret_cast<Vec<T, VEC>*>(normed + m * x_stride + k0) = xv;
+      const Vec<T, VEC> xv = *reinterpret_cast<const Vec<T, VEC>*>(xs + m * K + k0);
 #pragma unroll
       for (int i = 0; i < VEC; ++i) {
         acc[m] += Num<T>::wide(wv.v[i]) * Num<T>::wide(xv.v[i]);
         if (SWIGLU) acc_up[m] += Num<T>::wide(uv.v[i]) * Num<T>::wide(xv.v[i]);
       }
-    }
-  };
-  if (active) {
-#pragma unroll
-    for (int p = 0; p < GEMV_PREFETCH; ++p)
-      if (first + p * stride < K) step(w_first[p], up_first[p], first + p * stride);
-#pragma unroll 4
-    for (int k0 = first + GEMV_PREFETCH * stride; k0 < K; k0 += stride) {
-      const Vec<T, VEC> wv = *reinterpret_cast<const Vec<T, VEC>*>(row + k0);
-      Vec<T, VEC> uv;
-      if (SWIGLU) uv = *reinterpret_cast<const Vec<T, VEC>*>(row_up + k0);
-      step(wv, uv, k0);
     }
   }
 #pragma unroll
@@ -195,22 +200,7 @@ gemv_kernel(const T* __restrict__ x, int64_t x_stride, const T* __restrict__ nor
     acc[m] = warp_sum(acc[m]);
     if (SWIGLU) acc_up[m] = warp_sum(acc_up[m]);
   }
-  if (parts > 1) {  // the K parts of an output, summed in part order by its first warp
-    if (lane == 0) {
-#pragma unroll
-      for (int m = 0; m < M; ++m) { partial[warp][0][m] = acc[m]; partial[warp][1][m] = acc_up[m]; }
-    }
-    __syncthreads();
-    if (part != 0) return;
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      for (int q = 1; q < parts; ++q) {
-        acc[m] += partial[warp + q][0][m];
-        if (SWIGLU) acc_up[m] += partial[warp + q][1][m];
-      }
-    }
-  }
-  if (lane != 0 || !active) return;
+  if (lane != 0) return;
 #pragma unroll
   for (int m = 0; m < M; ++m) {
     const T y = Num<T>::round(acc[m]);
