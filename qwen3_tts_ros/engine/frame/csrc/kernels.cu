@@ -47,11 +47,9 @@ template <typename T> cudaError_t gemv_typed(const GemvArgs& a, cudaStream_t str
 
 template <typename T> cudaError_t attention_typed(const AttentionArgs& a, cudaStream_t stream) {
   using A = typename Num<T>::acc;
-  if (a.d > ATTENTION_MAX_D || a.d % 2 != 0 || a.s < 1 || a.s > 2 || (a.splits > 1 && a.s != 1))
-    return cudaErrorInvalidValue;
-  const size_t shared = sizeof(A) * (ATTENTION_THREADS / 32) * (a.d + 2) + sizeof(T) * 3 * a.d;
-  // warp-level norms for D = 64, 128 (the released models'), block-wide for any other even D
-  auto kernel = a.d == 128 ? attention_kernel<T, 4> : a.d == 64 ? attention_kernel<T, 2> : attention_kernel<T, 0>;
+  if (a.d > ATTENTION_MAX_D || a.d % 2 != 0 || (a.splits > 1 && a.s != 1)) return cudaErrorInvalidValue;
+  const size_t shared = sizeof(A) * (ATTENTION_THREADS / 32) * (a.d + 2) + sizeof(T) * 2 * a.d;
+  auto kernel = attention_kernel<T>;
   cudaError_t err = allow_shared(kernel, shared);
   if (err != cudaSuccess) return err;
   const dim3 grid(a.kv_heads * a.nrep, a.splits);
