@@ -7,6 +7,7 @@ qwen-tts and the timings are bench/fused_cuda_check.py's."""
 import pytest
 import torch
 from test_frame_generator import EOS_REQUEST, LONG_REQUEST
+from test_fused_frame_gpu import GREEDY, SAMPLED, codes
 
 from bench.gpu_parity import build_model, cast, synthetic_prefill
 from qwen3_tts_ros.engine.frame import cuda_build
@@ -15,15 +16,7 @@ from qwen3_tts_ros.engine.frame.generator import FrameGenerator
 from qwen3_tts_ros.engine.frame.options import FrameOptions
 from qwen3_tts_ros.engine.frame.prefill import build_prefill
 from qwen3_tts_ros.engine.frame.sampling import choose_token, process_scores
-from qwen3_tts_ros.engine.types import SamplingParams, StreamStats
-
-GREEDY = SamplingParams(do_sample=False, subtalker_dosample=False, max_new_tokens=30)
-SAMPLED = SamplingParams(max_new_tokens=30, top_k=20, top_p=0.8, subtalker_top_p=0.9)
-
-
-def generator(model, path: str, **options) -> FrameGenerator:
-    """path: "fused-cuda", or "eager" (the reference frame: eager layers, under CUDA graphs too)."""
-    return FrameGenerator(model, FrameOptions(path=path, **options))
+from qwen3_tts_ros.engine.types import SamplingParams
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +24,9 @@ def cuda_f64(cuda_custom_voice_tts_f64):
     return cuda_custom_voice_tts_f64
 
 
-def codes(generator, prefill, sampling, consumer=None):
-    stats = StreamStats()
-    frames = list(generator.generate(prefill, sampling, stats=stats, consumer_stream=consumer))
-    torch.cuda.synchronize()
-    return torch.stack(frames).cpu() if frames else torch.zeros(0, 16, dtype=torch.long), stats.stopped_by
+def generator(model, path: str, **options) -> FrameGenerator:
+    """path: "fused-cuda", or "eager" (the reference frame: eager layers, under CUDA graphs too)."""
+    return FrameGenerator(model, FrameOptions(path=path, **options))
 
 
 @pytest.mark.gpu

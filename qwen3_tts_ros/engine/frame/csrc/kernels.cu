@@ -20,23 +20,21 @@ template <typename Kernel> cudaError_t allow_shared(Kernel kernel, size_t bytes)
 }
 
 template <typename T, int M, bool SWIGLU, int VEC> cudaError_t gemv_as(const GemvArgs& a, cudaStream_t stream) {
-  // outputs per block: wide projections one per warp, narrow ones (N <= 2048) with K split over 2 or 4 warps,
-  // so that about 4,000 warps read weights at once either way
-  const int rows = a.n >= 4096 ? 4 : a.n >= 2048 ? 2 : 1;
-  const int blocks = (a.n + rows - 1) / rows;
-  gemv_kernel<T, M, SWIGLU, VEC><<<blocks, GEMV_WARPS * 32, 0, stream>>>(
+  const size_t shared = sizeof(T) * a.m * a.k;
+  auto kernel = gemv_kernel<T, M, SWIGLU, VEC>;
+  cudaError_t err = allow_shared(kernel, shared);
+  if (err != cudaSuccess) return err;
+  const int blocks = (a.n + GEMV_WARPS - 1) / GEMV_WARPS;
+  kernel<<<blocks, GEMV_WARPS * 32, shared, stream>>>(
       static_cast<const T*>(a.x), a.x_stride, static_cast<const T*>(a.norm), static_cast<const T*>(a.weight), a.out,
       a.out_stride, static_cast<const T*>(a.residual), a.residual_stride, static_cast<const T*>(a.bias),
-      static_cast<T*>(a.normed), a.eps, a.n, a.k, a.epilogue, rows);
+      static_cast<T*>(a.normed), a.eps, a.n, a.k, a.epilogue);
   return cudaGetLastError();
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 template <typename T, int M, bool SWIGLU> cudaError_t gemv_vec(const GemvArgs& a, cudaStream_t stream) {
   constexpr int VEC = 16 / sizeof(T);
-  const bool aligned = a.k % VEC == 0 && a.x_stride % VEC == 0 && aligned16(a.weight) && aligned16(a.x) &&
-                       aligned16(a.norm) && aligned16(a.normed);  // nullptr is aligned
+  const bool aligned = a.k % VEC == 0 && reinterpret_cast<uintptr_t>(a.weight) % 16 == 0;
   return aligned ? gemv_as<T, M, SWIGLU, VEC>(a, stream) : gemv_as<T, M, SWIGLU, 1>(a, stream);
 }
 
@@ -49,11 +47,9 @@ template <typename T> cudaError_t gemv_typed(const GemvArgs& a, cudaStream_t str
 
 template <typename T> cudaError_t attention_typed(const AttentionArgs& a, cudaStream_t stream) {
   using A = typename Num<T>::acc;
-  if (a.d > ATTENTION_MAX_D || a.d % 2 != 0 || a.s < 1 || a.s > 2 || (a.splits > 1 && a.s != 1))
-    return cudaErrorInvalidValue;
-  const size_t shared = sizeof(A) * (ATTENTION_THREADS / 32) * (a.d + 2) + sizeof(T) * 3 * a.d;
-  // warp-level norms for D = 64, 128 (the released models'), block-wide for any other even D
-  auto kernel = a.d == 128 ? attention_kernel<T, 4> : a.d == 64 ? attention_kernel<T, 2> : attention_kernel<T, 0>;
+  if (a.d > ATTENTION_MAX_D || a.d % 2 != 0 || (a.splits > 1 && a.s != 1)) return cudaErrorInvalidValue;
+  const size_t shared = sizeof(A) * (ATTENTION_THREADS / 32) * (a.d + 2) + sizeof(T) * 2 * a.d;
+  auto kernel = attention_kernel<T>;
   cudaError_t err = allow_shared(kernel, shared);
   if (err != cudaSuccess) return err;
   const dim3 grid(a.kv_heads * a.nrep, a.splits);

@@ -98,96 +98,71 @@ __device__ __forceinline__ int block_argmax(float v, int i, float* scratch_v, in
 
 // -- gemv ------------------------------------------------------------------------------------------------------
 // out[m, n] = epilogue(sum_k xn[m, k] W[n, k]) for the M (1 or 2) rows of x (Triton: _gemv_kernel).
-// Grid: ceil(N / rows) blocks of GEMV_WARPS warps, `rows` (1, 2 or 4) outputs per block, so GEMV_WARPS / rows
-// warps share one output's K (more warps in flight for the narrow projections). A warp reads VEC contiguous
-// weights (16 bytes) per lane and step, its first GEMV_PREFETCH steps requested before anything else; the
-// input rows come from global memory through L1 (every warp of the block reads the same ones), normalised on
-// the fly; no shared-memory staging and one barrier (the K parts' sums), none with one warp per output.
-// Prologue (norm != nullptr): each warp computes the rows' RMS itself (float32, Qwen3TTSRMSNorm's rounding),
-// and the warps of block 0's first output also store xn to `normed` when given. Epilogues: kStore; kResidual
-// (residual may be out itself: each element is read before it is written, by the same thread); kSwiGLU
-// (W = [gate; up], out = silu(gate) * up, silu in float32 like F.silu); kLogits (float32 out of the model-dtype
-// product); kBias.
+// Grid: ceil(N / GEMV_WARPS) blocks of GEMV_WARPS warps; one warp per output n (and its up row n + N for
+// SwiGLU), each lane reading VEC contiguous weights (16 bytes) per step, K / (32 VEC) steps.
+// Shared memory (dynamic): M * K model-dtype elements, the (normalised) input rows, which every warp reads.
+// Prologue: norm != nullptr -> xn = rms_norm(x) (float32 statistics, rounded like Qwen3TTSRMSNorm); block 0
+// also stores xn to `normed` when given. Epilogues: kStore; kResidual (residual may be out itself: each element
+// is read before it is written, by the same thread); kSwiGLU (W = [gate; up], out = silu(gate) * up, silu in
+// float32 like F.silu); kLogits (float32 out of the model-dtype product); kBias.
 constexpr int GEMV_WARPS = 4;
-constexpr int GEMV_PREFETCH = 4;  // 16-byte steps per lane issued first (a whole 1024-wide bf16 row per warp)
-// The second launch bound of these kernels (minimum blocks per SM) is a hint that keeps ptxas (nvcc 13.0) from
-// capping them near 40 registers and spilling, which it did with the thread bound alone.
-
-template <typename T, int VEC>
-__device__ __forceinline__ Vec<T, VEC> load_x(const T* x, int k0, bool norm, const T* weight, float rstd) {
-  Vec<T, VEC> v = *reinterpret_cast<const Vec<T, VEC>*>(x + k0);
-  if (norm) {
-    const Vec<T, VEC> scale = *reinterpret_cast<const Vec<T, VEC>*>(weight + k0);
-#pragma unroll
-    for (int i = 0; i < VEC; ++i)
-      v.v[i] = Num<T>::round(Num<T>::wide(Num<T>::from_f32(Num<T>::f32(v.v[i]) * rstd)) * Num<T>::wide(scale.v[i]));
-  }
-  return v;
-}
 
 template <typename T, int M, bool SWIGLU, int VEC>
-__global__ void __launch_bounds__(GEMV_WARPS * 32, 4)
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
 gemv_kernel(const T* __restrict__ x, int64_t x_stride, const T* __restrict__ norm, const T* __restrict__ w,
             void* out, int64_t out_stride, const T* residual, int64_t residual_stride, const T* __restrict__ bias,
-            T* normed, float eps, int N, int K, int epilogue, int rows) {
+            T* normed, float eps, int N, int K, int epilogue) {
   using A = typename Num<T>::acc;
-  __shared__ A partial[GEMV_WARPS][2][M];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int parts = GEMV_WARPS / rows, part = warp % parts;
-  const int n = blockIdx.x * rows + warp / parts;
-  const bool active = n < N;
-  const T* row = w + static_cast<int64_t>(active ? n : 0) * K;
-  const T* row_up = w + static_cast<int64_t>(active ? n + N : 0) * K;
-  const int stride = 32 * parts * VEC;  // elements between a lane's steps
-  const int first = (part * 32 + lane) * VEC;
-  Vec<T, VEC> w_first[GEMV_PREFETCH], up_first[GEMV_PREFETCH];
+  extern __shared__ __align__(16) unsigned char gemv_smem[];
+  T* xs = reinterpret_cast<T*>(gemv_smem);
+  __shared__ float scratch[32];
+  for (int k = threadIdx.x; k < K; k += blockDim.x) {  // x read once (from L2: every block reads it)
 #pragma unroll
-  for (int p = 0; p < GEMV_PREFETCH; ++p) {
-    const int k0 = first + p * stride;
-    if (active && k0 < K) {
-      w_first[p] = *reinterpret_cast<const Vec<T, VEC>*>(row + k0);
-      if (SWIGLU) up_first[p] = *reinterpret_cast<const Vec<T, VEC>*>(row_up + k0);
-    }
+    for (int m = 0; m < M; ++m) xs[m * K + k] = x[m * x_stride + k];
   }
-  float rstd[M];
-  if (norm != nullptr) {
+  if (norm != nullptr) {  // each thread rewrites only the elements it loaded: no barrier before the squares
+    float rstd[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       float squares = 0.f;
-      for (int k0 = lane * VEC; k0 < K; k0 += 32 * VEC) {
-        const Vec<T, VEC> v = *reinterpret_cast<const Vec<T, VEC>*>(x + m * x_stride + k0);
-#pragma unroll
-        for (int i = 0; i < VEC; ++i) squares += Num<T>::f32(v.v[i]) * Num<T>::f32(v.v[i]);
+      for (int k = threadIdx.x; k < K; k += blockDim.x) {
+        const float f = Num<T>::f32(xs[m * K + k]);
+        squares += f * f;
       }
-      rstd[m] = rsqrtf(warp_sum(squares) / K + eps);
+      rstd[m] = rsqrtf(block_sum(squares, scratch) / K + eps);
+    }
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        T v = Num<T>::from_f32(Num<T>::f32(xs[m * K + k]) * rstd[m]);
+        v = Num<T>::round(Num<T>::wide(v) * Num<T>::wide(norm[k]));
+        if (normed != nullptr && blockIdx.x == 0) normed[m * x_stride + k] = v;
+        xs[m * K + k] = v;
+      }
     }
   }
-  const bool store_normed = normed != nullptr && blockIdx.x == 0 && warp < parts;
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const int n = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+  if (n >= N) return;
   A acc[M], acc_up[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = acc_up[m] = A(0);
-  auto step = [&](const Vec<T, VEC>& wv, const Vec<T, VEC>& uv, int k0) {
+  const T* row = w + static_cast<int64_t>(n) * K;
+  const T* row_up = w + static_cast<int64_t>(n + N) * K;
+#pragma unroll 4
+  for (int k0 = lane * VEC; k0 < K; k0 += 32 * VEC) {
+    const Vec<T, VEC> wv = *reinterpret_cast<const Vec<T, VEC>*>(row + k0);
+    Vec<T, VEC> uv;
+    if (SWIGLU) uv = *reinterpret_cast<const Vec<T, VEC>*>(row_up + k0);
 #pragma unroll
     for (int m = 0; m < M; ++m) {
-      const Vec<T, VEC> xv = load_x<T, VEC>(x + m * x_stride, k0, norm != nullptr, norm, rstd[m]);
-      if (store_normed) *reinterpret_cast<Vec<T, VEC>*>(normed + m * x_stride + k0) = xv;
+      const Vec<T, VEC> xv = *reinterpret_cast<const Vec<T, VEC>*>(xs + m * K + k0);
 #pragma unroll
       for (int i = 0; i < VEC; ++i) {
         acc[m] += Num<T>::wide(wv.v[i]) * Num<T>::wide(xv.v[i]);
         if (SWIGLU) acc_up[m] += Num<T>::wide(uv.v[i]) * Num<T>::wide(xv.v[i]);
       }
-    }
-  };
-  if (active) {
-#pragma unroll
-    for (int p = 0; p < GEMV_PREFETCH; ++p)
-      if (first + p * stride < K) step(w_first[p], up_first[p], first + p * stride);
-#pragma unroll 4
-    for (int k0 = first + GEMV_PREFETCH * stride; k0 < K; k0 += stride) {
-      const Vec<T, VEC> wv = *reinterpret_cast<const Vec<T, VEC>*>(row + k0);
-      Vec<T, VEC> uv;
-      if (SWIGLU) uv = *reinterpret_cast<const Vec<T, VEC>*>(row_up + k0);
-      step(wv, uv, k0);
     }
   }
 #pragma unroll
@@ -195,22 +170,7 @@ gemv_kernel(const T* __restrict__ x, int64_t x_stride, const T* __restrict__ nor
     acc[m] = warp_sum(acc[m]);
     if (SWIGLU) acc_up[m] = warp_sum(acc_up[m]);
   }
-  if (parts > 1) {  // the K parts of an output, summed in part order by its first warp
-    if (lane == 0) {
-#pragma unroll
-      for (int m = 0; m < M; ++m) { partial[warp][0][m] = acc[m]; partial[warp][1][m] = acc_up[m]; }
-    }
-    __syncthreads();
-    if (part != 0) return;
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      for (int q = 1; q < parts; ++q) {
-        acc[m] += partial[warp + q][0][m];
-        if (SWIGLU) acc_up[m] += partial[warp + q][1][m];
-      }
-    }
-  }
-  if (lane != 0 || !active) return;
+  if (lane != 0) return;
 #pragma unroll
   for (int m = 0; m < M; ++m) {
     const T y = Num<T>::round(acc[m]);
@@ -264,36 +224,6 @@ __device__ __forceinline__ void norm_rope(const T* src, const T* weight, const T
   __syncthreads();
 }
 
-// norm_rope by one warp, in registers, for D = 32 * PL with PL even (D = 64, 128): lane l holds elements
-// l + 32 i, and RoPE's partner of element i (d +- D / 2) is element i +- PL / 2 of the same lane, so no barrier
-// and no shared memory. out[i] is element l + 32 i (rounded to T, held widened).
-template <typename T, int PL>
-__device__ __forceinline__ void warp_norm_rope(const T* src, const T* weight, const T* cos, const T* sin,
-                                               int64_t position, float eps, int lane,
-                                               typename Num<T>::acc (&out)[PL]) {
-  using A = typename Num<T>::acc;
-  constexpr int D = 32 * PL, HALF = PL / 2;
-  float f[PL], squares = 0.f;
-#pragma unroll
-  for (int i = 0; i < PL; ++i) {
-    f[i] = Num<T>::f32(src[lane + 32 * i]);
-    squares += f[i] * f[i];
-  }
-  const float rstd = rsqrtf(warp_sum(squares) / D + eps);
-  A n[PL];
-#pragma unroll
-  for (int i = 0; i < PL; ++i)
-    n[i] = Num<T>::wide(Num<T>::round(Num<T>::wide(Num<T>::from_f32(f[i] * rstd)) * Num<T>::wide(weight[lane + 32 * i])));
-  const int64_t row = position * D;
-#pragma unroll
-  for (int i = 0; i < PL; ++i) {
-    const int d = lane + 32 * i;
-    const A c = Num<T>::wide(Num<T>::round(n[i] * Num<T>::wide(cos[row + d])));
-    const A s = Num<T>::wide(Num<T>::round(n[i < HALF ? i + HALF : i - HALF] * Num<T>::wide(sin[row + d])));
-    out[i] = Num<T>::wide(Num<T>::round(i < HALF ? c - s : c + s));
-  }
-}
-
 // Grid (query heads, splits) of ATTENTION_THREADS threads (Triton: _attention_kernel). For each of the S rows:
 // the new k (k_norm, RoPE) and v of the head's K/V group go into the cache at the row's position (by the split
 // that holds it), then the query head (q_norm, RoPE) attends to slots [split start, min(split end, pos + 1)).
@@ -303,13 +233,12 @@ __device__ __forceinline__ void warp_norm_rope(const T* src, const T* weight, co
 // lanes own D / 32 output dims that accumulate the V rows (coalesced); warps merge in shared memory at the end.
 // splits == 1: out = softmax(q k^T * scale) v in the model dtype; else running max, sum and unnormalised
 // output go to part_m / part_l / part_o for combine_kernel ((-inf, 0, 0) for a split past the position).
-// Shared memory (dynamic): 3 D model-dtype elements (two rows' q, a scratch row) + warps * (D + 2) accumulators.
-// PL > 0 (D = 32 PL): the norms and RoPE by single warps (warp_norm_rope), one barrier; PL = 0: block-wide.
+// Shared memory (dynamic): D model-dtype elements twice (work, q) + warps * (D + 2) accumulators.
 constexpr int ATTENTION_THREADS = 128;
 constexpr int ATTENTION_MAX_D = 128;  // D / 32 accumulators per lane: 4 registers at most
 
-template <typename T, int PL>
-__global__ void __launch_bounds__(ATTENTION_THREADS, 4)
+template <typename T>
+__global__ void __launch_bounds__(ATTENTION_THREADS)
 attention_kernel(const T* qkv, int64_t qkv_stride, const T* q_norm, const T* k_norm, const T* cos, const T* sin,
                  const int64_t* positions, T* k_cache, T* v_cache, T* out, int64_t out_stride,
                  typename Num<T>::acc* part_m, typename Num<T>::acc* part_l, typename Num<T>::acc* part_o,
@@ -322,8 +251,8 @@ attention_kernel(const T* qkv, int64_t qkv_stride, const T* q_norm, const T* k_n
   A* warp_acc = reinterpret_cast<A*>(attention_smem);  // WARPS x D
   A* warp_m = warp_acc + WARPS * D;
   A* warp_l = warp_m + WARPS;
-  T* q_rows = reinterpret_cast<T*>(warp_l + WARPS);  // S (<= 2) rows of D: each row's normalised, rotated q
-  T* work = q_rows + 2 * D;                           // the block-wide path's scratch row
+  T* work = reinterpret_cast<T*>(warp_l + WARPS);
+  T* q = work + D;
   __shared__ float scratch[32];
   const A scale = static_cast<A>(scale_arg);
   const int head = blockIdx.x, split = blockIdx.y, g = head / nrep;
@@ -331,52 +260,28 @@ attention_kernel(const T* qkv, int64_t qkv_stride, const T* q_norm, const T* k_n
   const int start = split * split_len;
   const int q_size = kv_heads * nrep * D;
   const int64_t head_cache = static_cast<int64_t>(g) * cache_len * D;
-  if constexpr (PL > 0) {  // D = 32 PL: warp m stores row m's k and v, warp S + m computes row m's q
-    if (warp < 2 * S) {
-      const int m = warp % S;
-      const int64_t position = positions[m];
-      const T* row = qkv + m * qkv_stride;
-      A values[PL];
-      if (warp < S) {
-        if (position >= start && position < start + split_len) {  // the split that holds the position
-          warp_norm_rope<T, PL>(row + q_size + g * D, k_norm, cos, sin, position, eps, lane, values);
-          const T* v = row + q_size + kv_heads * D + g * D;
-#pragma unroll
-          for (int i = 0; i < PL; ++i) {
-            k_cache[head_cache + position * D + lane + 32 * i] = Num<T>::round(values[i]);
-            v_cache[head_cache + position * D + lane + 32 * i] = v[lane + 32 * i];
-          }
-        }
-      } else {
-        warp_norm_rope<T, PL>(row + head * D, q_norm, cos, sin, position, eps, lane, values);
-#pragma unroll
-        for (int i = 0; i < PL; ++i) q_rows[m * D + lane + 32 * i] = Num<T>::round(values[i]);
+  for (int m = 0; m < S; ++m) {
+    const int64_t position = positions[m];
+    const T* row = qkv + m * qkv_stride;
+    const bool mine = position >= start && position < start + split_len;
+    T* slot = k_cache + head_cache + position * D;
+    // every thread calls norm_rope (barriers); only the owning split stores
+    norm_rope(row + q_size + g * D, k_norm, cos, sin, position, eps, D, work, q, scratch);
+    if (mine) {
+      const T* v = row + q_size + kv_heads * D + g * D;
+      for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        slot[d] = q[d];
+        v_cache[head_cache + position * D + d] = v[d];
       }
     }
-    __syncthreads();  // the cache rows and q_rows are read below by other threads of the block
-  } else {  // any even D <= ATTENTION_MAX_D: block-wide, through shared memory
-    for (int m = 0; m < S; ++m) {
-      const int64_t position = positions[m];
-      const T* row = qkv + m * qkv_stride;
-      T* q = q_rows + m * D;
-      norm_rope(row + q_size + g * D, k_norm, cos, sin, position, eps, D, work, q, scratch);
-      if (position >= start && position < start + split_len) {  // only the owning split stores
-        const T* v = row + q_size + kv_heads * D + g * D;
-        for (int d = threadIdx.x; d < D; d += blockDim.x) {
-          k_cache[head_cache + position * D + d] = q[d];
-          v_cache[head_cache + position * D + d] = v[d];
-        }
-      }
-      __syncthreads();  // q_rows[m] is rewritten next
-      norm_rope(row + head * D, q_norm, cos, sin, position, eps, D, work, q, scratch);
-    }
+    __syncthreads();  // q is rewritten next
   }
   constexpr int KV = 16 / sizeof(T);  // elements per 16-byte load of a K row
   const bool vector_k = D % KV == 0;  // rows then start 16-byte aligned (torch allocations are)
   for (int m = 0; m < S; ++m) {
     const int64_t position = positions[m];
     const int end = static_cast<int>(min(static_cast<int64_t>(start + split_len), position + 1));
-    const T* q = q_rows + m * D;
+    norm_rope(qkv + m * qkv_stride + head * D, q_norm, cos, sin, position, eps, D, work, q, scratch);
     A best = -INFINITY, total = A(0), acc[PER_LANE];
 #pragma unroll
     for (int i = 0; i < PER_LANE; ++i) acc[i] = A(0);
@@ -443,7 +348,7 @@ attention_kernel(const T* qkv, int64_t qkv_stride, const T* q_norm, const T* k_n
       part_m[head * splits + split] = overall;
       part_l[head * splits + split] = sum;
     }
-    __syncthreads();  // warp_acc is rewritten by the next row
+    __syncthreads();  // warp_acc, q are rewritten by the next row
   }
 }
 
