@@ -12,31 +12,26 @@ from qwen3_tts_ros.node.stream_input import CHECK_PERIOD_S
 
 
 class NodeEntities:
-    def __init__(self, node, outputs, playback, voice_services, streams, on_stop, publish_diagnostics, group):
-        self._node = node
-        self._outputs = outputs
-        self._playback = playback
-        self._voice_services = voice_services
-        self._streams = streams
-        self._on_stop = on_stop
+    def __init__(self, node, outputs, playback, publish_diagnostics, group):
+        self._node, self._group = node, group
+        self._outputs, self._playback = outputs, playback
         self._publish_diagnostics = publish_diagnostics
-        self._group = group
         self._inputs: list = []  # (destroy function, entity): subscription, service, timer made by configure
         self._diagnostics_timer = None
 
-    def create(self, v: dict[str, Any]) -> None:
+    def create(self, v: dict[str, Any], voice_services, check_timeouts, on_stop) -> None:
         """Configure's topics and services (called with the outputs' lock held)."""
         node = self._node
         self._outputs.create(v)
-        self._inputs += self._voice_services.create(node, self._group)
+        self._inputs += voice_services.create(node, self._group)
         self.start_diagnostics(v["diagnostics.period_s"])
         self._keep(
             node.destroy_timer,
-            node.create_timer(CHECK_PERIOD_S, self._streams.check_timeouts, callback_group=self._group),
+            node.create_timer(CHECK_PERIOD_S, check_timeouts, callback_group=self._group),
         )
         self._keep(
             node.destroy_service,
-            node.create_service(Trigger, "~/stop", self._on_stop, callback_group=self._group),
+            node.create_service(Trigger, "~/stop", on_stop, callback_group=self._group),
         )
 
     def start_diagnostics(self, period_s: float) -> None:

@@ -107,8 +107,7 @@ class TtsNode(LifecycleNode):
             self.create_subscription(msg_type, topic, callback, TEXT_DEPTH, callback_group=self._text_group)
         self.create_timer(REPORT_PERIOD_S, self._text.warnings.flush, callback_group=self._io_group)
         self._entities = NodeEntities(
-            self, self._outputs, self._playback, self._voice_services, self._streams, self._on_stop,
-            self._publish_diagnostics, self._io_group,
+            self, self._outputs, self._playback, self._publish_diagnostics, self._io_group
         )
         self._entities.start_diagnostics(self.get_parameter("diagnostics.period_s").value)
 
@@ -149,7 +148,7 @@ class TtsNode(LifecycleNode):
             with self._outputs.lock:  # close() sets _closing under it: no entities made after its cleanup
                 if self._closing:
                     raise ShuttingDown
-                self._entities.create(v)
+                self._entities.create(v, self._voice_services, self._streams.check_timeouts, self._on_stop)
                 self._configured = True
                 self._configure_error = ""
                 self._state_label = "inactive"
