@@ -5,7 +5,8 @@ subscription (its own mutually exclusive group: texts in arrival order) and, in 
 service and the diagnostics timer, so they keep being served while a transition waits. Every torch/CUDA call
 happens on the SynthesisWorker's thread (worker.py); transitions hand it their heavy work (load, capture +
 warm-up, release: loaded_model.py) and wait for the result. Text in: text_input.py; what is published:
-outputs.py (the worker's Sink); signals, the spin loop and the exit: process.py.
+outputs.py (the worker's Sink); what configure creates and cleanup destroys, and the
+/diagnostics timer: node_entities.py; signals, the spin loop and the exit: process.py.
 
 Lifecycle (rclpy swallows exceptions raised in on_* callbacks, so each one catches, logs one line naming the
 cause and returns FAILURE; /diagnostics then reports it as an ERROR until a configure succeeds):
@@ -27,7 +28,6 @@ import concurrent.futures
 import socket
 import time
 import traceback
-from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
@@ -42,6 +42,7 @@ from qwen3_tts_ros.msg import TextChunk, TtsRequest
 from qwen3_tts_ros.node import params as P
 from qwen3_tts_ros.node.counted_log import REPORT_PERIOD_S
 from qwen3_tts_ros.node.diagnostics import diagnostic_array, synthesis_status
+from qwen3_tts_ros.node.node_entities import NodeEntities
 from qwen3_tts_ros.node.outputs import NodeOutputs
 from qwen3_tts_ros.node.playback import PlaybackError
 from qwen3_tts_ros.node.playback_sink import PlaybackSink
@@ -49,7 +50,7 @@ from qwen3_tts_ros.node.process import SPIN_TIMEOUT_S, ExitSignals, exit_now, sp
 from qwen3_tts_ros.node.say_action import SayActionServer
 from qwen3_tts_ros.node.settings import load_config
 from qwen3_tts_ros.node.startup import import_engine_quietly, waiting_for_configure
-from qwen3_tts_ros.node.stream_input import CHECK_PERIOD_S, StreamInput
+from qwen3_tts_ros.node.stream_input import StreamInput
 from qwen3_tts_ros.node.text_input import TextInput
 from qwen3_tts_ros.node.voice_services import VoiceServices
 from qwen3_tts_ros.node.worker import SynthesisWorker
@@ -86,7 +87,6 @@ class TtsNode(LifecycleNode):
         self._closing = False
         self._state_label = "unconfigured"
         self._hardware_id = socket.gethostname()
-        self._inputs: list = []  # (destroy function, entity): subscription, service, timer made by configure
         self._outputs = NodeOutputs(self)
         self._playback = PlaybackSink(self, self._outputs, self.get_logger())  # the worker's Sink
         self._worker = SynthesisWorker(sink=self._playback, logger=self.get_logger())
@@ -106,8 +106,10 @@ class TtsNode(LifecycleNode):
         ):
             self.create_subscription(msg_type, topic, callback, TEXT_DEPTH, callback_group=self._text_group)
         self.create_timer(REPORT_PERIOD_S, self._text.warnings.flush, callback_group=self._io_group)
-        self._diagnostics_timer = None
-        self._start_diagnostics(self.get_parameter("diagnostics.period_s").value)
+        self._entities = NodeEntities(
+            self, self._outputs, self._playback, self._publish_diagnostics, self._io_group
+        )
+        self._entities.start_diagnostics(self.get_parameter("diagnostics.period_s").value)
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, parameters) -> SetParametersResult:
@@ -146,7 +148,7 @@ class TtsNode(LifecycleNode):
             with self._outputs.lock:  # close() sets _closing under it: no entities made after its cleanup
                 if self._closing:
                     raise ShuttingDown
-                self._create_entities(v)
+                self._entities.create(v, self._voice_services, self._streams.check_timeouts, self._on_stop)
                 self._configured = True
                 self._configure_error = ""
                 self._state_label = "inactive"
@@ -244,7 +246,7 @@ class TtsNode(LifecycleNode):
             pass  # the worker releases what it holds when it ends
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f"releasing after the failed {what} failed too: {exc}")
-        self._destroy_entities()
+        self._entities.destroy()
         self._state_label = "unconfigured"
         return TransitionCallbackReturn.FAILURE
 
@@ -271,50 +273,11 @@ class TtsNode(LifecycleNode):
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f"{what}: releasing the model failed: {type(exc).__name__}: {exc}")
             message, result = "release failed", TransitionCallbackReturn.FAILURE
-        self._destroy_entities()
+        self._entities.destroy()
         self._configured = False
         self._state_label = final_label
         self.get_logger().info(f"{what}: {message}")
         return result
-
-    # ------------------------------------------------------------------ ROS entities
-    def _create_entities(self, v: dict[str, Any]) -> None:
-        """Configure's topics and services (called with the outputs' lock held)."""
-        self._outputs.create(v)
-        self._inputs += self._voice_services.create(self, self._io_group)
-        self._start_diagnostics(v["diagnostics.period_s"])
-        self._keep(
-            self.destroy_timer,
-            self.create_timer(CHECK_PERIOD_S, self._streams.check_timeouts, callback_group=self._io_group),
-        )
-        self._keep(
-            self.destroy_service,
-            self.create_service(Trigger, "~/stop", self._on_stop, callback_group=self._io_group),
-        )
-
-    def _start_diagnostics(self, period_s: float) -> None:
-        """/diagnostics every period_s (0: none), in every state: at start-up with the period the node was
-        started with, again at configure (diagnostics.period_s is applied there)."""
-        if self._diagnostics_timer is not None:
-            if self._diagnostics_timer.timer_period_ns == round(period_s * 1e9):
-                return
-            self.destroy_timer(self._diagnostics_timer)
-            self._diagnostics_timer = None
-        if period_s > 0:
-            self._diagnostics_timer = self.create_timer(
-                period_s, self._publish_diagnostics, callback_group=self._io_group
-            )
-
-    def _keep(self, destroy, entity) -> None:
-        self._inputs.append((destroy, entity))
-
-    def _destroy_entities(self) -> None:
-        self._playback.close()
-        with self._outputs.lock:
-            while self._inputs:
-                destroy, entity = self._inputs.pop()
-                destroy(entity)
-        self._outputs.destroy()
 
     # ------------------------------------------------------------------ executor callbacks (cheap only)
     def _refusal(self) -> str:
@@ -372,7 +335,7 @@ class TtsNode(LifecycleNode):
                 executor.spin_once(timeout_sec=0.02)
             for _ in range(RESULT_SEND_SPINS):
                 executor.spin_once(timeout_sec=0.02)
-        self._destroy_entities()
+        self._entities.destroy()
         return ended
 
 

@@ -272,7 +272,7 @@ def test_stream_stdin_without_text_exits_2(tiny_custom_voice_dir, tmp_path):
 
 def test_runaway_guard_flags_reach_the_engine_config():
     """On by default with the engine's RunawayGuard values; 0 frames per token turns it off."""
-    from qwen3_tts_ros.cli import build_parser, engine_config
+    from qwen3_tts_ros.cli_args import build_parser, engine_config
     from qwen3_tts_ros.engine.types import RunawayGuard
 
     assert engine_config(build_parser().parse_args(["Hi."])).runaway() == RunawayGuard()
