@@ -71,7 +71,7 @@ def load_config(model_dir, device: str) -> LoadConfig:
     engine = EngineConfig(
         model=str(model_dir), allow_download=False, device=device,
         dtype="bfloat16" if device == "cuda" else "float32", max_seq_len=2048, use_cuda_graphs=True,
-        compile=True, prefill_buckets=(32, 64, 128, 256),
+        frame_path="auto", prefill_buckets=(32, 64, 128, 256),
     )
     return LoadConfig(
         engine=engine, mode="", language="Auto", speaker="", instruct="", ref_audio="", ref_text="",

@@ -19,8 +19,8 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 WS = os.environ.get("QWEN3_TTS_ROS_WS")
 pytestmark = pytest.mark.skipif(not WS, reason="run through scripts/test.sh (needs the colcon workspace)")
 # What the package is built and tested from (scripts/setup_env.sh's list, plus the tests).
-SOURCES = ("CMakeLists.txt", "package.xml", "setup.py", "LICENSE", "resource", "msg", "action", "launch",
-           "config", "scripts", "qwen3_tts_ros", "test", "bench", "pytest.ini")  # fmt: skip
+SOURCES = ("CMakeLists.txt", "package.xml", "setup.py", "LICENSE", "resource", "msg", "srv", "action",
+           "launch", "config", "scripts", "qwen3_tts_ros", "test", "bench", "pytest.ini")  # fmt: skip
 SUBSET = "test_text_split or test_install_layout"
 
 

@@ -12,7 +12,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
 
-from qwen3_tts_ros.engine.types import SamplingParams  # noqa: E402
+from qwen3_tts_ros.engine.types import SAMPLING_RULES, SamplingParams  # noqa: E402
 from qwen3_tts_ros.node import params as P  # noqa: E402
 from qwen3_tts_ros.node.tts_node import TtsNode  # noqa: E402
 
@@ -78,6 +78,6 @@ def test_the_model_default_values_are_accepted_and_mean_none(node):
             result = node.set_parameters([Parameter(spec.name, value=spec.default)])[0]
             assert result.successful, (spec.name, result.reason)
     overrides = P.sampling_overrides(P.read_all(node))
-    assert set(overrides) == {f for f in P.SAMPLING_RULES if f != "min_new_tokens"}
+    assert set(overrides) == {f for f in SAMPLING_RULES if f != "min_new_tokens"}
     given = {name for name, value in overrides.items() if value is not None}
     assert given == {"do_sample", "subtalker_dosample"}  # booleans have no "model default" value
