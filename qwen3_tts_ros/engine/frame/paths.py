@@ -49,11 +49,11 @@ FRAME_PATHS: list[type[FramePath]] = [
 ]
 
 
-# "auto" on CUDA: the first of these that can run there, fastest first (BENCHMARKS.md: fused Triton 3.8 ms
-# a 0.6B frame on an H100; the fused CUDA C++ frame, for a torch without Triton, built once by the machine's
-# nvcc; compiled 7.3; eager 17). On other devices the eager reference frame, which is the spec every other
-# path is checked against (the Triton interpreter runs the fused frame on the CPU only when a test asks for
-# it by name).
+# "auto" on CUDA: the first of these that can run there, fastest first (BENCHMARKS.md: fused Triton 3.5 ms
+# a 0.6B frame on an H200; the fused CUDA C++ frame, for a torch without Triton, built once by the machine's
+# nvcc; compiled 7.3 and eager 17 on an H100). On other devices the eager reference frame, which is the spec
+# every other path is checked against (the Triton interpreter runs the fused frame on the CPU only when a test
+# asks for it by name).
 AUTO_ORDER = ("fused-triton", "fused-cuda", "compiled", "eager")
 
 
